@@ -1,0 +1,85 @@
+"""Daily check-in (打卡/签到): once per Asia/Shanghai day, with streaks and bonus points."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.base import GameAction
+from actions.clock import local_day, next_local_midnight
+from actions.context import Speaker
+from actions.posts import post_to_group, render
+from actions.runtime import Services
+
+
+class ActionCheckIn(GameAction):
+    """Check the member in and say their streak and points."""
+
+    def name(self) -> str:
+        """Paired with `action_check_in` in domain.yml."""
+        return "action_check_in"
+
+    async def play(
+        self,
+        dispatcher: CollectingDispatcher,
+        who: Speaker,
+        svc: Services,
+        tracker: Tracker,
+        domain: dict[str, Any],
+    ) -> list[EventType]:
+        """Check in atomically; announce milestone streaks in the group."""
+        rules = svc.games.checkin
+        now = svc.clock.now()
+        today = local_day(now)
+        result = await svc.store.check_in(
+            user=who.user,
+            group=who.group,
+            msgid=who.msgid,
+            today=today.isoformat(),
+            yesterday=(today - timedelta(days=1)).isoformat(),
+            base_points=rules.base_points,
+            streak_bonus=rules.streak_bonus,
+            now=int(now.timestamp()),
+        )
+        streak, points = result["streak"], result["points"]
+        if result["status"] == "already":
+            opens = next_local_midnight(now)
+            dispatcher.utter_message(
+                response="utter_checkin_already",
+                streak=streak,
+                points=points,
+                next_open=f"{opens:%m月%d日} 0 点",
+            )
+            return []
+        earned = result["earned"]
+        bonus = earned - rules.base_points
+        if bonus > 0:
+            dispatcher.utter_message(
+                response="utter_checkin_bonus",
+                streak=streak, earned=earned, bonus=bonus, points=points,
+            )
+        else:
+            next_bonus = min((d for d in rules.streak_bonus if d > streak), default=None)
+            if next_bonus is not None:
+                dispatcher.utter_message(
+                    response="utter_checkin_done_next",
+                    streak=streak, earned=earned, points=points,
+                    days_to_bonus=next_bonus - streak,
+                    next_bonus=rules.streak_bonus[next_bonus],
+                )
+            else:
+                dispatcher.utter_message(
+                    response="utter_checkin_done", streak=streak, earned=earned, points=points
+                )
+        if streak in rules.announce_streaks and who.in_group:
+            text = render(domain, "utter_announce_streak", user=who.user, streak=streak)
+            if text:
+                await post_to_group(
+                    svc.store, group=who.group, text=text,
+                    idem=f"streak:{who.msgid}", mention=who.user,
+                )
+        return []

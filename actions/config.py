@@ -1,0 +1,322 @@
+"""Operator-editable brand facts and game rules, validated with file:line:field errors.
+
+Operators edit ``data/brand.yml`` and ``data/games.yml``; a typo must stop the action
+server at start-up with a message that names the file, the line and the field, never
+surface later as a member-facing crash.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Extra, Field, ValidationError, root_validator, validator
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from actions.clock import SHANGHAI
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BRAND_FILE = PROJECT_ROOT / "data" / "brand.yml"
+DEFAULT_GAMES_FILE = PROJECT_ROOT / "data" / "games.yml"
+
+
+class ConfigError(Exception):
+    """A config file is invalid; the message names file, line and field."""
+
+
+class _Strict(BaseModel):
+    class Config:
+        extra = Extra.forbid
+        anystr_strip_whitespace = True
+
+
+def _parse_local_time(value: Any) -> datetime:
+    """Accept '2026-01-01 00:00', a date or a datetime; naive means Asia/Shanghai."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("/", "-"))
+        except ValueError as exc:
+            raise ValueError("expected a time like 2026-01-01 00:00") from exc
+    else:
+        raise ValueError("expected a time like 2026-01-01 00:00")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=SHANGHAI)
+
+
+# ---------------------------------------------------------------- brand facts
+class Store(_Strict):
+    """A physical store members ask about."""
+
+    id: str = Field(regex=r"^[a-z0-9_]+$")
+    name: str = Field(min_length=1)
+    aliases: list[str] = []
+    address: str
+    hours: str
+    phone: str = ""
+
+
+class Delivery(_Strict):
+    """Delivery terms quoted by the FAQ."""
+
+    radius_km: float = Field(gt=0)
+    min_order_yuan: float = Field(ge=0)
+    fee_yuan: float = Field(ge=0)
+    free_over_yuan: float = Field(ge=0)
+    hours: str
+    channels: str
+
+
+class Brand(_Strict):
+    """Facts about the brand that FAQ answers and game replies quote."""
+
+    id: str = Field(regex=r"^[a-z0-9_]+$")
+    name: str
+    bot_name: str
+    hotline: str
+    service_hours: str
+    opening_hours: str
+    delivery: Delivery
+    membership: str
+    refund: str
+    invoice: str
+    stores: list[Store] = Field(min_items=1)
+
+    def template_vars(self) -> dict[str, Any]:
+        """Flatten the facts into the {placeholders} used by responses in domain.yml."""
+        return {
+            "brand_name": self.name,
+            "bot_name": self.bot_name,
+            "hotline": self.hotline,
+            "service_hours": self.service_hours,
+            "opening_hours": self.opening_hours,
+            "delivery_radius_km": _num(self.delivery.radius_km),
+            "delivery_min_order": _num(self.delivery.min_order_yuan),
+            "delivery_fee": _num(self.delivery.fee_yuan),
+            "delivery_free_over": _num(self.delivery.free_over_yuan),
+            "delivery_hours": self.delivery.hours,
+            "delivery_channels": self.delivery.channels,
+            "membership": self.membership,
+            "refund_policy": self.refund,
+            "invoice_policy": self.invoice,
+            "store_list": "\n".join(f"· {s.name}：{s.address}（{s.hours}）" for s in self.stores),
+        }
+
+
+def _num(value: float) -> str:
+    """Print 3.0 as 3 and 2.5 as 2.5, as people write prices."""
+    return f"{value:g}"
+
+
+# ---------------------------------------------------------------- game rules
+class CheckinRules(_Strict):
+    """Daily check-in: base points plus a bonus on the day a streak reaches N."""
+
+    base_points: int = Field(ge=0, le=10_000)
+    streak_bonus: dict[int, int] = {}
+    announce_streaks: list[int] = []
+    leaderboard_size: int = Field(10, ge=1, le=50)
+
+    @validator("streak_bonus")
+    def _positive_days(cls, value: dict[int, int]) -> dict[int, int]:  # noqa: N805
+        for day, bonus in value.items():
+            if day < 2 or bonus < 0:
+                raise ValueError("streak days must be ≥ 2 and bonuses ≥ 0")
+        return value
+
+    def points_for_streak(self, streak: int) -> int:
+        """Points earned by the check-in that makes the streak this long."""
+        return self.base_points + self.streak_bonus.get(streak, 0)
+
+
+class CouponTemplate(_Strict):
+    """What an issued coupon says: its name, value, conditions and how long it lasts."""
+
+    name: str
+    value_yuan: float = Field(gt=0)
+    condition: str = ""
+    valid_days: int = Field(ge=1, le=366)
+
+
+class CouponCampaign(CouponTemplate):
+    """A claimable coupon with finite stock, a per-member limit and a claim window."""
+
+    id: str = Field(regex=r"^[a-z0-9_]+$")
+    aliases: list[str] = []
+    stock: int = Field(ge=0)
+    per_member_limit: int = Field(ge=1)
+    starts: datetime
+    ends: datetime
+
+    _times = validator("starts", "ends", pre=True, allow_reuse=True)(_parse_local_time)
+
+    @root_validator(skip_on_failure=True)
+    def _window(cls, values: dict[str, Any]) -> dict[str, Any]:  # noqa: N805
+        if values["ends"] <= values["starts"]:
+            raise ValueError("ends must be after starts")
+        return values
+
+
+class Prize(_Strict):
+    """One outcome of the lucky draw; weight is relative, stock None means unlimited."""
+
+    id: str = Field(regex=r"^[a-z0-9_]+$")
+    name: str
+    weight: int = Field(ge=0)
+    stock: int | None = Field(None, ge=0)
+    kind: Literal["coupon", "points", "nothing"]
+    points: int = Field(0, ge=0)
+    coupon: CouponTemplate | None = None
+    announce: bool = False
+
+    @root_validator(skip_on_failure=True)
+    def _payload(cls, values: dict[str, Any]) -> dict[str, Any]:  # noqa: N805
+        kind = values["kind"]
+        if kind == "coupon" and values.get("coupon") is None:
+            raise ValueError("a coupon prize needs a 'coupon:' block")
+        if kind == "points" and not values.get("points"):
+            raise ValueError("a points prize needs 'points:' > 0")
+        return values
+
+
+class LuckyDraw(_Strict):
+    """Daily lucky draw: limit per member, optional points cost, weighted prizes."""
+
+    daily_limit: int = Field(ge=1, le=100)
+    cost_points: int = Field(0, ge=0)
+    prizes: list[Prize] = Field(min_items=1)
+
+    @validator("prizes")
+    def _one_unlimited_consolation(cls, prizes: list[Prize]) -> list[Prize]:  # noqa: N805
+        consolation = [p for p in prizes if p.kind == "nothing" and p.stock is None]
+        if len(consolation) != 1:
+            raise ValueError(
+                "exactly one prize must be kind: nothing without stock "
+                "(a sold-out prize's chance falls to it, so odds never change)"
+            )
+        if sum(p.weight for p in prizes) <= 0:
+            raise ValueError("the weights must add up to more than 0")
+        return prizes
+
+    @property
+    def consolation(self) -> Prize:
+        """The prize that a draw falls back to when the drawn prize is sold out."""
+        return next(p for p in self.prizes if p.kind == "nothing" and p.stock is None)
+
+
+class Reward(CouponTemplate):
+    """A points-shop item: spend points, receive a coupon."""
+
+    id: str = Field(regex=r"^[a-z0-9_]+$")
+    aliases: list[str] = []
+    cost_points: int = Field(ge=1)
+    stock: int | None = Field(None, ge=0)
+
+
+class Games(_Strict):
+    """All game rules an operator can change without a programmer."""
+
+    checkin: CheckinRules
+    coupons: list[CouponCampaign] = []
+    lucky_draw: LuckyDraw
+    rewards: list[Reward] = []
+
+    @root_validator(skip_on_failure=True)
+    def _unique_ids(cls, values: dict[str, Any]) -> dict[str, Any]:  # noqa: N805
+        for field in ("coupons", "rewards"):
+            ids = [item.id for item in values[field]]
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            if dupes:
+                raise ValueError(f"{field}: duplicate id {', '.join(dupes)}")
+        prize_ids = [p.id for p in values["lucky_draw"].prizes]
+        if len(set(prize_ids)) != len(prize_ids):
+            raise ValueError("lucky_draw.prizes: duplicate id")
+        return values
+
+
+# ---------------------------------------------------------------- loading
+def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
+    """Follow a pydantic error location through ruamel's nodes to a 1-based line number."""
+    line: int | None = None
+    for key in loc:
+        lc = getattr(node, "lc", None)
+        if lc is None:
+            break
+        try:
+            if isinstance(node, list) and isinstance(key, int):
+                line = lc.item(key)[0] + 1
+            elif isinstance(node, dict) and key in node:
+                line = lc.key(key)[0] + 1
+            else:
+                break
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            break
+    if line is None and getattr(node, "lc", None) is not None:
+        line = int(node.lc.line) + 1
+    return line
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return YAML(typ="rt").load(text)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}{where}: {problem}") from None
+
+
+def _validate(path: Path, raw: Any, model: type[BaseModel], root: str | None) -> Any:
+    data = raw.get(root) if root and isinstance(raw, dict) else raw
+    if data is None:
+        raise ConfigError(f"{path}: expected a top-level '{root}:' mapping")
+    try:
+        return model.parse_obj(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            loc = tuple(part for part in loc if part != "__root__")
+            line = _line_of(data, loc)
+            field = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc)
+            field = field.replace(".[", "[") or (root or "(top level)")
+            where = f"{path}:{line}" if line else str(path)
+            problems.append(f"{where}: {field}: {err['msg']}")
+        raise ConfigError("\n".join(problems)) from None
+
+
+def load_brand(path: Path | None = None) -> Brand:
+    """Load and validate the brand facts."""
+    path = path or Path(os.environ.get("QZ_BRAND_FILE", DEFAULT_BRAND_FILE))
+    brand: Brand = _validate(path, _load_yaml(path), Brand, "brand")
+    return brand
+
+
+def load_games(path: Path | None = None) -> Games:
+    """Load and validate the game rules."""
+    path = path or Path(os.environ.get("QZ_GAMES_FILE", DEFAULT_GAMES_FILE))
+    games: Games = _validate(path, _load_yaml(path), Games, None)
+    return games
+
+
+@lru_cache(maxsize=1)
+def brand() -> Brand:
+    """The brand facts of this process (loaded once; restart to pick up edits)."""
+    return load_brand()
+
+
+@lru_cache(maxsize=1)
+def games() -> Games:
+    """The game rules of this process (loaded once; restart to pick up edits)."""
+    return load_games()

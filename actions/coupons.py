@@ -1,0 +1,146 @@
+"""Coupons (领券): atomic claims with stock and per-member limits, and the member's wallet."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.base import GameAction
+from actions.catalogue import find_named
+from actions.codes import coupon_record, codes_in, new_code
+from actions.config import CouponCampaign
+from actions.context import Speaker
+from actions.runtime import Services
+
+CODE_RETRIES = 5
+
+
+def _open_campaigns(campaigns: list[CouponCampaign], now: datetime) -> list[CouponCampaign]:
+    return [c for c in campaigns if c.starts <= now <= c.ends]
+
+
+def _menu(campaigns: list[CouponCampaign]) -> str:
+    return "\n".join(f"· {c.name}（{c.condition}）" for c in campaigns)
+
+
+class ActionClaimCoupon(GameAction):
+    """Issue the coupon the member asked for, or explain kindly why not."""
+
+    def name(self) -> str:
+        """Paired with `action_claim_coupon` in domain.yml."""
+        return "action_claim_coupon"
+
+    async def play(
+        self,
+        dispatcher: CollectingDispatcher,
+        who: Speaker,
+        svc: Services,
+        tracker: Tracker,
+        domain: dict[str, Any],
+    ) -> list[EventType]:
+        """Pick the campaign by name (or the only open one) and claim it atomically."""
+        now = svc.clock.now()
+        campaign = find_named(svc.games.coupons, who.text)
+        if campaign is None:
+            open_now = _open_campaigns(svc.games.coupons, now)
+            if not open_now:
+                dispatcher.utter_message(response="utter_coupon_none_open")
+                return []
+            if len(open_now) > 1:
+                dispatcher.utter_message(response="utter_coupon_choose", menu=_menu(open_now))
+                return []
+            campaign = open_now[0]
+        for _ in range(CODE_RETRIES):
+            code = new_code()
+            record = coupon_record(
+                code=code, name=campaign.name, value_yuan=campaign.value_yuan,
+                condition=campaign.condition, now=now, valid_days=campaign.valid_days,
+                source=f"campaign:{campaign.id}",
+            )
+            result = await svc.store.claim_coupon(
+                campaign=campaign.id, user=who.user, msgid=who.msgid,
+                now=int(now.timestamp()), starts=int(campaign.starts.timestamp()),
+                ends=int(campaign.ends.timestamp()), stock=campaign.stock,
+                per_member_limit=campaign.per_member_limit, code=code, coupon=record,
+            )
+            if result["status"] != "code_taken":
+                break
+        status = result["status"]
+        if status == "issued":
+            wallet = {c["code"]: c for c in await svc.store.wallet(who.user)}
+            issued = wallet.get(result["code"], record)
+            dispatcher.utter_message(
+                response="utter_coupon_issued", name=campaign.name, code=result["code"],
+                condition=campaign.condition, expires=issued["expires"],
+            )
+        elif status == "not_started":
+            dispatcher.utter_message(
+                response="utter_coupon_not_started", name=campaign.name,
+                starts=f"{campaign.starts:%m月%d日 %H:%M}",
+            )
+        elif status == "ended":
+            dispatcher.utter_message(response="utter_coupon_ended", name=campaign.name)
+        elif status == "limit_reached":
+            dispatcher.utter_message(
+                response="utter_coupon_limit", name=campaign.name,
+                limit=campaign.per_member_limit,
+            )
+        elif status == "sold_out":
+            dispatcher.utter_message(response="utter_coupon_sold_out", name=campaign.name)
+        else:
+            dispatcher.utter_message(response="utter_busy")
+        return []
+
+
+class ActionMyCoupons(GameAction):
+    """List the member's unexpired coupons, or check a code they pasted."""
+
+    def name(self) -> str:
+        """Paired with `action_my_coupons` in domain.yml."""
+        return "action_my_coupons"
+
+    async def play(
+        self,
+        dispatcher: CollectingDispatcher,
+        who: Speaker,
+        svc: Services,
+        tracker: Tracker,
+        domain: dict[str, Any],
+    ) -> list[EventType]:
+        """Show the wallet; a pasted code is checked against what we issued."""
+        now = int(svc.clock.now().timestamp())
+        wallet = await svc.store.wallet(who.user)
+        pasted = codes_in(who.text)
+        if pasted:
+            code = pasted[0]
+            mine = {c["code"]: c for c in wallet}
+            if code in mine:
+                coupon = mine[code]
+                response = (
+                    "utter_code_yours_expired" if coupon["expires_at"] < now
+                    else "utter_code_yours"
+                )
+                dispatcher.utter_message(
+                    response=response, code=code, name=coupon["name"],
+                    expires=coupon["expires"], condition=coupon["condition"],
+                )
+            elif await svc.store.code_owner(code) is not None:
+                dispatcher.utter_message(response="utter_code_not_yours", code=code)
+            else:
+                dispatcher.utter_message(response="utter_code_unknown", code=code)
+            return []
+        usable = sorted(
+            (c for c in wallet if c["expires_at"] >= now), key=lambda c: c["expires_at"]
+        )
+        if not usable:
+            dispatcher.utter_message(response="utter_my_coupons_empty")
+            return []
+        lines = "\n".join(
+            f"· {c['name']}  {c['code']}（{c['expires']} 前有效）" for c in usable
+        )
+        dispatcher.utter_message(response="utter_my_coupons", count=len(usable), coupons=lines)
+        return []

@@ -1,0 +1,102 @@
+"""Lucky draw (抽奖): daily limit, weighted prizes with finite stock, every draw audited."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.base import GameAction
+from actions.clock import local_day
+from actions.codes import coupon_record, new_code
+from actions.context import Speaker
+from actions.posts import post_to_group, render
+from actions.runtime import Services
+
+CODE_RETRIES = 5
+
+
+class ActionLuckyDraw(GameAction):
+    """Draw once for the member and tell them what they won."""
+
+    def name(self) -> str:
+        """Paired with `action_lucky_draw` in domain.yml."""
+        return "action_lucky_draw"
+
+    async def play(
+        self,
+        dispatcher: CollectingDispatcher,
+        who: Speaker,
+        svc: Services,
+        tracker: Tracker,
+        domain: dict[str, Any],
+    ) -> list[EventType]:
+        """The random number comes from `secrets`; Redis does the pick so stock stays exact."""
+        rules = svc.games.lucky_draw
+        now = svc.clock.now()
+        total = sum(p.weight for p in rules.prizes)
+        prizes = [
+            {"id": p.id, "weight": p.weight, "stock": -1 if p.stock is None else p.stock,
+             "kind": p.kind, "points": p.points}
+            for p in rules.prizes
+        ]
+        by_id = {p.id: p for p in rules.prizes}
+        r = secrets.randbelow(total)
+        for _ in range(CODE_RETRIES):
+            code = new_code()
+            coupons = {
+                p.id: coupon_record(
+                    code=code, name=p.coupon.name, value_yuan=p.coupon.value_yuan,
+                    condition=p.coupon.condition, now=now, valid_days=p.coupon.valid_days,
+                    source=f"draw:{p.id}",
+                )
+                for p in rules.prizes if p.kind == "coupon" and p.coupon is not None
+            }
+            result = await svc.store.draw(
+                user=who.user, group=who.group, msgid=who.msgid,
+                today=local_day(now).isoformat(), daily_limit=rules.daily_limit,
+                cost=rules.cost_points, r=r, prizes=prizes,
+                consolation=rules.consolation.id, code=code, coupons=coupons,
+                now=int(now.timestamp()),
+            )
+            if result["status"] != "code_taken":
+                break
+        status = result["status"]
+        if status == "limit_reached":
+            dispatcher.utter_message(response="utter_draw_limit", limit=rules.daily_limit)
+            return []
+        if status == "insufficient":
+            dispatcher.utter_message(
+                response="utter_draw_insufficient", cost=rules.cost_points,
+                points=result["points"],
+            )
+            return []
+        if status != "drawn":
+            dispatcher.utter_message(response="utter_busy")
+            return []
+        prize = by_id[result["prize"]]
+        if prize.kind == "coupon":
+            dispatcher.utter_message(
+                response="utter_draw_won_coupon", prize=prize.name, code=result["code"],
+                draws_left=result["draws_left"],
+            )
+        elif prize.kind == "points":
+            dispatcher.utter_message(
+                response="utter_draw_won_points", prize=prize.name, amount=prize.points,
+                points=result["points"], draws_left=result["draws_left"],
+            )
+        else:
+            dispatcher.utter_message(
+                response="utter_draw_nothing", draws_left=result["draws_left"]
+            )
+        if prize.announce and who.in_group:
+            text = render(domain, "utter_announce_draw_winner", user=who.user, prize=prize.name)
+            if text:
+                await post_to_group(
+                    svc.store, group=who.group, text=text, idem=f"draw:{who.msgid}",
+                    mention=who.user,
+                )
+        return []

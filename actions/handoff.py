@@ -1,0 +1,64 @@
+"""Hand a member over to a person: tell them, and queue the request with recent context."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.base import GameAction
+from actions.context import Speaker
+from actions.runtime import Services
+
+HANDOFF_STREAM = "handoff"
+HISTORY_TURNS = 10
+
+
+def recent_conversation(tracker: Tracker, limit: int = HISTORY_TURNS) -> list[dict[str, str]]:
+    """The last few member and bot lines, so staff need not ask again."""
+    lines: list[dict[str, str]] = []
+    for event in tracker.events:
+        kind = event.get("event")
+        text = event.get("text")
+        if kind in ("user", "bot") and isinstance(text, str) and text:
+            lines.append({"from": "member" if kind == "user" else "bot", "text": text[:500]})
+    return lines[-limit:]
+
+
+class ActionHumanHandoff(GameAction):
+    """Queue a handoff request for staff and tell the member who will follow up."""
+
+    def name(self) -> str:
+        """Paired with `action_human_handoff` in domain.yml."""
+        return "action_human_handoff"
+
+    async def play(
+        self,
+        dispatcher: CollectingDispatcher,
+        who: Speaker,
+        svc: Services,
+        tracker: Tracker,
+        domain: dict[str, Any],
+    ) -> list[EventType]:
+        """Append once per message to the handoff stream the bridge delivers to staff."""
+        await svc.store.append_once(
+            HANDOFF_STREAM,
+            who.msgid,
+            {
+                "user": who.user,
+                "group": who.group,
+                "conversation_id": tracker.sender_id or "",
+                "text": who.text[:500],
+                "history": json.dumps(recent_conversation(tracker), ensure_ascii=False),
+                "at": str(int(svc.clock.now().timestamp())),
+            },
+        )
+        dispatcher.utter_message(
+            response="utter_handoff",
+            hotline=svc.brand.hotline,
+            service_hours=svc.brand.service_hours,
+        )
+        return [SlotSet("handoff_offered", False)]

@@ -1,0 +1,76 @@
+"""Points shop (积分兑换): points deducted and coupon issued together, or neither."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.base import GameAction
+from actions.catalogue import find_named
+from actions.codes import coupon_record, new_code
+from actions.context import Speaker
+from actions.runtime import Services
+
+CODE_RETRIES = 5
+
+
+class ActionRedeemPoints(GameAction):
+    """Redeem the reward the member named, or show the shop with their balance."""
+
+    def name(self) -> str:
+        """Paired with `action_redeem_points` in domain.yml."""
+        return "action_redeem_points"
+
+    async def play(
+        self,
+        dispatcher: CollectingDispatcher,
+        who: Speaker,
+        svc: Services,
+        tracker: Tracker,
+        domain: dict[str, Any],
+    ) -> list[EventType]:
+        """Without a named reward, list the shop; with one, redeem it atomically."""
+        rewards = svc.games.rewards
+        if not rewards:
+            dispatcher.utter_message(response="utter_redeem_shop_closed")
+            return []
+        reward = find_named(rewards, who.text)
+        if reward is None:
+            stats = await svc.store.member_stats(who.user)
+            menu = "\n".join(f"· {r.name}：{r.cost_points} 积分" for r in rewards)
+            dispatcher.utter_message(response="utter_redeem_menu", menu=menu, points=stats.points)
+            return []
+        now = svc.clock.now()
+        for _ in range(CODE_RETRIES):
+            code = new_code()
+            record = coupon_record(
+                code=code, name=reward.name, value_yuan=reward.value_yuan,
+                condition=reward.condition, now=now, valid_days=reward.valid_days,
+                source=f"reward:{reward.id}",
+            )
+            result = await svc.store.redeem(
+                reward=reward.id, cost=reward.cost_points, stock=reward.stock,
+                user=who.user, msgid=who.msgid, code=code, coupon=record,
+                now=int(now.timestamp()),
+            )
+            if result["status"] != "code_taken":
+                break
+        status = result["status"]
+        if status == "redeemed":
+            dispatcher.utter_message(
+                response="utter_redeem_done", name=reward.name, cost=reward.cost_points,
+                code=result["code"], points=result["points"], expires=record["expires"],
+            )
+        elif status == "insufficient":
+            dispatcher.utter_message(
+                response="utter_redeem_insufficient", name=reward.name,
+                cost=reward.cost_points, points=result["points"], short=result["short"],
+            )
+        elif status == "sold_out":
+            dispatcher.utter_message(response="utter_redeem_sold_out", name=reward.name)
+        else:
+            dispatcher.utter_message(response="utter_busy")
+        return []

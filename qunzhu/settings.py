@@ -1,0 +1,79 @@
+"""Every environment variable the stack reads, with its default, in one place.
+
+The README's configuration table mirrors SETTINGS; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default and why it exists."""
+
+    name: str
+    default: str
+    doc: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("REDIS_URL", "", "Redis for game state, trackers and locks; unset = embedded Redis"),
+    Setting("QZ_DATA_DIR", ".data", "where the embedded Redis keeps its data between runs"),
+    Setting("QZ_EMBEDDED_REDIS_PORT", "6390", "TCP port of the embedded Redis on 127.0.0.1"),
+    Setting("QZ_RASA_PORT", "5005", "port of the Rasa server on 127.0.0.1"),
+    Setting("QZ_ACTIONS_PORT", "5055", "port of the action server on 127.0.0.1"),
+    Setting("QZ_TRACKER_TTL_S", "2592000", "seconds a conversation tracker is kept (30 days)"),
+    Setting("QZ_BRAND_FILE", "data/brand.yml", "brand facts quoted by FAQ answers and games"),
+    Setting("QZ_GAMES_FILE", "data/games.yml", "check-in, coupon, lucky-draw and shop rules"),
+    Setting("QZ_REDIS_TIMEOUT_S", "2", "socket timeout of the actions' Redis client"),
+    Setting("QZ_FAKE_NOW", "", "pin the games' clock to an ISO time (demos and tests only)"),
+    Setting("QZ_CHAT_GROUP", "sandbox", "chat id the terminal chat uses for its group"),
+    Setting("QZ_CHAT_USER", "xiaoming", "member id the terminal chat starts as"),
+)
+
+
+def get(name: str) -> str:
+    """Read a setting, falling back to its documented default."""
+    for setting in SETTINGS:
+        if setting.name == name:
+            return os.environ.get(name, setting.default)
+    raise KeyError(f"unknown setting {name}")
+
+
+def redis_url() -> str:
+    """The Redis everything uses: REDIS_URL, or the embedded one on its fixed port."""
+    return get("REDIS_URL") or f"redis://127.0.0.1:{get('QZ_EMBEDDED_REDIS_PORT')}/0"
+
+
+@dataclass(frozen=True)
+class RedisParts:
+    """A Redis URL split into the fields Rasa's endpoints.yml wants."""
+
+    host: str
+    port: int
+    db: int
+    password: str
+    use_ssl: bool
+
+
+def redis_parts(url: str) -> RedisParts:
+    """Split redis://[:password@]host:port/db (or rediss://) for Rasa's tracker/lock stores."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("redis", "rediss"):
+        raise ValueError("REDIS_URL must start with redis:// or rediss://")
+    db_text = parsed.path.lstrip("/") or "0"
+    if not db_text.isdigit():
+        raise ValueError("REDIS_URL database must be a number, e.g. redis://host:6379/0")
+    return RedisParts(
+        host=parsed.hostname or "127.0.0.1",
+        port=parsed.port or 6379,
+        db=int(db_text),
+        password=unquote(parsed.password or ""),
+        use_ssl=parsed.scheme == "rediss",
+    )

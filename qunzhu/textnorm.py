@@ -1,0 +1,90 @@
+"""Normalise Chinese chat text the way WeCom delivers it, before NLU sees it.
+
+WeCom group messages start with ``@<bot name>`` followed by U+2005 (mobile) or a space
+(desktop); full-width ``＠`` occurs; zero-width characters survive copy-paste; members type
+traditional characters. NLU gets a normalised copy; callers keep the original.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
+
+# Zero-width and invisible format characters that carry no meaning in chat text.
+# U+200D (zero-width joiner) is kept: it glues emoji sequences such as 👨‍👩‍👧 together.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u2060\ufeff\u180e\u00ad\u202a\u202b\u202c\u202d\u202e"))
+# Separators a client puts after an @-mention: U+2005 (mobile), space, ideographic space, tab.
+_MENTION_SEP = "\u2005\u2004\u2006\u00a0\u3000 \t"
+_AT = "@＠"
+_GENERIC_MENTION = re.compile(f"^[{_AT}][^{_MENTION_SEP}\\n]{{1,32}}[{_MENTION_SEP}]+")
+_SPACES = re.compile(r"\s+")
+
+# NLU never needs more than this many characters; longer messages are cut, not rejected.
+MAX_NLU_CHARS = 256
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> object:
+    """Load the OpenCC traditional→simplified converter once (its dictionaries are large)."""
+    from opencc import OpenCC
+
+    return OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    """Convert traditional characters to simplified, leaving everything else as it is."""
+    if text.isascii():
+        return text
+    return str(_t2s().convert(text))  # type: ignore[attr-defined]
+
+
+def strip_invisible(text: str) -> str:
+    """Remove zero-width and bidi control characters but keep the emoji joiner U+200D."""
+    return text.translate(_INVISIBLE)
+
+
+def strip_mentions(text: str, bot_names: Iterable[str] = ()) -> str:
+    """Remove the leading @-mention(s) of the bot, and any @bot mention elsewhere in the text."""
+    names = sorted({n for n in bot_names if n}, key=len, reverse=True)
+    out = text.lstrip(_MENTION_SEP)
+    for _ in range(4):  # "@福利官 @福利官 打卡" happens when people tap twice
+        if not out or out[0] not in _AT:
+            break
+        for name in names:
+            if out[1 : 1 + len(name)] == name:
+                out = out[1 + len(name) :].lstrip(_MENTION_SEP)
+                break
+        else:
+            stripped = _GENERIC_MENTION.sub("", out, count=1)
+            if stripped == out:  # "@" with nothing after it, or a mention with no separator
+                break
+            out = stripped
+    for name in names:
+        for at in _AT:
+            out = out.replace(at + name, " ")
+    return out
+
+
+def normalise(text: str, bot_names: Iterable[str] = ()) -> str:
+    """Return the copy of a member's message that NLU should see.
+
+    Strips the bot mention and invisible characters, applies NFKC (full-width ASCII to
+    half-width), converts traditional to simplified, folds whitespace and caps the length.
+    """
+    if not text:
+        return ""
+    out = strip_invisible(text)
+    out = strip_mentions(out, bot_names)[: MAX_NLU_CHARS * 2]  # cut before the costly steps
+    out = unicodedata.normalize("NFKC", out)
+    out = to_simplified(out)
+    out = _SPACES.sub(" ", out).strip()
+    if len(out) > MAX_NLU_CHARS:
+        out = out[:MAX_NLU_CHARS]
+    return out
+
+
+def has_meaningful_text(text: str) -> bool:
+    """Tell whether a normalised message has any letter or digit (not only emoji/punctuation)."""
+    return any(unicodedata.category(ch)[0] in "LN" for ch in text)
