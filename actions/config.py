@@ -240,6 +240,21 @@ class Games(_Strict):
         return values
 
 
+def game_template_vars(rules: Games) -> dict[str, Any]:
+    """Game facts quoted by FAQ answers, so a rule change shows up without retraining."""
+    bonuses = "、".join(
+        f"连续 {day} 天 +{bonus} 分" for day, bonus in sorted(rules.checkin.streak_bonus.items())
+    )
+    draw = rules.lucky_draw
+    return {
+        "checkin_base_points": rules.checkin.base_points,
+        "streak_bonus_text": bonuses or "暂无连续奖励",
+        "draw_daily_limit": draw.daily_limit,
+        "draw_cost_text": f"每次 {draw.cost_points} 积分" if draw.cost_points else "免费",
+        "draw_prizes": "、".join(p.name for p in draw.prizes if p.kind != "nothing"),
+    }
+
+
 # ---------------------------------------------------------------- loading
 def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
     """Follow a pydantic error location through ruamel's nodes to a 1-based line number."""

@@ -44,5 +44,6 @@ class ActionAnswerFaq(Action):
         if response is None or response not in (domain.get("responses") or {}):
             dispatcher.utter_message(response="utter_default")
             return []
-        dispatcher.utter_message(response=response, **config.brand().template_vars())
+        facts = {**config.brand().template_vars(), **config.game_template_vars(config.games())}
+        dispatcher.utter_message(response=response, **facts)
         return []
