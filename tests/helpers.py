@@ -1,0 +1,97 @@
+"""Build rasa_sdk trackers inline and run actions the way the action server does."""
+
+from __future__ import annotations
+
+import itertools
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+ROOT = Path(__file__).resolve().parent.parent
+_ids = itertools.count(1)
+
+
+@lru_cache(maxsize=1)
+def domain() -> dict[str, Any]:
+    """The project's real domain.yml, as the action server receives it."""
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
+    return loaded
+
+
+def tracker(
+    text: str = "",
+    *,
+    user: str = "alice",
+    group: str = "g1",
+    msgid: str | None = None,
+    intent: str = "",
+    metadata: bool = True,
+    slots: dict[str, Any] | None = None,
+    events: list[dict[str, Any]] | None = None,
+    response_selector: dict[str, Any] | None = None,
+) -> Tracker:
+    """A tracker whose latest message came from `user` in `group` with a WeCom msgid."""
+    msgid = msgid or f"msg-{next(_ids)}"
+    latest: dict[str, Any] = {
+        "text": text,
+        "intent": {"name": intent, "confidence": 0.9},
+        "entities": [],
+        "message_id": f"rasa-{msgid}",
+        "metadata": (
+            {"msgid": msgid, "chatid": group, "userid": user,
+             "chattype": "group" if group else "single"}
+            if metadata else {}
+        ),
+    }
+    if response_selector is not None:
+        latest["response_selector"] = response_selector
+    user_event = {"event": "user", "text": text, "parse_data": latest, "timestamp": 1.0}
+    return Tracker(
+        sender_id=f"{group}:{user}" if group else user,
+        slots=slots or {},
+        latest_message=latest,
+        events=[*(events or []), user_event],
+        paused=False,
+        followup_action=None,
+        active_loop={},
+        latest_action_name="action_listen",
+    )
+
+
+async def run(action: Action, t: Tracker) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run an action; return (messages sent, events returned)."""
+    dispatcher = CollectingDispatcher()
+    events = await action.run(dispatcher, t, domain())
+    return dispatcher.messages, list(events)
+
+
+def responses(messages: list[dict[str, Any]]) -> list[str]:
+    """The response names an action uttered."""
+    return [m.get("response") or "" for m in messages]
+
+
+def texts(messages: list[dict[str, Any]]) -> list[str]:
+    """Render every variation of every uttered response; fail on an unfilled placeholder."""
+    import re
+
+    out: list[str] = []
+    for message in messages:
+        name = message.get("response")
+        if not name:
+            out.append(message.get("text") or "")
+            continue
+        variations = domain()["responses"].get(name)
+        assert variations, f"{name} is not in domain.yml"
+        for variation in variations:
+            filled = re.sub(
+                r"\{(\w+)\}",
+                lambda m: str(message[m.group(1)]) if m.group(1) in message else m.group(0),
+                variation["text"],
+            )
+            assert "{" not in filled, f"{name}: unfilled placeholder in {filled!r}"
+            out.append(filled)
+    return out

@@ -1,0 +1,362 @@
+"""Every action, through CollectingDispatcher, on a real Redis and a controllable clock."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+import redis.asyncio as aioredis
+
+from actions import runtime
+from actions.checkin import ActionCheckIn
+from actions.clock import SHANGHAI, FixedClock
+from actions.coupons import ActionClaimCoupon, ActionMyCoupons
+from actions.draw import ActionLuckyDraw
+from actions.faq import ActionAnswerFaq
+from actions.fallback import ActionAffirm, ActionDeny, ActionFallback
+from actions.handoff import ActionHumanHandoff
+from actions.points import ActionLeaderboard, ActionMyPoints
+from actions.redeem import ActionRedeemPoints
+from actions.store import GameStore
+from tests.helpers import responses, run, texts, tracker
+
+pytestmark = pytest.mark.redis
+
+
+async def outbox(svc: runtime.Services) -> list[dict[str, str]]:
+    rows = await svc.store._r.xrange(svc.store.key("outbox"))
+    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in rows]
+
+
+# ------------------------------------------------------------------ check-in
+async def test_checkin_then_again_same_day(services: runtime.Services) -> None:
+    msgs, _ = await run(ActionCheckIn(), tracker("打卡"))
+    assert responses(msgs) == ["utter_checkin_done_next"]
+    assert msgs[0]["streak"] == 1 and msgs[0]["points"] == 5 and msgs[0]["days_to_bonus"] == 2
+    texts(msgs)
+    msgs, _ = await run(ActionCheckIn(), tracker("打卡"))
+    assert responses(msgs) == ["utter_checkin_already"]
+    texts(msgs)
+
+
+async def test_repeated_delivery_replays_the_first_reply(services: runtime.Services) -> None:
+    first, _ = await run(ActionCheckIn(), tracker("打卡", msgid="wecom-1"))
+    again, _ = await run(ActionCheckIn(), tracker("打卡", msgid="wecom-1"))
+    assert first == again
+    assert (await services.store.member_stats("alice")).points == 5
+
+
+async def test_shanghai_midnight_continues_streak_within_one_utc_day(
+    services: runtime.Services, clock: FixedClock
+) -> None:
+    # 23:59 and 00:01 Shanghai are both 15:59/16:01 on the same UTC day.
+    clock.current = datetime(2026, 11, 23, 23, 59, tzinfo=SHANGHAI)
+    await run(ActionCheckIn(), tracker("打卡"))
+    clock.advance(minutes=2)
+    msgs, _ = await run(ActionCheckIn(), tracker("打卡"))
+    assert responses(msgs) == ["utter_checkin_done_next"]
+    assert msgs[0]["streak"] == 2
+
+
+async def test_utc_midnight_is_not_a_new_day(
+    services: runtime.Services, clock: FixedClock
+) -> None:
+    # 07:59 → 08:01 Shanghai crosses UTC midnight but not a Shanghai day.
+    clock.current = datetime(2026, 11, 23, 7, 59, tzinfo=SHANGHAI)
+    await run(ActionCheckIn(), tracker("打卡"))
+    clock.advance(minutes=2)
+    msgs, _ = await run(ActionCheckIn(), tracker("打卡"))
+    assert responses(msgs) == ["utter_checkin_already"]
+
+
+async def test_missed_day_breaks_streak(services: runtime.Services, clock: FixedClock) -> None:
+    await run(ActionCheckIn(), tracker("打卡"))
+    clock.advance(days=2)
+    msgs, _ = await run(ActionCheckIn(), tracker("打卡"))
+    assert msgs[0]["streak"] == 1
+
+
+async def test_seventh_day_bonus_is_announced_once(
+    services: runtime.Services, clock: FixedClock
+) -> None:
+    for _ in range(6):
+        await run(ActionCheckIn(), tracker("打卡"))
+        clock.advance(days=1)
+    day7 = tracker("打卡", msgid="day7")
+    msgs, _ = await run(ActionCheckIn(), day7)
+    assert responses(msgs) == ["utter_checkin_bonus"]
+    assert msgs[0]["bonus"] == 20 and msgs[0]["earned"] == 25
+    texts(msgs)
+    await run(ActionCheckIn(), day7)  # WeCom retry of the same message
+    posts = await outbox(services)
+    streak_posts = [p for p in posts if "7" in p["content"]]
+    assert len(streak_posts) == 1
+    assert streak_posts[0]["group"] == "g1" and streak_posts[0]["mention"] == "alice"
+    assert "{" not in streak_posts[0]["content"]
+
+
+async def test_terminal_or_rest_without_metadata_still_works(
+    services: runtime.Services,
+) -> None:
+    t = tracker("打卡", user="bob", group="sandbox", metadata=False)
+    msgs, _ = await run(ActionCheckIn(), t)
+    assert responses(msgs) == ["utter_checkin_done_next"]
+    assert (await services.store.member_stats("bob")).checkins == 1
+    assert [s.user for s in await services.store.leaderboard("sandbox", 5)] == ["bob"]
+
+
+async def test_redis_down_gets_a_polite_reply(services: runtime.Services) -> None:
+    dead = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    runtime.use(runtime.Services(store=GameStore(dead, "x"), clock=services.clock,
+                                 brand=services.brand, games=services.games))
+    msgs, events = await run(ActionCheckIn(), tracker("打卡"))
+    assert responses(msgs) == ["utter_busy"] and events == []
+
+
+# ------------------------------------------------------------------ points & leaderboard
+async def test_my_points_new_member_then_balance(
+    services: runtime.Services, clock: FixedClock
+) -> None:
+    msgs, _ = await run(ActionMyPoints(), tracker("我的积分"))
+    assert responses(msgs) == ["utter_points_new"]
+    await run(ActionCheckIn(), tracker("打卡"))
+    msgs, _ = await run(ActionMyPoints(), tracker("我的积分"))
+    assert responses(msgs) == ["utter_points_balance"] and msgs[0]["points"] == 5
+    texts(msgs)
+    clock.advance(days=3)
+    msgs, _ = await run(ActionMyPoints(), tracker("我的积分"))
+    assert msgs[0]["streak"] == 0, "a broken streak must not be shown as alive"
+
+
+async def test_leaderboard(services: runtime.Services) -> None:
+    msgs, _ = await run(ActionLeaderboard(), tracker("排行榜"))
+    assert responses(msgs) == ["utter_leaderboard_empty"]
+    for user in ("alice", "bob", "carol"):
+        await run(ActionCheckIn(), tracker("打卡", user=user))
+    await run(ActionCheckIn(), tracker("打卡", user="dave", group="other"))
+    msgs, _ = await run(ActionLeaderboard(), tracker("排行榜", user="bob"))
+    assert responses(msgs) == ["utter_leaderboard"]
+    assert "dave" not in msgs[0]["rows"] and msgs[0]["rank"] in (1, 2, 3)
+    texts(msgs)
+    msgs, _ = await run(ActionLeaderboard(), tracker("排行榜", user="erin"))
+    assert responses(msgs) == ["utter_leaderboard_unranked"]
+    msgs, _ = await run(ActionLeaderboard(), tracker("排行榜", group=""))
+    assert responses(msgs) == ["utter_leaderboard_not_group"]
+
+
+# ------------------------------------------------------------------ coupons
+async def test_claim_named_coupon_and_list_it(services: runtime.Services) -> None:
+    msgs, _ = await run(ActionClaimCoupon(), tracker("领一张满30减5"))
+    assert responses(msgs) == ["utter_coupon_issued"]
+    code = msgs[0]["code"]
+    assert msgs[0]["expires"] == "2026-11-29"  # 7 days including today, Shanghai
+    texts(msgs)
+    assert (await services.store.wallet("alice"))[0]["code"] == code
+    msgs, _ = await run(ActionClaimCoupon(), tracker("再领一张满30减5"))
+    assert responses(msgs) == ["utter_coupon_limit"]
+    msgs, _ = await run(ActionMyCoupons(), tracker("我的券"))
+    assert responses(msgs) == ["utter_my_coupons"] and code in msgs[0]["coupons"]
+    texts(msgs)
+
+
+async def test_claim_without_a_name_lists_open_campaigns(services: runtime.Services) -> None:
+    msgs, _ = await run(ActionClaimCoupon(), tracker("领券"))
+    assert responses(msgs) == ["utter_coupon_choose"]
+    assert "满30减5券" in msgs[0]["menu"] and "拿铁第二杯半价券" in msgs[0]["menu"]
+    assert await services.store.wallet("alice") == []
+
+
+async def test_claim_sold_out_not_started_ended(
+    services: runtime.Services, clock: FixedClock
+) -> None:
+    campaign = services.games.coupons[0]
+    services.games.coupons[0] = campaign.copy(update={"stock": 0})
+    msgs, _ = await run(ActionClaimCoupon(), tracker("领满30减5"))
+    assert responses(msgs) == ["utter_coupon_sold_out"]
+    services.games.coupons[0] = campaign
+    clock.current = datetime(2025, 6, 1, tzinfo=SHANGHAI)
+    msgs, _ = await run(ActionClaimCoupon(), tracker("领满30减5"))
+    assert responses(msgs) == ["utter_coupon_not_started"]
+    texts(msgs)
+    clock.current = datetime(2028, 6, 1, tzinfo=SHANGHAI)
+    msgs, _ = await run(ActionClaimCoupon(), tracker("领满30减5"))
+    assert responses(msgs) == ["utter_coupon_ended"]
+    msgs, _ = await run(ActionClaimCoupon(), tracker("领券"))
+    assert responses(msgs) == ["utter_coupon_none_open"]
+    assert await services.store.wallet("alice") == []
+
+
+async def test_coupon_expiry_hides_it_from_my_coupons(
+    services: runtime.Services, clock: FixedClock
+) -> None:
+    await run(ActionClaimCoupon(), tracker("领满30减5"))
+    clock.advance(days=7)
+    msgs, _ = await run(ActionMyCoupons(), tracker("我的券"))
+    assert responses(msgs) == ["utter_my_coupons_empty"]
+
+
+async def test_pasted_codes(services: runtime.Services) -> None:
+    msgs, _ = await run(ActionClaimCoupon(), tracker("领满30减5", user="bob"))
+    bobs = msgs[0]["code"]
+    msgs, _ = await run(ActionMyCoupons(), tracker(f"{bobs} 这张能用吗", user="bob"))
+    assert responses(msgs) == ["utter_code_yours"]
+    msgs, _ = await run(ActionMyCoupons(), tracker(f"{bobs} 是我的吗"))
+    assert responses(msgs) == ["utter_code_not_yours"]
+    before = await services.store._r.dbsize()
+    msgs, _ = await run(ActionMyCoupons(), tracker("ABC12345 这个码是你们的吗"))
+    assert responses(msgs) == ["utter_code_unknown"] and msgs[0]["code"] == "ABC12345"
+    texts(msgs)
+    assert await services.store._r.dbsize() == before
+
+
+# ------------------------------------------------------------------ lucky draw
+async def test_draw_grand_prize_is_announced_and_limit_applies(
+    services: runtime.Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("actions.draw.secrets.randbelow", lambda total: 0)
+    msgs, _ = await run(ActionLuckyDraw(), tracker("抽奖", msgid="lucky"))
+    assert responses(msgs) == ["utter_draw_won_coupon"]
+    assert msgs[0]["prize"] == "全年咖啡畅饮卡"
+    texts(msgs)
+    assert [c["name"] for c in await services.store.wallet("alice")] == ["全年咖啡畅饮卡"]
+    posts = await outbox(services)
+    assert len(posts) == 1 and "全年咖啡畅饮卡" in posts[0]["content"]
+    msgs, _ = await run(ActionLuckyDraw(), tracker("抽奖"))
+    assert responses(msgs) == ["utter_draw_limit"]
+    # the only grand prize is gone: the same random number now falls to the consolation
+    msgs, _ = await run(ActionLuckyDraw(), tracker("抽奖", user="bob"))
+    assert responses(msgs) == ["utter_draw_nothing"]
+
+
+async def test_draw_points_prize(
+    services: runtime.Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("actions.draw.secrets.randbelow", lambda total: 100)
+    msgs, _ = await run(ActionLuckyDraw(), tracker("抽奖"))
+    assert responses(msgs) == ["utter_draw_won_points"] and msgs[0]["points"] == 20
+    texts(msgs)
+
+
+async def test_draw_that_costs_points(
+    services: runtime.Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services.games.lucky_draw = services.games.lucky_draw.copy(update={"cost_points": 10})
+    msgs, _ = await run(ActionLuckyDraw(), tracker("抽奖"))
+    assert responses(msgs) == ["utter_draw_insufficient"]
+    texts(msgs)
+
+
+# ------------------------------------------------------------------ points shop
+async def test_redeem_menu_insufficient_and_success(services: runtime.Services) -> None:
+    msgs, _ = await run(ActionRedeemPoints(), tracker("积分能换什么"))
+    assert responses(msgs) == ["utter_redeem_menu"] and "美式咖啡兑换券" in msgs[0]["menu"]
+    texts(msgs)
+    msgs, _ = await run(ActionRedeemPoints(), tracker("兑换美式"))
+    assert responses(msgs) == ["utter_redeem_insufficient"] and msgs[0]["short"] == 100
+    texts(msgs)
+    await services.store._r.hset(services.store.key("member", "alice"), "points", 130)
+    msgs, _ = await run(ActionRedeemPoints(), tracker("兑换美式"))
+    assert responses(msgs) == ["utter_redeem_done"] and msgs[0]["points"] == 30
+    texts(msgs)
+    assert [c["name"] for c in await services.store.wallet("alice")] == ["美式咖啡兑换券"]
+
+
+# ------------------------------------------------------------------ handoff, FAQ, fallback
+async def test_handoff_queues_request_with_history(services: runtime.Services) -> None:
+    history = [{"event": "user", "text": "咖啡洒了"}, {"event": "bot", "text": "抱歉～"}]
+    msgs, events = await run(ActionHumanHandoff(), tracker("转人工", events=history))
+    assert responses(msgs) == ["utter_handoff"]
+    texts(msgs)
+    assert events == [{"event": "slot", "timestamp": None, "name": "handoff_offered",
+                       "value": False}]
+    rows = await services.store._r.xrange(services.store.key("handoff"))
+    assert len(rows) == 1
+    fields = {k.decode(): v.decode() for k, v in rows[0][1].items()}
+    assert fields["user"] == "alice" and "咖啡洒了" in fields["history"]
+
+
+def _selected(key: str) -> dict[str, object]:
+    return {"faq": {"response": {"intent_response_key": f"faq/{key}",
+                                 "utter_action": f"utter_faq/{key}", "confidence": 0.9}}}
+
+
+@pytest.mark.parametrize("key", [
+    "opening_hours", "delivery", "membership_benefits", "coupon_usage", "points_rules",
+    "refund", "checkin_rules", "lucky_draw_rules", "store_location", "invoice",
+])
+async def test_every_faq_is_answered_with_facts(key: str) -> None:
+    msgs, _ = await run(ActionAnswerFaq(), tracker("?", response_selector=_selected(key)))
+    assert responses(msgs) == [f"utter_faq/{key}"]
+    assert all("{" not in text for text in texts(msgs))
+
+
+async def test_faq_quotes_the_current_brand_file(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pathlib import Path
+
+    from actions import config
+
+    edited = Path(str(tmp_path)) / "brand.yml"
+    edited.write_text(
+        config.DEFAULT_BRAND_FILE.read_text(encoding="utf-8").replace("radius_km: 3",
+                                                                       "radius_km: 5"),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("QZ_BRAND_FILE", str(edited))
+    config.brand.cache_clear()
+    try:
+        msgs, _ = await run(ActionAnswerFaq(), tracker("?", response_selector=_selected(
+            "delivery")))
+        assert msgs[0]["delivery_radius_km"] == "5"
+    finally:
+        config.brand.cache_clear()
+
+
+async def test_faq_without_selection_falls_back() -> None:
+    msgs, _ = await run(ActionAnswerFaq(), tracker("?", response_selector={}))
+    assert responses(msgs) == ["utter_default"]
+
+
+def _miss(text: str) -> dict[str, object]:
+    return {"event": "user", "text": text,
+            "parse_data": {"intent": {"name": "nlu_fallback", "confidence": 0.3}}}
+
+
+async def test_fallback_twice_offers_a_person_and_affirm_hands_over(
+    services: runtime.Services,
+) -> None:
+    once = tracker("哈？", intent="nlu_fallback")
+    once.latest_message["intent"]["name"] = "nlu_fallback"
+    once.events[-1]["parse_data"] = once.latest_message
+    msgs, events = await run(ActionFallback(), once)
+    assert responses(msgs) == ["utter_default"] and events == []
+    twice = tracker("嗯？", intent="nlu_fallback", events=[_miss("哈？")])
+    twice.events[-1]["parse_data"] = twice.latest_message
+    msgs, events = await run(ActionFallback(), twice)
+    assert responses(msgs) == ["utter_offer_human"]
+    assert events[0]["value"] is True
+    msgs, events = await run(ActionAffirm(), tracker("好的", slots={"handoff_offered": True}))
+    assert responses(msgs) == ["utter_handoff"]
+    assert await services.store._r.xlen(services.store.key("handoff")) == 1
+    msgs, _ = await run(ActionDeny(), tracker("不用", slots={"handoff_offered": True}))
+    assert responses(msgs) == ["utter_handoff_declined"]
+    msgs, _ = await run(ActionAffirm(), tracker("好的"))
+    assert responses(msgs) == ["utter_affirm_ack"]
+    msgs, _ = await run(ActionDeny(), tracker("不用"))
+    assert responses(msgs) == ["utter_deny_ack"]
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("text", [
+    "", "👍👍👍", "@福利官", "领" * 5000, "ＱＺ領券 mixed 文字 ✨ русский", "\u200b\u200b",
+])
+async def test_odd_text_never_crashes_or_changes_state(
+    services: runtime.Services, text: str
+) -> None:
+    for action in (ActionClaimCoupon(), ActionMyCoupons(), ActionRedeemPoints()):
+        msgs, _ = await run(action, tracker(text))
+        assert msgs, f"{action.name()} said nothing for {text[:10]!r}"
+        texts(msgs)
+    assert await services.store.wallet("alice") == []
+    assert (await services.store.member_stats("alice")).points == 0
