@@ -57,7 +57,7 @@ test-rasa: install-dev validate train  ## conversation tests, held-out NLU gate,
 	    --fail-on-prediction-errors --out results/core
 	$(RASA) test nlu --nlu tests/nlu_holdout.yml --model $(MODEL) --out results/nlu
 	$(PY) -m qunzhu.nlu_report results/nlu --min-intent-accuracy 0.95 --min-faq-accuracy 0.9
-	$(PY) -m pytest -q tests/e2e
+	$(PY) -m pytest -q -m e2e tests/e2e
 
 test: test-unit test-rasa  ## everything CI runs
 

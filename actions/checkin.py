@@ -12,7 +12,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.base import GameAction
 from actions.clock import local_day
 from actions.context import Speaker
-from actions.posts import post_to_group, render
+from actions.posts import post_to_group
+from actions.replies import render
 from actions.runtime import Services
 
 

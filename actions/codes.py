@@ -12,8 +12,10 @@ from actions.clock import SHANGHAI, local_day
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 PREFIX = "QZ"
 CODE_LENGTH = 8
-CODE_PATTERN = re.compile(rf"\b{PREFIX}[{ALPHABET}]{{{CODE_LENGTH}}}\b", re.IGNORECASE)
-_ANY_CODE_LIKE = re.compile(r"\b[A-Za-z]{2}[A-Za-z0-9]{6,10}\b")
+# ASCII-only boundaries: CJK counts as a word character, so \b fails on "QZ7K2P9QMX这张".
+_OURS = re.compile(rf"(?<![A-Za-z0-9]){PREFIX}[{ALPHABET}]{{{CODE_LENGTH}}}(?![A-Za-z0-9])",
+                   re.IGNORECASE)
+_CODE_LIKE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}[A-Za-z0-9]{6,10}(?![A-Za-z0-9])")
 
 
 def new_code() -> str:
@@ -22,8 +24,15 @@ def new_code() -> str:
 
 
 def codes_in(text: str) -> list[str]:
-    """Coupon-code-looking tokens in a message (ours or not), upper-cased."""
-    return [m.upper() for m in _ANY_CODE_LIKE.findall(text or "") if any(c.isdigit() for c in m)]
+    """Coupon codes in a message, upper-cased: ours always, others if they have a digit.
+
+    The digit rule keeps English words ("coupons") from being taken for codes.
+    """
+    text = text or ""
+    found = [m.upper() for m in _OURS.findall(text)]
+    found += [m.upper() for m in _CODE_LIKE.findall(text)
+              if any(c.isdigit() for c in m) and m.upper() not in found]
+    return found
 
 
 def expiry(now: datetime, valid_days: int) -> datetime:

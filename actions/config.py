@@ -105,7 +105,6 @@ class Brand(_Strict):
             "membership": self.membership,
             "refund_policy": self.refund,
             "invoice_policy": self.invoice,
-            "store_list": "\n".join(f"· {s.name}：{s.address}（{s.hours}）" for s in self.stores),
         }
 
 
@@ -124,7 +123,7 @@ class CheckinRules(_Strict):
     leaderboard_size: int = Field(10, ge=1, le=50)
 
     @validator("streak_bonus")
-    def _positive_days(cls, value: dict[int, int]) -> dict[int, int]:  # noqa: N805
+    def _positive_days(cls, value: dict[int, int]) -> dict[int, int]:
         for day, bonus in value.items():
             if day < 2 or bonus < 0:
                 raise ValueError("streak days must be ≥ 2 and bonuses ≥ 0")
@@ -157,7 +156,7 @@ class CouponCampaign(CouponTemplate):
     _times = validator("starts", "ends", pre=True, allow_reuse=True)(_parse_local_time)
 
     @root_validator(skip_on_failure=True)
-    def _window(cls, values: dict[str, Any]) -> dict[str, Any]:  # noqa: N805
+    def _window(cls, values: dict[str, Any]) -> dict[str, Any]:
         if values["ends"] <= values["starts"]:
             raise ValueError("ends must be after starts")
         return values
@@ -176,7 +175,7 @@ class Prize(_Strict):
     announce: bool = False
 
     @root_validator(skip_on_failure=True)
-    def _payload(cls, values: dict[str, Any]) -> dict[str, Any]:  # noqa: N805
+    def _payload(cls, values: dict[str, Any]) -> dict[str, Any]:
         kind = values["kind"]
         if kind == "coupon" and values.get("coupon") is None:
             raise ValueError("a coupon prize needs a 'coupon:' block")
@@ -193,7 +192,7 @@ class LuckyDraw(_Strict):
     prizes: list[Prize] = Field(min_items=1)
 
     @validator("prizes")
-    def _one_unlimited_consolation(cls, prizes: list[Prize]) -> list[Prize]:  # noqa: N805
+    def _one_unlimited_consolation(cls, prizes: list[Prize]) -> list[Prize]:
         consolation = [p for p in prizes if p.kind == "nothing" and p.stock is None]
         if len(consolation) != 1:
             raise ValueError(
@@ -228,7 +227,7 @@ class Games(_Strict):
     rewards: list[Reward] = []
 
     @root_validator(skip_on_failure=True)
-    def _unique_ids(cls, values: dict[str, Any]) -> dict[str, Any]:  # noqa: N805
+    def _unique_ids(cls, values: dict[str, Any]) -> dict[str, Any]:
         for field in ("coupons", "rewards"):
             ids = [item.id for item in values[field]]
             dupes = sorted({i for i in ids if ids.count(i) > 1})
@@ -238,21 +237,6 @@ class Games(_Strict):
         if len(set(prize_ids)) != len(prize_ids):
             raise ValueError("lucky_draw.prizes: duplicate id")
         return values
-
-
-def game_template_vars(rules: Games) -> dict[str, Any]:
-    """Game facts quoted by FAQ answers, so a rule change shows up without retraining."""
-    bonuses = "、".join(
-        f"连续 {day} 天 +{bonus} 分" for day, bonus in sorted(rules.checkin.streak_bonus.items())
-    )
-    draw = rules.lucky_draw
-    return {
-        "checkin_base_points": rules.checkin.base_points,
-        "streak_bonus_text": bonuses or "暂无连续奖励",
-        "draw_daily_limit": draw.daily_limit,
-        "draw_cost_text": f"每次 {draw.cost_points} 积分" if draw.cost_points else "免费",
-        "draw_prizes": "、".join(p.name for p in draw.prizes if p.kind != "nothing"),
-    }
 
 
 # ---------------------------------------------------------------- loading

@@ -11,9 +11,10 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.base import GameAction
 from actions.catalogue import find_named
-from actions.codes import coupon_record, codes_in, new_code
+from actions.codes import codes_in, coupon_record, new_code
 from actions.config import CouponCampaign
 from actions.context import Speaker
+from actions.replies import lines
 from actions.runtime import Services
 
 CODE_RETRIES = 5
@@ -23,8 +24,9 @@ def _open_campaigns(campaigns: list[CouponCampaign], now: datetime) -> list[Coup
     return [c for c in campaigns if c.starts <= now <= c.ends]
 
 
-def _menu(campaigns: list[CouponCampaign]) -> str:
-    return "\n".join(f"· {c.name}（{c.condition}）" for c in campaigns)
+def _menu(domain: dict[str, Any], campaigns: list[CouponCampaign]) -> str:
+    return lines(domain, "utter_fmt_coupon_line",
+                 ({"name": c.name, "condition": c.condition} for c in campaigns))
 
 
 class ActionClaimCoupon(GameAction):
@@ -51,7 +53,9 @@ class ActionClaimCoupon(GameAction):
                 dispatcher.utter_message(response="utter_coupon_none_open")
                 return []
             if len(open_now) > 1:
-                dispatcher.utter_message(response="utter_coupon_choose", menu=_menu(open_now))
+                dispatcher.utter_message(
+                    response="utter_coupon_choose", menu=_menu(domain, open_now)
+                )
                 return []
             campaign = open_now[0]
         for _ in range(CODE_RETRIES):
@@ -80,7 +84,8 @@ class ActionClaimCoupon(GameAction):
         elif status == "not_started":
             dispatcher.utter_message(
                 response="utter_coupon_not_started", name=campaign.name,
-                starts=f"{campaign.starts:%m月%d日 %H:%M}",
+                month=campaign.starts.month, day=campaign.starts.day,
+                time=f"{campaign.starts:%H:%M}",
             )
         elif status == "ended":
             dispatcher.utter_message(response="utter_coupon_ended", name=campaign.name)
@@ -139,8 +144,6 @@ class ActionMyCoupons(GameAction):
         if not usable:
             dispatcher.utter_message(response="utter_my_coupons_empty")
             return []
-        lines = "\n".join(
-            f"· {c['name']}  {c['code']}（{c['expires']} 前有效）" for c in usable
-        )
-        dispatcher.utter_message(response="utter_my_coupons", count=len(usable), coupons=lines)
+        listing = lines(domain, "utter_fmt_wallet_line", usable)
+        dispatcher.utter_message(response="utter_my_coupons", count=len(usable), coupons=listing)
         return []

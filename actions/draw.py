@@ -13,7 +13,8 @@ from actions.base import GameAction
 from actions.clock import local_day
 from actions.codes import coupon_record, new_code
 from actions.context import Speaker
-from actions.posts import post_to_group, render
+from actions.posts import post_to_group
+from actions.replies import render
 from actions.runtime import Services
 
 CODE_RETRIES = 5

@@ -5,18 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import config
+from actions.replies import lines, render
 
 RETRIEVAL_INTENT = "faq"
+# Below this ResponseSelector confidence the question is about the brand but not one the FAQ
+# covers ("可以带狗进店吗"): a guessed answer would be wrong, so the bot offers a person.
+MIN_ANSWER_CONFIDENCE = 0.5
 
 
 def selected_response(tracker: Tracker, retrieval_intent: str = RETRIEVAL_INTENT) -> str | None:
-    """The `utter_faq/<key>` response the ResponseSelector chose for the latest message."""
+    """The `utter_faq/<key>` response the ResponseSelector chose, if it is confident."""
     selector = (tracker.latest_message or {}).get("response_selector") or {}
     chosen = (selector.get(retrieval_intent) or {}).get("response") or {}
+    if float(chosen.get("confidence") or 0.0) < MIN_ANSWER_CONFIDENCE:
+        return None
     utter = chosen.get("utter_action")
     if isinstance(utter, str) and utter.startswith(f"utter_{retrieval_intent}/"):
         return utter
@@ -24,6 +30,31 @@ def selected_response(tracker: Tracker, retrieval_intent: str = RETRIEVAL_INTENT
     if isinstance(key, str) and key.startswith(f"{retrieval_intent}/"):
         return f"utter_{key}"
     return None
+
+
+def facts(domain: dict[str, Any]) -> dict[str, Any]:
+    """Brand and game facts for FAQ placeholders, read from the YAML at answer time."""
+    brand, games = config.brand(), config.games()
+    draw = games.lucky_draw
+    bonuses = sorted(games.checkin.streak_bonus.items())
+    return {
+        **brand.template_vars(),
+        "store_list": lines(domain, "utter_fmt_store_line",
+                            ({"name": s.name, "address": s.address, "hours": s.hours}
+                             for s in brand.stores)),
+        "checkin_base_points": games.checkin.base_points,
+        "streak_bonus_text": (
+            lines(domain, "utter_fmt_streak_bonus",
+                  ({"days": d, "bonus": b} for d, b in bonuses), sep="、")
+            if bonuses else render(domain, "utter_fmt_no_streak_bonus")
+        ),
+        "draw_daily_limit": draw.daily_limit,
+        "draw_cost_text": (
+            render(domain, "utter_fmt_draw_cost", cost=draw.cost_points)
+            if draw.cost_points else render(domain, "utter_fmt_draw_free")
+        ),
+        "draw_prizes": "、".join(p.name for p in draw.prizes if p.kind != "nothing"),
+    }
 
 
 class ActionAnswerFaq(Action):
@@ -42,8 +73,7 @@ class ActionAnswerFaq(Action):
         """Facts come from brand.yml at answer time, so editing them needs no retraining."""
         response = selected_response(tracker)
         if response is None or response not in (domain.get("responses") or {}):
-            dispatcher.utter_message(response="utter_default")
-            return []
-        facts = {**config.brand().template_vars(), **config.game_template_vars(config.games())}
-        dispatcher.utter_message(response=response, **facts)
+            dispatcher.utter_message(response="utter_faq_unsure")
+            return [SlotSet("handoff_offered", True)]
+        dispatcher.utter_message(response=response, **facts(domain))
         return []

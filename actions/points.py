@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -11,6 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.base import GameAction
 from actions.clock import local_day
 from actions.context import Speaker
+from actions.replies import lines
 from actions.runtime import Services
 
 
@@ -49,8 +51,6 @@ class ActionMyPoints(GameAction):
 
 
 def _ordinal(day: str) -> int:
-    from datetime import date
-
     return date.fromisoformat(day).toordinal()
 
 
@@ -79,9 +79,9 @@ class ActionLeaderboard(GameAction):
             dispatcher.utter_message(response="utter_leaderboard_empty")
             return []
         medals = {1: "🥇", 2: "🥈", 3: "🥉"}
-        rows = "\n".join(
-            f"{medals.get(s.rank, f'{s.rank}.')} {s.user}  {s.score} 分" for s in top
-        )
+        rows = lines(domain, "utter_fmt_leaderboard_row", (
+            {"place": medals.get(s.rank, f"{s.rank}."), "user": s.user, "score": s.score}
+            for s in top))
         mine = await svc.store.rank_of(who.group, who.user)
         if mine is None:
             dispatcher.utter_message(response="utter_leaderboard_unranked", rows=rows)

@@ -8,24 +8,9 @@ through the group-robot webhook within the platform's rate limit.
 
 from __future__ import annotations
 
-import random
-import re
-from typing import Any
-
 from actions.store import GameStore
 
 OUTBOX = "outbox"
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
-
-
-def render(domain: dict[str, Any], response: str, **values: Any) -> str | None:
-    """Pick one variation of a domain response and fill its {placeholders}."""
-    variations = (domain.get("responses") or {}).get(response) or []
-    texts = [v["text"] for v in variations if isinstance(v, dict) and v.get("text")]
-    if not texts:
-        return None
-    template = random.choice(texts)
-    return _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), m.group(0))), template)
 
 
 async def post_to_group(

@@ -12,6 +12,7 @@ from actions.base import GameAction
 from actions.catalogue import find_named
 from actions.codes import coupon_record, new_code
 from actions.context import Speaker
+from actions.replies import lines
 from actions.runtime import Services
 
 CODE_RETRIES = 5
@@ -40,7 +41,8 @@ class ActionRedeemPoints(GameAction):
         reward = find_named(rewards, who.text)
         if reward is None:
             stats = await svc.store.member_stats(who.user)
-            menu = "\n".join(f"· {r.name}：{r.cost_points} 积分" for r in rewards)
+            menu = lines(domain, "utter_fmt_reward_line",
+                         ({"name": r.name, "cost": r.cost_points} for r in rewards))
             dispatcher.utter_message(response="utter_redeem_menu", menu=menu, points=stats.points)
             return []
         now = svc.clock.now()

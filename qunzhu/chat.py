@@ -41,7 +41,7 @@ def send(rasa_url: str, group: str, user: str, text: str, bot_name: str) -> list
         data=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback)
+    with urllib.request.urlopen(request, timeout=30) as response:
         replies: list[dict[str, Any]] = json.loads(response.read().decode("utf-8"))
     return replies
 

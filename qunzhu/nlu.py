@@ -6,7 +6,7 @@ gets the same treatment, and training data is normalised exactly like live messa
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -28,17 +28,17 @@ class ChineseTextNormalizer(GraphComponent):
     """Strips @-mentions and invisible characters, applies NFKC and converts 繁→简."""
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> dict[str, Any]:
         """Bot display names whose @-mentions are removed anywhere in the text."""
         return {"bot_names": ["福利官"]}
 
-    def __init__(self, config: Dict[Text, Any]) -> None:
-        self._bot_names: List[str] = list(config.get("bot_names") or [])
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._bot_names: list[str] = list(config.get("bot_names") or [])
 
     @classmethod
     def create(
         cls,
-        config: Dict[Text, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
@@ -66,7 +66,7 @@ class ChineseTextNormalizer(GraphComponent):
             self._normalise_message(example, keep_entity_offsets=True)
         return training_data
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         """Normalise incoming messages before tokenisation."""
         for message in messages:
             self._normalise_message(message, keep_entity_offsets=False)

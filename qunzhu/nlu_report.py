@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(args.results)
     for name, value in summary.items():
         print(f"{name:>18}: {value:.3f}")
-    errors = _load(args.results / "intent_errors.json") or []
+    errors: Any = _load(args.results / "intent_errors.json") or []
     for error in errors if isinstance(errors, list) else []:
         predicted = error.get("intent_prediction", {})
         print(f"  miss: {error.get('text')!r} → {predicted.get('name')} "

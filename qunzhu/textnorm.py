@@ -14,7 +14,9 @@ from functools import lru_cache
 
 # Zero-width and invisible format characters that carry no meaning in chat text.
 # U+200D (zero-width joiner) is kept: it glues emoji sequences such as 👨‍👩‍👧 together.
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u2060\ufeff\u180e\u00ad\u202a\u202b\u202c\u202d\u202e"))
+_INVISIBLE = dict.fromkeys(
+    map(ord, "\u200b\u200c\u2060\ufeff\u180e\u00ad\u202a\u202b\u202c\u202d\u202e")
+)
 # Separators a client puts after an @-mention: U+2005 (mobile), space, ideographic space, tab.
 _MENTION_SEP = "\u2005\u2004\u2006\u00a0\u3000 \t"
 _AT = "@＠"

@@ -86,10 +86,11 @@ def texts(messages: list[dict[str, Any]]) -> list[str]:
             continue
         variations = domain()["responses"].get(name)
         assert variations, f"{name} is not in domain.yml"
+        values = message
         for variation in variations:
             filled = re.sub(
                 r"\{(\w+)\}",
-                lambda m: str(message[m.group(1)]) if m.group(1) in message else m.group(0),
+                lambda m, v=values: str(v[m.group(1)]) if m.group(1) in v else m.group(0),  # type: ignore[misc]
                 variation["text"],
             )
             assert "{" not in filled, f"{name}: unfilled placeholder in {filled!r}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -12,8 +13,8 @@ from actions.checkin import ActionCheckIn
 from actions.clock import SHANGHAI, FixedClock
 from actions.coupons import ActionClaimCoupon, ActionMyCoupons
 from actions.draw import ActionLuckyDraw
-from actions.faq import ActionAnswerFaq
 from actions.fallback import ActionAffirm, ActionDeny, ActionFallback
+from actions.faq import ActionAnswerFaq
 from actions.handoff import ActionHumanHandoff
 from actions.points import ActionLeaderboard, ActionMyPoints
 from actions.redeem import ActionRedeemPoints
@@ -275,7 +276,7 @@ async def test_handoff_queues_request_with_history(services: runtime.Services) -
     assert fields["user"] == "alice" and "咖啡洒了" in fields["history"]
 
 
-def _selected(key: str) -> dict[str, object]:
+def _selected(key: str) -> dict[str, Any]:
     return {"faq": {"response": {"intent_response_key": f"faq/{key}",
                                  "utter_action": f"utter_faq/{key}", "confidence": 0.9}}}
 
@@ -313,9 +314,13 @@ async def test_faq_quotes_the_current_brand_file(
         config.brand.cache_clear()
 
 
-async def test_faq_without_selection_falls_back() -> None:
-    msgs, _ = await run(ActionAnswerFaq(), tracker("?", response_selector={}))
-    assert responses(msgs) == ["utter_default"]
+async def test_faq_without_a_confident_answer_offers_a_person() -> None:
+    msgs, events = await run(ActionAnswerFaq(), tracker("?", response_selector={}))
+    assert responses(msgs) == ["utter_faq_unsure"] and events[0]["value"] is True
+    unsure = _selected("store_location")
+    unsure["faq"]["response"]["confidence"] = 0.22
+    msgs, _ = await run(ActionAnswerFaq(), tracker("可以带狗进店吗", response_selector=unsure))
+    assert responses(msgs) == ["utter_faq_unsure"]
 
 
 def _miss(text: str) -> dict[str, object]:

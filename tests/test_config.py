@@ -52,7 +52,7 @@ def test_errors_name_file_line_and_field(tmp_path: Path, old: str, new: str,
 
 def test_consolation_prize_is_required(tmp_path: Path) -> None:
     path = _games_with(tmp_path, "kind: nothing", "kind: points\n      points: 1")
-    with pytest.raises(ConfigError, match="lucky_draw.prizes.*kind: nothing"):
+    with pytest.raises(ConfigError, match=r"lucky_draw\.prizes.*kind: nothing"):
         load_games(path)
 
 

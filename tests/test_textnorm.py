@@ -78,3 +78,17 @@ def test_component_ignores_messages_without_text() -> None:
     message = Message(data={"intent": "greet"})
     _component().process([message])
     assert message.get("text") is None
+
+
+def test_codes_in_messages() -> None:
+    from actions.codes import ALPHABET, codes_in, new_code
+
+    assert codes_in("QZHKMNPQRS 还能用吗") == ["QZHKMNPQRS"]  # ours, letters only
+    assert codes_in("qz7k2p9qmx这张能用吗") == ["QZ7K2P9QMX"]  # glued to Chinese, lower case
+    assert codes_in("ABC12345 这个码是你们的吗") == ["ABC12345"]
+    assert codes_in("my coupons please") == []
+    assert codes_in("") == []
+    for _ in range(200):
+        code = new_code()
+        assert set(code[2:]) <= set(ALPHABET)
+        assert codes_in(f"这个{code}呢") == [code]

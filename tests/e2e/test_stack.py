@@ -1,0 +1,117 @@
+"""The whole stack, as `make run` starts it, holding a Chinese conversation over REST."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from qunzhu import stack
+
+pytestmark = pytest.mark.e2e
+BRAND_PREFIX = "qz:{xiaoman}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def running(redis_url: str) -> Iterator[str]:
+    """Start actions and Rasa against the test Redis; yield Rasa's base URL."""
+    mp = pytest.MonkeyPatch()
+    rasa_port = _free_port()
+    mp.setenv("REDIS_URL", redis_url)
+    mp.setenv("QZ_RASA_PORT", str(rasa_port))
+    mp.setenv("QZ_ACTIONS_PORT", str(_free_port()))
+    redis.Redis.from_url(redis_url).flushdb()
+    services = stack.Stack()
+    try:
+        stack.start_services(services)
+        yield f"http://127.0.0.1:{rasa_port}"
+    finally:
+        services.stop()
+        mp.undo()
+
+
+def say(base: str, text: str, user: str = "xiaoming", group: str = "sandbox",
+        msgid: str | None = None) -> list[str]:
+    payload: dict[str, Any] = {
+        "sender": f"{group}:{user}",
+        "message": f"@福利官\u2005{text}",
+        "metadata": {"msgid": msgid or uuid.uuid4().hex, "chatid": group, "userid": user,
+                     "chattype": "group"},
+    }
+    request = urllib.request.Request(
+        f"{base}/webhooks/rest/webhook", data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.status == 200
+        return [m.get("text", "") for m in json.loads(response.read())]
+
+
+def _numbers(replies: list[str]) -> list[str]:
+    return re.findall(r"\d+", "".join(replies))
+
+
+def test_member_journey(running: str, redis_url: str) -> None:
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    assert any("打卡" in t or "福利官" in t or "你好" in t for t in say(running, "你好"))
+    first = say(running, "打卡", msgid="wecom-msg-1")
+    assert "连续 1 天" in first[0] or "连续第 1 天" in first[0]
+    # A WeCom retry replays the first result: same numbers (wording varies by design).
+    assert _numbers(say(running, "打卡", msgid="wecom-msg-1")) == _numbers(first)
+    assert "今天" in say(running, "簽到")[0]  # traditional, already checked in
+    assert r.hget(f"{BRAND_PREFIX}:member:xiaoming", "points") == "5"
+    assert "5" in say(running, "我的积分")[0]
+    assert "xiaoming" in say(running, "排行榜")[0]
+
+    issued = say(running, "领一张满30减5")[0]
+    assert "QZ" in issued
+    code = issued.split("QZ", 1)[1][:8]
+    assert f"QZ{code}" in say(running, "我的券")[0]
+    assert "不是我们" in "".join(say(running, "ABC12345 这个码能用吗")) or "没有查到" in "".join(
+        say(running, "ABC12345 这个码能用吗"))
+
+    assert say(running, "抽奖")
+    assert r.xlen(f"{BRAND_PREFIX}:drawlog") == 1
+    assert "积分" in say(running, "积分兑换")[0]
+    assert "还差" in say(running, "兑换美式")[0]
+
+    for question, fact in [("几点开门", "7:30"), ("能送外卖吗", "3 公里"),
+                           ("怎么开发票", "发票"), ("门店地址", "静安寺店"),
+                           ("会员有什么好处", "会员"), ("优惠券怎么用", "券"),
+                           ("积分规则", "积分"), ("怎么退款", "退款"),
+                           ("打卡规则", "打卡"), ("抽奖规则", "抽")]:
+        answer = "".join(say(running, question))
+        assert fact in answer and "{" not in answer, (question, answer)
+
+    assert "人工" in "".join(say(running, "转人工"))
+    assert r.xlen(f"{BRAND_PREFIX}:handoff") == 1
+    assert r.keys("qztracker:*"), "trackers must live in Redis"
+
+
+def test_bad_input_gets_a_reply_and_changes_nothing(running: str, redis_url: str) -> None:
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    before = r.hgetall(f"{BRAND_PREFIX}:member:odd")
+    for text in ["", "👍👍👍", "领" * 5000, "\u200b", "ＱＺ??? mixed русский ✨"]:
+        replies = say(running, text, user="odd")
+        assert replies and all(replies), repr(text[:10])
+    assert r.hgetall(f"{BRAND_PREFIX}:member:odd") == before
+    assert r.hlen(f"{BRAND_PREFIX}:wallet:odd") == 0
+
+
+def test_two_misses_offer_a_person(running: str) -> None:
+    say(running, "哦", user="lost")
+    offer = "".join(say(running, "唔", user="lost"))
+    assert "人工" in offer
+    assert "人工" in "".join(say(running, "好的", user="lost"))
