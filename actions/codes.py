@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from actions.clock import SHANGHAI, local_day
 
@@ -33,6 +35,26 @@ def codes_in(text: str) -> list[str]:
     found += [m.upper() for m in _CODE_LIKE.findall(text)
               if any(c.isdigit() for c in m) and m.upper() not in found]
     return found
+
+
+CODE_ATTEMPTS = 5
+CODE_TAKEN = "code_taken"
+
+
+async def with_fresh_code(
+    attempt: Callable[[str], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Run a store script with a new code, again if that code was already issued.
+
+    The scripts refuse a taken code before writing anything, so a retry is safe; with
+    8.5e11 codes a second attempt is already rare, a sixth never needed in practice.
+    """
+    result: dict[str, Any] = {"status": CODE_TAKEN}
+    for _ in range(CODE_ATTEMPTS):
+        result = await attempt(new_code())
+        if result.get("status") != CODE_TAKEN:
+            break
+    return result
 
 
 def expiry(now: datetime, valid_days: int) -> datetime:

@@ -11,13 +11,11 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.base import GameAction
 from actions.catalogue import find_named
-from actions.codes import codes_in, coupon_record, new_code
+from actions.codes import codes_in, coupon_record, with_fresh_code
 from actions.config import CouponCampaign
 from actions.context import Speaker
 from actions.replies import lines
 from actions.runtime import Services
-
-CODE_RETRIES = 5
 
 
 def _open_campaigns(campaigns: list[CouponCampaign], now: datetime) -> list[CouponCampaign]:
@@ -58,25 +56,26 @@ class ActionClaimCoupon(GameAction):
                 )
                 return []
             campaign = open_now[0]
-        for _ in range(CODE_RETRIES):
-            code = new_code()
-            record = coupon_record(
-                code=code, name=campaign.name, value_yuan=campaign.value_yuan,
-                condition=campaign.condition, now=now, valid_days=campaign.valid_days,
-                source=f"campaign:{campaign.id}",
+        chosen = campaign
+
+        async def claim(code: str) -> dict[str, Any]:
+            return await svc.store.claim_coupon(
+                campaign=chosen.id, user=who.user, msgid=who.msgid,
+                now=int(now.timestamp()), starts=int(chosen.starts.timestamp()),
+                ends=int(chosen.ends.timestamp()), stock=chosen.stock,
+                per_member_limit=chosen.per_member_limit, code=code,
+                coupon=coupon_record(
+                    code=code, name=chosen.name, value_yuan=chosen.value_yuan,
+                    condition=chosen.condition, now=now, valid_days=chosen.valid_days,
+                    source=f"campaign:{chosen.id}",
+                ),
             )
-            result = await svc.store.claim_coupon(
-                campaign=campaign.id, user=who.user, msgid=who.msgid,
-                now=int(now.timestamp()), starts=int(campaign.starts.timestamp()),
-                ends=int(campaign.ends.timestamp()), stock=campaign.stock,
-                per_member_limit=campaign.per_member_limit, code=code, coupon=record,
-            )
-            if result["status"] != "code_taken":
-                break
+
+        result = await with_fresh_code(claim)
         status = result["status"]
         if status == "issued":
             wallet = {c["code"]: c for c in await svc.store.wallet(who.user)}
-            issued = wallet.get(result["code"], record)
+            issued = wallet[result["code"]]  # recorded before the member is told
             dispatcher.utter_message(
                 response="utter_coupon_issued", name=campaign.name, code=result["code"],
                 condition=campaign.condition, expires=issued["expires"],

@@ -11,13 +11,11 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.base import GameAction
 from actions.clock import local_day
-from actions.codes import coupon_record, new_code
+from actions.codes import coupon_record, with_fresh_code
 from actions.context import Speaker
 from actions.posts import post_to_group
 from actions.replies import render
 from actions.runtime import Services
-
-CODE_RETRIES = 5
 
 
 class ActionLuckyDraw(GameAction):
@@ -46,8 +44,8 @@ class ActionLuckyDraw(GameAction):
         ]
         by_id = {p.id: p for p in rules.prizes}
         r = secrets.randbelow(total)
-        for _ in range(CODE_RETRIES):
-            code = new_code()
+
+        async def draw(code: str) -> dict[str, Any]:
             coupons = {
                 p.id: coupon_record(
                     code=code, name=p.coupon.name, value_yuan=p.coupon.value_yuan,
@@ -56,15 +54,15 @@ class ActionLuckyDraw(GameAction):
                 )
                 for p in rules.prizes if p.kind == "coupon" and p.coupon is not None
             }
-            result = await svc.store.draw(
+            return await svc.store.draw(
                 user=who.user, group=who.group, msgid=who.msgid,
                 today=local_day(now).isoformat(), daily_limit=rules.daily_limit,
                 cost=rules.cost_points, r=r, prizes=prizes,
                 consolation=rules.consolation.id, code=code, coupons=coupons,
                 now=int(now.timestamp()),
             )
-            if result["status"] != "code_taken":
-                break
+
+        result = await with_fresh_code(draw)
         status = result["status"]
         if status == "limit_reached":
             dispatcher.utter_message(response="utter_draw_limit", limit=rules.daily_limit)

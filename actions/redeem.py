@@ -10,12 +10,10 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.base import GameAction
 from actions.catalogue import find_named
-from actions.codes import coupon_record, new_code
+from actions.codes import coupon_record, with_fresh_code
 from actions.context import Speaker
 from actions.replies import lines
 from actions.runtime import Services
-
-CODE_RETRIES = 5
 
 
 class ActionRedeemPoints(GameAction):
@@ -46,25 +44,26 @@ class ActionRedeemPoints(GameAction):
             dispatcher.utter_message(response="utter_redeem_menu", menu=menu, points=stats.points)
             return []
         now = svc.clock.now()
-        for _ in range(CODE_RETRIES):
-            code = new_code()
-            record = coupon_record(
-                code=code, name=reward.name, value_yuan=reward.value_yuan,
-                condition=reward.condition, now=now, valid_days=reward.valid_days,
-                source=f"reward:{reward.id}",
+        item = reward
+
+        async def redeem(code: str) -> dict[str, Any]:
+            return await svc.store.redeem(
+                reward=item.id, cost=item.cost_points, stock=item.stock, user=who.user,
+                msgid=who.msgid, code=code, now=int(now.timestamp()),
+                coupon=coupon_record(
+                    code=code, name=item.name, value_yuan=item.value_yuan,
+                    condition=item.condition, now=now, valid_days=item.valid_days,
+                    source=f"reward:{item.id}",
+                ),
             )
-            result = await svc.store.redeem(
-                reward=reward.id, cost=reward.cost_points, stock=reward.stock,
-                user=who.user, msgid=who.msgid, code=code, coupon=record,
-                now=int(now.timestamp()),
-            )
-            if result["status"] != "code_taken":
-                break
+
+        result = await with_fresh_code(redeem)
         status = result["status"]
         if status == "redeemed":
             dispatcher.utter_message(
                 response="utter_redeem_done", name=reward.name, cost=reward.cost_points,
-                code=result["code"], points=result["points"], expires=record["expires"],
+                code=result["code"], points=result["points"],
+                expires=await self._expires(svc, who.user, result["code"]),
             )
         elif status == "insufficient":
             dispatcher.utter_message(
@@ -76,3 +75,9 @@ class ActionRedeemPoints(GameAction):
         else:
             dispatcher.utter_message(response="utter_busy")
         return []
+
+    @staticmethod
+    async def _expires(svc: Services, user: str, code: str) -> str:
+        """The expiry recorded in the wallet (a replayed message keeps its first code)."""
+        wallet = {c["code"]: c for c in await svc.store.wallet(user)}
+        return str(wallet[code]["expires"])

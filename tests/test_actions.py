@@ -365,3 +365,15 @@ async def test_odd_text_never_crashes_or_changes_state(
         texts(msgs)
     assert await services.store.wallet("alice") == []
     assert (await services.store.member_stats("alice")).points == 0
+
+
+async def test_a_taken_code_is_never_reissued(
+    services: runtime.Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    msgs, _ = await run(ActionClaimCoupon(), tracker("领满30减5", user="bob"))
+    taken = msgs[0]["code"]
+    codes = iter([taken, taken, "QZ22222222"])
+    monkeypatch.setattr("actions.codes.new_code", lambda: next(codes))
+    msgs, _ = await run(ActionClaimCoupon(), tracker("领半价券"))
+    assert responses(msgs) == ["utter_coupon_issued"] and msgs[0]["code"] == "QZ22222222"
+    assert await services.store.code_owner(taken) == "bob"
