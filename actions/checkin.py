@@ -76,7 +76,7 @@ class ActionCheckIn(GameAction):
             text = render(domain, "utter_announce_streak", user=who.user, streak=streak)
             if text:
                 await post_to_group(
-                    svc.store, group=who.group, text=text,
+                    svc.poster, group=who.group, text=text,
                     idem=f"streak:{who.msgid}", mention=who.user,
                 )
         return []

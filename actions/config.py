@@ -13,19 +13,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Extra, Field, ValidationError, root_validator, validator
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+from pydantic import BaseModel, Extra, Field, root_validator, validator
 
 from actions.clock import SHANGHAI
+from qunzhu.yamlconfig import ConfigError, load_yaml, validate
+
+__all__ = ["Brand", "ConfigError", "Games", "brand", "games", "load_brand", "load_games"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BRAND_FILE = PROJECT_ROOT / "data" / "brand.yml"
 DEFAULT_GAMES_FILE = PROJECT_ROOT / "data" / "games.yml"
-
-
-class ConfigError(Exception):
-    """A config file is invalid; the message names file, line and field."""
 
 
 class _Strict(BaseModel):
@@ -239,73 +236,17 @@ class Games(_Strict):
         return values
 
 
-# ---------------------------------------------------------------- loading
-def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
-    """Follow a pydantic error location through ruamel's nodes to a 1-based line number."""
-    line: int | None = None
-    for key in loc:
-        lc = getattr(node, "lc", None)
-        if lc is None:
-            break
-        try:
-            if isinstance(node, list) and isinstance(key, int):
-                line = lc.item(key)[0] + 1
-            elif isinstance(node, dict) and key in node:
-                line = lc.key(key)[0] + 1
-            else:
-                break
-            node = node[key]
-        except (KeyError, IndexError, TypeError):
-            break
-    if line is None and getattr(node, "lc", None) is not None:
-        line = int(node.lc.line) + 1
-    return line
-
-
-def _load_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        return YAML(typ="rt").load(text)
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}{where}: {problem}") from None
-
-
-def _validate(path: Path, raw: Any, model: type[BaseModel], root: str | None) -> Any:
-    data = raw.get(root) if root and isinstance(raw, dict) else raw
-    if data is None:
-        raise ConfigError(f"{path}: expected a top-level '{root}:' mapping")
-    try:
-        return model.parse_obj(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            loc = tuple(part for part in loc if part != "__root__")
-            line = _line_of(data, loc)
-            field = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc)
-            field = field.replace(".[", "[") or (root or "(top level)")
-            where = f"{path}:{line}" if line else str(path)
-            problems.append(f"{where}: {field}: {err['msg']}")
-        raise ConfigError("\n".join(problems)) from None
-
-
 def load_brand(path: Path | None = None) -> Brand:
     """Load and validate the brand facts."""
     path = path or Path(os.environ.get("QZ_BRAND_FILE", DEFAULT_BRAND_FILE))
-    brand: Brand = _validate(path, _load_yaml(path), Brand, "brand")
+    brand: Brand = validate(path, load_yaml(path), Brand, "brand")
     return brand
 
 
 def load_games(path: Path | None = None) -> Games:
     """Load and validate the game rules."""
     path = path or Path(os.environ.get("QZ_GAMES_FILE", DEFAULT_GAMES_FILE))
-    games: Games = _validate(path, _load_yaml(path), Games, None)
+    games: Games = validate(path, load_yaml(path), Games, None)
     return games
 
 

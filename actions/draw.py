@@ -95,7 +95,7 @@ class ActionLuckyDraw(GameAction):
             text = render(domain, "utter_announce_draw_winner", user=who.user, prize=prize.name)
             if text:
                 await post_to_group(
-                    svc.store, group=who.group, text=text, idem=f"draw:{who.msgid}",
+                    svc.poster, group=who.group, text=text, idem=f"draw:{who.msgid}",
                     mention=who.user,
                 )
         return []

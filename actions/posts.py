@@ -1,28 +1,88 @@
-"""The post-to-group seam: proactive messages go into a durable Redis stream.
+"""The post-to-group seam: proactive messages go through the bridge's HTTP API.
 
 Milestones and big wins are announced in the member's group. The text comes from
-domain.yml (like every member-facing sentence); the post is appended once per
-idempotency key to the brand's outbox stream, which the WeCom bridge's sender drains
-through the group-robot webhook within the platform's rate limit.
+domain.yml (like every member-facing sentence). The bridge answers 202 only once the post
+is in its durable Redis stream, and the same idempotency key (derived from the WeCom
+msgid) returns the same post, so a retried message never announces twice.
 """
 
 from __future__ import annotations
 
-from actions.store import GameStore
+import asyncio
+import logging
+from typing import Protocol
 
-OUTBOX = "outbox"
+import aiohttp
+
+from qunzhu import settings
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = 3
+TIMEOUT_S = 1.5
+
+
+class GroupPoster(Protocol):
+    """Something that queues a post for a group and returns its id (None if it could not)."""
+
+    async def post(self, group: str, text: str, idem: str, mention: str = "") -> str | None:
+        """Queue a text post once per idempotency key."""
+        ...
+
+
+class BridgePoster:
+    """Posts through `POST {BRIDGE_URL}/api/groups/{group}/messages`."""
+
+    def __init__(self, base_url: str, token: str, brand_id: str) -> None:
+        self._base = base_url.rstrip("/")
+        self._token = token
+        self._brand = brand_id
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        """No token."""
+        return f"BridgePoster(base_url={self._base!r})"
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S))
+        return self._session
+
+    async def close(self) -> None:
+        """Close the HTTP session (tests)."""
+        if self._session is not None:
+            await self._session.close()
+
+    async def post(self, group: str, text: str, idem: str, mention: str = "") -> str | None:
+        """Queue a text post; a few quick retries, then give up without failing the turn."""
+        body = {"msgtype": "text", "content": text, "mention": [mention] if mention else []}
+        headers = {"Authorization": f"Bearer {self._token}",
+                   "Idempotency-Key": f"{self._brand}:{idem}"}
+        url = f"{self._base}/api/groups/{group}/messages"
+        for attempt in range(ATTEMPTS):
+            try:
+                async with self._client().post(url, json=body, headers=headers) as resp:
+                    if resp.status == 202:
+                        return str((await resp.json())["id"])
+                    if resp.status < 500:  # refused (unknown group, bad token): do not retry
+                        log.warning("bridge refused a post for %s: http %s", group, resp.status)
+                        return None
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, KeyError, ValueError):
+                pass
+            await asyncio.sleep(0.2 * (attempt + 1))
+        log.warning("bridge unreachable: post for %s not queued", group)
+        return None
+
+
+def bridge_poster(brand_id: str) -> BridgePoster:
+    """The poster configured by BRIDGE_URL and BRIDGE_API_TOKEN."""
+    return BridgePoster(settings.get("BRIDGE_URL"), settings.get("BRIDGE_API_TOKEN"), brand_id)
 
 
 async def post_to_group(
-    store: GameStore,
-    *,
-    group: str,
-    text: str,
-    idem: str,
-    mention: str = "",
+    poster: GroupPoster, *, group: str, text: str, idem: str, mention: str = ""
 ) -> str | None:
-    """Queue a text post for a group once per idempotency key; returns the stream id."""
+    """Queue a text post for a group once per idempotency key; returns the post id."""
     if not group or not text:
         return None
-    fields = {"group": group, "msgtype": "text", "content": text, "mention": mention}
-    return await store.append_once(OUTBOX, idem, fields)
+    return await poster.post(group, text, idem, mention)

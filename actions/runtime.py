@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from actions import config
 from actions.clock import Clock, SystemClock
+from actions.posts import GroupPoster, bridge_poster
 from actions.store import GameStore, client
 
 
@@ -17,6 +18,7 @@ class Services:
     clock: Clock
     brand: config.Brand
     games: config.Games
+    poster: GroupPoster
 
 
 _current: Services | None = None
@@ -32,6 +34,7 @@ def services() -> Services:
             clock=SystemClock(),
             brand=brand,
             games=config.games(),
+            poster=bridge_poster(brand.id),
         )
     return _current
 

@@ -35,6 +35,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("QZ_FAKE_NOW", "", "pin the games' clock to an ISO time (demos and tests only)"),
     Setting("QZ_CHAT_GROUP", "sandbox", "chat id the terminal chat uses for its group"),
     Setting("QZ_CHAT_USER", "xiaoming", "member id the terminal chat starts as"),
+    # The WeCom bridge (bot/).
+    Setting("BRIDGE_HOST", "127.0.0.1", "address the bridge listens on"),
+    Setting("BRIDGE_PORT", "5080", "port of the bridge (WeCom callbacks and the HTTP API)"),
+    Setting("BRIDGE_URL", "http://127.0.0.1:5080", "where the actions reach the bridge's API"),
+    Setting("BRIDGE_API_TOKEN", "", "bearer token of the bridge's HTTP API; unset = API refused"),
+    Setting("BRIDGE_GROUPS_FILE", "data/groups.yml", "groups, their robot webhook keys, staff"),
+    Setting("RASA_URL", "http://127.0.0.1:5005", "the Rasa server the bridge sends turns to"),
+    Setting("BRIDGE_RASA_TIMEOUT_S", "8", "how long a turn may take before the polite fallback"),
+    Setting("BRIDGE_WORKERS", "16", "turns processed at once per bridge process"),
+    Setting("BRIDGE_SEND_CONCURRENCY", "64", "webhook posts in flight at once per bridge"),
+    Setting("WECOM_TOKEN", "", "callback Token (secret); unset = callbacks refused"),
+    Setting("WECOM_ENCODING_AES_KEY", "", "callback EncodingAESKey, 43 characters (secret)"),
+    Setting("WECOM_CORP_ID", "", "CorpID: the app callback's receiveid and API identity"),
+    Setting("WECOM_CORP_SECRET", "", "app secret for the member-list API (secret)"),
+    Setting("WECOM_API_BASE", "https://qyapi.weixin.qq.com", "WeCom API (the simulator's in run)"),
+    Setting("QZ_SIM_PORT", "5090", "port of the local WeCom simulator and sandbox page"),
+    Setting("QZ_NO_SIMULATOR", "", "set to 1 to run against real WeCom instead of the simulator"),
 )
 
 

@@ -1,13 +1,17 @@
-"""Start the whole stack for `make run`: Redis (embedded unless REDIS_URL), actions, Rasa.
+"""Start the whole stack for `make run`: Redis, actions, Rasa, the bridge and a local WeCom.
 
-Everything listens on 127.0.0.1. Ctrl-C (or SIGTERM) stops every process this started,
+Redis is embedded unless REDIS_URL is set; the WeCom side is the local simulator (with
+freshly generated sandbox credentials) unless QZ_NO_SIMULATOR=1 and real WECOM_* settings
+are given. Everything listens on 127.0.0.1. Ctrl-C (or SIGTERM) stops every process this started,
 and the embedded Redis writes its data to QZ_DATA_DIR first, so nothing is lost.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -135,9 +139,45 @@ def stack_env(redis_url: str) -> dict[str, str]:
         "QZ_REDIS_PASSWORD": parts.password,
         "QZ_ACTIONS_PORT": settings.get("QZ_ACTIONS_PORT"),
         "QZ_TRACKER_TTL_S": settings.get("QZ_TRACKER_TTL_S"),
+        "BRIDGE_URL": f"http://127.0.0.1:{settings.get('BRIDGE_PORT')}",
+        "BRIDGE_API_TOKEN": settings.get("BRIDGE_API_TOKEN") or secrets.token_hex(16),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
     })
     return env
+
+
+def sandbox_credentials() -> dict[str, str]:
+    """Fresh WeCom credentials shared by the simulator and the bridge (never real ones)."""
+    aes_key = base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    return {
+        "WECOM_TOKEN": secrets.token_hex(16),
+        "WECOM_ENCODING_AES_KEY": aes_key,
+        "WECOM_CORP_ID": "wwsandbox" + secrets.token_hex(4),
+        "WECOM_CORP_SECRET": secrets.token_hex(16),
+        "QZ_SANDBOX_WEBHOOK_KEY": secrets.token_hex(16),
+        "QZ_SANDBOX_STAFF_WEBHOOK_KEY": secrets.token_hex(16),
+    }
+
+
+def start_bridge(stack: Stack, env: dict[str, str]) -> str | None:
+    """Start the bridge, and the simulator unless QZ_NO_SIMULATOR; the sandbox page URL."""
+    bridge_port = settings.get("BRIDGE_PORT")
+    sim_port = settings.get("QZ_SIM_PORT")
+    simulate = not settings.get("QZ_NO_SIMULATOR")
+    if simulate:
+        env.update(sandbox_credentials())
+        env["WECOM_API_BASE"] = f"http://127.0.0.1:{sim_port}"
+        _require_free(sim_port, "WeCom simulator", "QZ_SIM_PORT")
+    _require_free(bridge_port, "bridge", "BRIDGE_PORT")
+    bridge = stack.start("bridge", [sys.executable, "-m", "bot"], env)
+    _wait("bridge", lambda: _http_ok(f"http://127.0.0.1:{bridge_port}/healthz"), bridge, 60)
+    print(f"qunzhu: bridge on http://127.0.0.1:{bridge_port} (/wecom/aibot, /wecom/app, /api)")
+    if not simulate:
+        return None
+    sim = stack.start("simulator", [sys.executable, "-m", "bot.simulator"], env)
+    page = f"http://127.0.0.1:{sim_port}/"
+    _wait("WeCom simulator", lambda: _http_ok(page + "sandbox/config"), sim, 60)
+    return page
 
 
 def start_services(stack: Stack) -> dict[str, str]:
@@ -171,10 +211,17 @@ def start_services(stack: Stack) -> dict[str, str]:
     return env
 
 
+def start_all(stack: Stack) -> str | None:
+    """Everything `make run` starts, in dependency order; the sandbox page URL."""
+    env = start_services(stack)
+    return start_bridge(stack, env)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the stack; chat in the terminal when there is one, else serve until stopped."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--no-chat", action="store_true", help="serve only, no terminal chat")
+    parser.add_argument("--chat", action="store_true",
+                        help="also chat in this terminal (straight to Rasa, without the bridge)")
     args = parser.parse_args(argv)
     stack = Stack()
 
@@ -185,8 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
     try:
-        start_services(stack)
-        if not args.no_chat and sys.stdin.isatty():
+        page = start_all(stack)
+        if page:
+            print(f"\nqunzhu: the sandbox group is open at {page}  (Ctrl-C stops everything)\n")
+        if args.chat and sys.stdin.isatty():
             from qunzhu.chat import main as chat
 
             chat([])

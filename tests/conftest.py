@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import socket
@@ -15,10 +16,15 @@ from pathlib import Path
 import pytest
 import redis
 import redis.asyncio as aioredis
+from aiohttp.test_utils import TestServer
 
 from actions import config, runtime
 from actions.clock import SHANGHAI, FixedClock
+from actions.posts import BridgePoster
 from actions.store import GameStore
+from bot.app import Background, create_app
+from bot.groups import Directory, Robot
+from bot.settings import BridgeSettings
 
 TEST_BRAND = "testbrand"
 
@@ -101,12 +107,45 @@ def clock() -> FixedClock:
     return FixedClock(datetime(2026, 11, 23, 14, 0, tzinfo=SHANGHAI))
 
 
+API_TOKEN = "test-api-token-0123456789"
+TEST_GROUPS = ("g1", "g2", "sandbox", "other", "staff")
+
+
+def sandbox_directory() -> Directory:
+    """Robots for the groups the tests use; keys are per-test fakes the simulator knows."""
+    robots = {g: Robot(g, f"group {g}", f"key-{g}-{'x' * 20}", True) for g in TEST_GROUPS}
+    return Directory(robots=robots, staff_chatid="staff", staff_mention=("kefu01",))
+
+
+def bridge_settings(redis_url: str, **overrides: object) -> BridgeSettings:
+    """Bridge settings for tests: the test Redis, a known API token."""
+    base = BridgeSettings(redis_url=redis_url, api_token=API_TOKEN,
+                          consumer=f"test-{os.getpid()}", reclaim_idle_ms=200)
+    return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+
+
 @pytest.fixture
-def services(store: GameStore, clock: FixedClock) -> Iterator[runtime.Services]:
-    """Install services for the actions: real Redis, fixed clock, the shipped YAML."""
+async def bridge_api(redis_url: str, redis_client: aioredis.Redis) -> AsyncIterator[TestServer]:
+    """The real bridge app (API only: no background loops) on a local port."""
+    app = create_app(bridge_settings(redis_url), directory=sandbox_directory(),
+                     background=Background(turns=False, sender=False, handoff=False))
+    server = TestServer(app)
+    await server.start_server()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def services(
+    store: GameStore, clock: FixedClock, bridge_api: TestServer
+) -> AsyncIterator[runtime.Services]:
+    """Install services for the actions: real Redis, fixed clock, shipped YAML, real bridge."""
+    poster = BridgePoster(str(bridge_api.make_url("")), API_TOKEN, TEST_BRAND)
     svc = runtime.Services(
-        store=store, clock=clock, brand=config.load_brand(), games=config.load_games()
+        store=store, clock=clock, brand=config.load_brand(), games=config.load_games(),
+        poster=poster,
     )
     runtime.use(svc)
     yield svc
     runtime.use(None)
+    await poster.close()

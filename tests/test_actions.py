@@ -19,13 +19,15 @@ from actions.handoff import ActionHumanHandoff
 from actions.points import ActionLeaderboard, ActionMyPoints
 from actions.redeem import ActionRedeemPoints
 from actions.store import GameStore
+from bot.store import OUTBOX
 from tests.helpers import responses, run, texts, tracker
 
 pytestmark = pytest.mark.redis
 
 
 async def outbox(svc: runtime.Services) -> list[dict[str, str]]:
-    rows = await svc.store._r.xrange(svc.store.key("outbox"))
+    """Posts the bridge accepted into its durable outbox stream."""
+    rows = await svc.store._r.xrange(OUTBOX)
     return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in rows]
 
 
@@ -109,7 +111,8 @@ async def test_terminal_or_rest_without_metadata_still_works(
 async def test_redis_down_gets_a_polite_reply(services: runtime.Services) -> None:
     dead = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     runtime.use(runtime.Services(store=GameStore(dead, "x"), clock=services.clock,
-                                 brand=services.brand, games=services.games))
+                                 brand=services.brand, games=services.games,
+                                 poster=services.poster))
     msgs, events = await run(ActionCheckIn(), tracker("打卡"))
     assert responses(msgs) == ["utter_busy"] and events == []
 

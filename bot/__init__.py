@@ -1,0 +1,1 @@
+"""The WeCom bridge: signed callbacks in, rate-limited durable posts out."""

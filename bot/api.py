@@ -1,0 +1,113 @@
+"""The bridge's HTTP API for actions and operators: queue a post, ask how it went.
+
+`POST /api/groups/{group}/messages` answers 202 with an id only once the post is in the
+Redis stream (so an accepted post is never lost); the same idempotency key returns the
+same id. Everything needs `Authorization: Bearer <BRIDGE_API_TOKEN>`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from bot import appkeys
+from bot.outbox import Post, parse_request
+from bot.store import INBOX, OUTBOX
+from bot.wecom.webhook import PayloadError
+
+log = logging.getLogger(__name__)
+MAX_API_BODY = 256 * 1024
+
+
+def _problem(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _authorised(request: web.Request) -> bool:
+    token = request.app[appkeys.SETTINGS].api_token
+    given = request.headers.get("Authorization", "")
+    if not token or not given.startswith("Bearer "):
+        return False
+    return hmac.compare_digest(given[7:].encode(), token.encode())
+
+
+async def enqueue(app: web.Application, post: Post, idem: str) -> tuple[str, bool]:
+    """Queue a post in the outbox (also used by the bridge's own welcome/handoff/replies)."""
+    return await app[appkeys.STORE].enqueue(post.group, post.fields(), idem,
+                                            app[appkeys.CLOCK].now())
+
+
+async def post_message(request: web.Request) -> web.Response:
+    """Accept a post for a group: 202 + id once it is durably queued."""
+    if not _authorised(request):
+        return _problem(401, "missing or wrong bearer token")
+    group = request.match_info["group"]
+    if request.app[appkeys.DIRECTORY].robot(group) is None:
+        return _problem(404, f"no robot is configured for group {group!r}")
+    if request.content_length is not None and request.content_length > MAX_API_BODY:
+        return _problem(413, "body too large")
+    try:
+        doc = json.loads(await request.read() or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _problem(400, "body must be JSON")
+    try:
+        post, idem = parse_request(group, doc)
+    except PayloadError as exc:
+        return _problem(400, str(exc))
+    idem = request.headers.get("Idempotency-Key", "") or idem
+    try:
+        post_id, new = await enqueue(request.app, post, idem)
+    except (RedisError, OSError) as exc:
+        log.error("outbox unavailable: %s", type(exc).__name__)
+        return _problem(503, "queue unavailable, retry")
+    return web.json_response(
+        {"id": post_id, "status_url": f"/api/messages/{post_id}", "duplicate": not new},
+        status=202,
+    )
+
+
+async def message_status(request: web.Request) -> web.Response:
+    """Where a post is: queued, sent, digested (merged into a digest) or dead."""
+    if not _authorised(request):
+        return _problem(401, "missing or wrong bearer token")
+    try:
+        status = await request.app[appkeys.STORE].status(request.match_info["post_id"])
+    except (RedisError, OSError):
+        return _problem(503, "status unavailable, retry")
+    if not status:
+        return _problem(404, "no such post (or it is older than 7 days)")
+    return web.json_response({"id": request.match_info["post_id"], **status})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Counters and queue depths for operators."""
+    if not _authorised(request):
+        return _problem(401, "missing or wrong bearer token")
+    store = request.app[appkeys.STORE]
+    try:
+        counters = await store.metrics()
+        depths = {"inbox": await store.r.xlen(INBOX), "outbox": await store.r.xlen(OUTBOX)}
+    except (RedisError, OSError):
+        return _problem(503, "metrics unavailable, retry")
+    return web.json_response({"counters": counters, "queues": depths})
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness plus whether Redis answers."""
+    try:
+        await request.app[appkeys.REDIS].ping()
+    except (RedisError, OSError):
+        return web.json_response({"ok": False, "redis": False}, status=503)
+    return web.json_response({"ok": True, "redis": True})
+
+
+def add_routes(app: web.Application) -> None:
+    """Mount the API."""
+    app.router.add_post("/api/groups/{group}/messages", post_message)
+    app.router.add_get("/api/messages/{post_id}", message_status)
+    app.router.add_get("/api/metrics", metrics)
+    app.router.add_get("/healthz", health)

@@ -1,0 +1,143 @@
+"""The bridge's app factory: one resource per cleanup_ctx, background loops as tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from actions.config import load_brand
+from bot import api, appkeys
+from bot.clock import Clock, RealClock
+from bot.groups import Directory, load_directory
+from bot.handoff import HandoffRelay
+from bot.inbound import CallbackHandler
+from bot.newcomers import Newcomers
+from bot.outbox import Post
+from bot.sender import Sender, SenderConfig
+from bot.settings import MAX_BODY_BYTES, BridgeSettings
+from bot.store import BridgeStore
+from bot.texts import Texts
+from bot.turns import TurnWorker
+from bot.wecom.api import WeComApi
+from bot.wecom.crypto import WeComCrypto
+from bot.wecom.webhook import WebhookClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Background:
+    """Which loops this process runs (tests may run the sender alone, or none)."""
+
+    turns: bool = True
+    sender: bool = True
+    handoff: bool = True
+
+
+def _crypto(settings: BridgeSettings, receive_id: str, clock: Clock) -> WeComCrypto | None:
+    if not settings.token or not settings.encoding_aes_key:
+        return None
+    return WeComCrypto(settings.token, settings.encoding_aes_key, receive_id, clock=clock.now)
+
+
+def create_app(
+    settings: BridgeSettings,
+    *,
+    clock: Clock | None = None,
+    directory: Directory | None = None,
+    texts: Texts | None = None,
+    background: Background | None = None,
+    sender_config: SenderConfig | None = None,
+) -> web.Application:
+    """Build the bridge: callbacks, API, and the turn worker, sender and handoff relay."""
+    clock = clock or RealClock()
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[appkeys.SETTINGS] = settings
+    app[appkeys.CLOCK] = clock
+    app[appkeys.DIRECTORY] = directory or load_directory(settings.groups_file)
+    app[appkeys.TEXTS] = texts or Texts.from_domain()
+    background = background or Background()
+    brand = load_brand()
+
+    async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+        client = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=64, timeout=5, socket_timeout=5,
+            health_check_interval=30,
+        ))
+        app[appkeys.REDIS] = client
+        app[appkeys.STORE] = BridgeStore(client)
+        await app[appkeys.STORE].ensure_groups()
+        yield
+        await client.close()
+
+    async def session_ctx(app: web.Application) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(limit=settings.send_concurrency + 32)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            app[appkeys.SESSION] = session
+            yield
+
+    async def loops_ctx(app: web.Application) -> AsyncIterator[None]:
+        store, session = app[appkeys.STORE], app[appkeys.SESSION]
+        wecom = WeComApi(session, base_url=settings.wecom_api_base, corp_id=settings.corp_id,
+                         corp_secret=settings.corp_secret)
+
+        async def post(item: Post, idem: str) -> str:
+            post_id, _new = await api.enqueue(app, item, idem)
+            return post_id
+
+        directory_, texts_ = app[appkeys.DIRECTORY], app[appkeys.TEXTS]
+        newcomers = Newcomers(store, wecom, directory_, texts_, post, brand.bot_name)
+        runners: list[tuple[Callable[[], None], asyncio.Task[None]]] = []
+        if background.turns:
+            worker = TurnWorker(
+                store, session, wecom, texts_, newcomers, clock,
+                rasa_url=settings.rasa_url, rasa_timeout_s=settings.rasa_timeout_s,
+                consumer=settings.consumer, concurrency=settings.workers,
+                bot_names=(brand.bot_name,), reclaim_idle_ms=settings.reclaim_idle_ms,
+                turn_ttl_s=settings.dedupe_ttl_s, post=post,
+            )
+            runners.append((worker.stop, asyncio.create_task(worker.run())))
+        if background.sender:
+            config = sender_config or SenderConfig(
+                concurrency=settings.send_concurrency, reclaim_idle_ms=settings.reclaim_idle_ms
+            )
+            sender = Sender(store, WebhookClient(session, base_url=settings.wecom_api_base),
+                            directory_, texts_, clock, consumer=settings.consumer, config=config)
+            runners.append((sender.stop, asyncio.create_task(sender.run())))
+        if background.handoff:
+            relay = HandoffRelay(store, f"qz:{{{brand.id}}}:handoff", directory_, texts_, post,
+                                 settings.consumer)
+            runners.append((relay.stop, asyncio.create_task(relay.run())))
+        yield
+        for stop, _task in runners:
+            stop()
+        for _stop, task in runners:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    app.cleanup_ctx.extend([redis_ctx, session_ctx, loops_ctx])
+    _add_callback_routes(app, settings, clock)
+    api.add_routes(app)
+    return app
+
+
+def _add_callback_routes(app: web.Application, settings: BridgeSettings, clock: Clock) -> None:
+    """GET (URL verification) and POST for the 智能机器人 and the app callback."""
+    for kind, receive_id in (("aibot", ""), ("app", settings.corp_id)):
+        handler = CallbackHandler(
+            "aibot" if kind == "aibot" else "app",
+            _crypto(settings, receive_id, clock),
+            lambda: app[appkeys.STORE],
+            clock,
+            settings.dedupe_ttl_s,
+        )
+        app.router.add_get(f"/wecom/{kind}", handler.verify)
+        app.router.add_post(f"/wecom/{kind}", handler.receive)

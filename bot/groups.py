@@ -1,0 +1,109 @@
+"""Which groups the bridge can post into, through which robot, and where handoffs go.
+
+Webhook keys are passwords: they come from an environment variable named in the file
+(or inline in a copy kept out of git) and are never printed — a group is named by its
+chatid everywhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, Extra, Field, root_validator
+
+from qunzhu.yamlconfig import ConfigError, load_yaml, validate
+
+
+class _Strict(BaseModel):
+    class Config:
+        extra = Extra.forbid
+        anystr_strip_whitespace = True
+
+
+class GroupEntry(_Strict):
+    """One group and its robot."""
+
+    chatid: str = Field(min_length=1, max_length=128)
+    name: str = ""
+    webhook_key: str = ""
+    webhook_key_env: str = ""
+    welcome_newcomers: bool = False
+
+    @root_validator(skip_on_failure=True)
+    def _one_key_source(cls, values: dict[str, object]) -> dict[str, object]:
+        if bool(values.get("webhook_key")) == bool(values.get("webhook_key_env")):
+            raise ValueError("give exactly one of webhook_key or webhook_key_env")
+        return values
+
+
+class StaffEntry(_Strict):
+    """Where handoff requests are delivered."""
+
+    chatid: str = Field(min_length=1)
+    mention: list[str] = Field(default_factory=list)
+
+
+class GroupsFile(_Strict):
+    """The whole groups YAML."""
+
+    groups: list[GroupEntry] = Field(default_factory=list)
+    staff: StaffEntry | None = None
+
+
+@dataclass(frozen=True)
+class Robot:
+    """A group's robot: its chatid, display name and webhook key (never printed)."""
+
+    chatid: str
+    name: str
+    key: str
+    welcome_newcomers: bool
+
+    @property
+    def robot_id(self) -> str:
+        """A stable non-secret id for the robot's rate-limit bucket and logs."""
+        return hashlib.sha256(self.key.encode()).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        """Leave the key out."""
+        return f"Robot(chatid={self.chatid!r}, robot_id={self.robot_id!r})"
+
+
+@dataclass(frozen=True)
+class Directory:
+    """Robots by chatid, and the staff destination."""
+
+    robots: dict[str, Robot]
+    staff_chatid: str
+    staff_mention: tuple[str, ...]
+    unkeyed: tuple[str, ...] = ()  # listed groups whose key variable is unset: posts refused
+
+    def robot(self, chatid: str) -> Robot | None:
+        """The robot that posts into this group, if we have one."""
+        return self.robots.get(chatid)
+
+
+def load_directory(path: Path, env: dict[str, str] | None = None) -> Directory:
+    """Load and validate the groups file; missing key variables are a start-up error."""
+    env = dict(os.environ) if env is None else env
+    parsed: GroupsFile = validate(path, load_yaml(path), GroupsFile, None)
+    robots: dict[str, Robot] = {}
+    missing: list[str] = []
+    for entry in parsed.groups:
+        if entry.chatid in robots:
+            raise ConfigError(f"{path}: groups: chatid {entry.chatid!r} appears twice")
+        key = entry.webhook_key or env.get(entry.webhook_key_env, "")
+        if not key:
+            missing.append(f"{entry.chatid} (set {entry.webhook_key_env})")
+            continue
+        robots[entry.chatid] = Robot(entry.chatid, entry.name, key, entry.welcome_newcomers)
+    staff = parsed.staff
+    return Directory(
+        robots=robots,
+        staff_chatid=staff.chatid if staff else "",
+        staff_mention=tuple(staff.mention) if staff else (),
+        unkeyed=tuple(missing),
+    )

@@ -1,0 +1,93 @@
+"""Deliver the assistant's handoff requests to staff: from the actions' stream to a staff group.
+
+The action server appends each request (member, group, words, recent history) to the
+brand's handoff stream; this relay turns each into one post for the staff group, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from redis.exceptions import RedisError
+
+from bot.groups import Directory
+from bot.outbox import Post
+from bot.store import BridgeStore, entries
+from bot.texts import Texts
+
+log = logging.getLogger(__name__)
+
+GROUP = "bridge"
+PostFn = Callable[[Post, str], Awaitable[str]]
+
+
+def history_lines(raw: str, limit: int = 6) -> str:
+    """The last turns of the conversation as quoted lines for staff."""
+    try:
+        turns = json.loads(raw or "[]")
+    except json.JSONDecodeError:
+        return ""
+    lines = []
+    for turn in turns[-limit:]:
+        if isinstance(turn, dict):
+            who = "🤖" if turn.get("from") == "bot" else "👤"
+            lines.append(f"{who} {str(turn.get('text', ''))[:200]}")
+        elif isinstance(turn, str):
+            lines.append(f"👤 {turn[:200]}")
+    return "\n".join(lines)
+
+
+class HandoffRelay:
+    """Reads the brand's handoff stream with a consumer group and posts to staff."""
+
+    def __init__(self, store: BridgeStore, stream: str, directory: Directory, texts: Texts,
+                 post: PostFn, consumer: str) -> None:
+        self._store = store
+        self._stream = stream
+        self._directory = directory
+        self._texts = texts
+        self._post = post
+        self._consumer = consumer
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Stop after the current read."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Pending first (a restart), then new requests."""
+        await self._store.ensure_group(self._stream, GROUP)
+        cursor = "0"
+        while not self._stopping.is_set():
+            try:
+                rows = await self._store.r.xreadgroup(
+                    GROUP, self._consumer, {self._stream: cursor}, count=50, block=1000
+                )
+                batch = [e for _s, r in rows or [] for e in entries(r)]
+                if cursor == "0" and not batch:
+                    cursor = ">"
+                for entry in batch:
+                    await self.deliver(entry.id, entry.fields)
+            except (RedisError, OSError) as exc:
+                log.warning("handoff relay paused (%s)", type(exc).__name__)
+                await asyncio.sleep(1)
+
+    async def deliver(self, entry_id: str, fields: dict[str, str]) -> None:
+        """One staff post per request (idempotent on the entry id), then acknowledge it."""
+        if fields and self._directory.staff_chatid:
+            text = self._texts.say(
+                "utter_bridge_handoff_staff",
+                group=fields.get("group") or "-",
+                user=fields.get("user") or "-",
+                text=fields.get("text", "")[:500],
+                history=history_lines(fields.get("history", "")),
+            )
+            await self._post(
+                Post(self._directory.staff_chatid, "markdown", text,
+                     self._directory.staff_mention),
+                f"handoff:{self._stream}:{entry_id}",
+            )
+        await self._store.r.xack(self._stream, GROUP, entry_id)

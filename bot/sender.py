@@ -1,0 +1,321 @@
+"""Drain the outbox to group robots: ≤ 20 posts per robot in any 60 s, retried, never lost.
+
+Posts are read with a consumer group, held in one lane per group, and acknowledged only
+after WeCom answers errcode 0 or a permanent error (then dead-lettered). A sender that
+dies leaves its posts pending; any sender reclaims them with XAUTOCLAIM. The limiter lives
+in Redis so every sender process shares each robot's budget. When a group's backlog
+cannot drain within a minute, its text posts are merged into digests (≤ 4096 bytes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+from redis.exceptions import RedisError
+
+from bot.clock import Clock
+from bot.groups import Directory, Robot
+from bot.outbox import Post
+from bot.store import DEAD, DEAD_MAXLEN, OUTBOX, SENDERS, BridgeStore, Entry, entries, post_key
+from bot.texts import Texts
+from bot.wecom import webhook
+from bot.wecom.textsplit import utf8_len
+from bot.wecom.webhook import Outcome, PayloadError, WebhookClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SenderConfig:
+    """Limits and timings; the defaults are WeCom's documented numbers plus safety margins."""
+
+    limit: int = 20  # posts per robot per window (WeCom: 20/min)
+    window_s: float = 61.0  # 60 s plus a margin for network latency between us and WeCom
+    rate_limited_backoff_s: float = 61.0  # 45009: wait at least 60 s
+    max_transient_attempts: int = 8  # -1, timeouts, resets: then dead-letter
+    transient_backoff_s: float = 2.0  # doubled per attempt, capped at 60 s
+    concurrency: int = 64  # posts in flight per process
+    read_count: int = 500
+    max_held: int = 50_000  # pause reading when this many posts wait in lanes
+    reclaim_idle_ms: int = 60_000  # a pending post idle this long belongs to a dead sender
+    heartbeat_s: float = 15.0  # re-claim held posts so live senders are never robbed
+    digest: bool = True
+
+
+@dataclass
+class Lane:
+    """The posts waiting for one group, oldest first."""
+
+    entries: deque[Entry] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
+
+
+class Sender:
+    """One sender process's share of the outbox."""
+
+    def __init__(
+        self,
+        store: BridgeStore,
+        client: WebhookClient,
+        directory: Directory,
+        texts: Texts,
+        clock: Clock,
+        *,
+        consumer: str,
+        config: SenderConfig | None = None,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._directory = directory
+        self._texts = texts
+        self._clock = clock
+        self._consumer = consumer
+        self.config = config or SenderConfig()
+        self._lanes: dict[str, Lane] = {}
+        self._held: set[str] = set()
+        self._sem = asyncio.Semaphore(self.config.concurrency)
+        self._stopping = asyncio.Event()
+
+    # ------------------------------------------------------------------ the loops
+    async def run(self) -> None:
+        """Reclaim what dead senders left, then read, heartbeat and reclaim until stopped."""
+        await self._store.ensure_group(OUTBOX, SENDERS)
+        await self.reclaim()
+        loops = [asyncio.create_task(self._read_loop()), asyncio.create_task(self._keepalive())]
+        try:
+            await self._stopping.wait()
+        finally:
+            for task in loops:
+                task.cancel()
+            for lane in list(self._lanes.values()):
+                if lane.task is not None:
+                    lane.task.cancel()
+            for task in loops:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def stop(self) -> None:
+        """Ask run() to return; unacknowledged posts stay pending for whoever comes next."""
+        self._stopping.set()
+
+    @property
+    def held(self) -> int:
+        """Posts this process holds in its lanes."""
+        return len(self._held)
+
+    async def _read_loop(self) -> None:
+        while not self._stopping.is_set():
+            if len(self._held) >= self.config.max_held:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                rows = await self._store.r.xreadgroup(
+                    SENDERS, self._consumer, {OUTBOX: ">"},
+                    count=self.config.read_count, block=1000,
+                )
+            except (RedisError, OSError) as exc:
+                log.warning("outbox read failed (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(1)
+                continue
+            for _stream, rows_of_stream in rows or []:
+                self._take(entries(rows_of_stream))
+
+    async def _keepalive(self) -> None:
+        """Refresh our claim on held posts and pick up posts of senders that died."""
+        while not self._stopping.is_set():
+            await asyncio.sleep(self.config.heartbeat_s)
+            try:
+                held = list(self._held)
+                for i in range(0, len(held), 1000):
+                    await self._store.r.xclaim(
+                        OUTBOX, SENDERS, self._consumer, 0, held[i : i + 1000], justid=True
+                    )
+                await self.reclaim()
+            except (RedisError, OSError) as exc:
+                log.warning("outbox keepalive failed (%s)", type(exc).__name__)
+
+    async def reclaim(self) -> int:
+        """XAUTOCLAIM posts idle longer than reclaim_idle_ms (their sender died)."""
+        claimed = 0
+        start = "0-0"
+        while True:
+            reply = await self._store.r.xautoclaim(
+                OUTBOX, SENDERS, self._consumer, self.config.reclaim_idle_ms,
+                start_id=start, count=500,
+            )
+            start = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+            rows = [e for e in entries(reply[1]) if e.id not in self._held]
+            gone = [e.id for e in rows if not e.fields]  # deleted while pending: just ack
+            if gone:
+                await self._store.r.xack(OUTBOX, SENDERS, *gone)
+            fresh = [e for e in rows if e.fields]
+            claimed += len(fresh)
+            self._take(fresh)
+            if start == "0-0":
+                return claimed
+
+    def _take(self, new: list[Entry]) -> None:
+        """Put posts into their group's lane and make sure the lane is being drained."""
+        for entry in new:
+            if entry.id in self._held:
+                continue
+            self._held.add(entry.id)
+            group = entry.fields.get("group", "")
+            lane = self._lanes.setdefault(group, Lane())
+            lane.entries.append(entry)
+            if lane.task is None or lane.task.done():
+                lane.task = asyncio.create_task(self._drain(group))
+
+    # ------------------------------------------------------------------ one lane
+    async def _drain(self, group: str) -> None:
+        lane = self._lanes[group]
+        robot = self._directory.robot(group)
+        try:
+            while lane.entries and not self._stopping.is_set():
+                if robot is None:
+                    entry = lane.entries.popleft()
+                    await self._dead(entry, 93000, "no robot webhook key for this group")
+                    continue
+                if self.config.digest and len(lane.entries) > self.config.limit:
+                    await self._send_digests(robot, lane)
+                    continue
+                entry = lane.entries[0]
+                await self._deliver(robot, entry)
+                lane.entries.popleft()
+        except (RedisError, OSError) as exc:
+            # Posts stay pending in Redis; drop our hold so a reclaim can retry them.
+            log.warning("lane %s paused: Redis %s", group, type(exc).__name__)
+            for entry in lane.entries:
+                self._held.discard(entry.id)
+            lane.entries.clear()
+        finally:
+            if not lane.entries:
+                self._lanes.pop(group, None)
+
+    async def _deliver(self, robot: Robot, entry: Entry) -> None:
+        """Send every part of one post, resuming after the parts already delivered."""
+        post = Post.from_fields(entry.fields)
+        try:
+            parts = post.payloads()
+        except (PayloadError, ValueError, KeyError) as exc:
+            await self._dead(entry, 40008, f"payload refused: {exc}")
+            return
+        status = await self._store.status(entry.fields.get("id", ""))
+        done = int(status.get("parts_sent", "0") or 0)
+        for index in range(done, len(parts)):
+            ok = await self._send_part(robot, entry, parts[index])
+            if not ok:
+                return
+            await self._store.r.hset(post_key(entry.fields.get("id", "")), "parts_sent", index + 1)
+        await self._ack([entry], state="sent")
+
+    async def _send_part(self, robot: Robot, entry: Entry, payload: dict[str, object]) -> bool:
+        """One webhook call under the limiter; False when the post was dead-lettered."""
+        attempts = 0
+        while True:
+            await self._wait_for_slot(robot)
+            async with self._sem:
+                result = await self._client.send(robot.key, payload)
+            if result.outcome is Outcome.OK:
+                await self._store.incr("webhook_ok")
+                return True
+            if result.outcome is Outcome.RATE_LIMITED:
+                await self._store.incr("webhook_45009")
+                now = self._clock.now()
+                await self._store.block(
+                    robot.robot_id, now + self.config.rate_limited_backoff_s, now
+                )
+                log.warning("robot %s rate limited by WeCom; backing off", robot.robot_id)
+                continue
+            if result.outcome is Outcome.TRANSIENT:
+                attempts += 1
+                await self._store.incr("webhook_transient")
+                if attempts >= self.config.max_transient_attempts:
+                    await self._dead(entry, result.errcode, f"gave up: {result.errmsg}")
+                    return False
+                await self._clock.sleep(
+                    min(60.0, self.config.transient_backoff_s * 2 ** (attempts - 1))
+                )
+                continue
+            await self._dead(entry, result.errcode, result.errmsg or "permanent error")
+            return False
+
+    async def _wait_for_slot(self, robot: Robot) -> None:
+        while True:
+            wait = await self._store.take_slot(
+                robot.robot_id, self._clock.now(), self.config.window_s, self.config.limit
+            )
+            if wait <= 0:
+                return
+            await self._clock.sleep(wait)
+
+    # ------------------------------------------------------------------ digests
+    async def _send_digests(self, robot: Robot, lane: Lane) -> None:
+        """Merge the lane's text posts into digests of ≤ 4096 bytes and send them."""
+        mergeable = [e for e in lane.entries if Post.from_fields(e.fields).digest_line()]
+        if len(mergeable) < 2:  # nothing to merge: send the oldest post as it is
+            await self._deliver(robot, lane.entries[0])
+            lane.entries.popleft()
+            return
+        batch, content = self._pack(mergeable)
+        for entry in batch:
+            lane.entries.remove(entry)
+        ok = await self._send_part(robot, batch[0], {"msgtype": "markdown",
+                                                     "markdown": {"content": content}})
+        if ok:
+            await self._store.incr("digests")
+            await self._ack(batch, state="digested")
+        else:  # the first post was dead-lettered with the digest's error: the rest too
+            for entry in batch[1:]:
+                await self._dead(entry, 0, "digest refused")
+
+    def _pack(self, mergeable: list[Entry]) -> tuple[list[Entry], str]:
+        """As many posts, oldest first, as fit one markdown digest."""
+        lines: list[str] = []
+        batch: list[Entry] = []
+        for entry in mergeable:
+            line = Post.from_fields(entry.fields).digest_line() or ""
+            title = self._texts.say("utter_bridge_digest_title", count=len(batch) + 1)
+            candidate = "\n".join([f"**{title}**", *lines, line])
+            if batch and utf8_len(candidate) > webhook.MARKDOWN_LIMIT:
+                break
+            if not batch and utf8_len(candidate) > webhook.MARKDOWN_LIMIT:
+                line = line.encode()[: webhook.MARKDOWN_LIMIT - 200].decode("utf-8", "ignore")
+            lines.append(line)
+            batch.append(entry)
+        title = self._texts.say("utter_bridge_digest_title", count=len(batch))
+        return batch, "\n".join([f"**{title}**", *lines])
+
+    # ------------------------------------------------------------------ outcomes
+    async def _ack(self, batch: list[Entry], *, state: str) -> None:
+        ids = [e.id for e in batch]
+        now = f"{self._clock.now():.3f}"
+        async with self._store.r.pipeline(transaction=True) as pipe:
+            pipe.xack(OUTBOX, SENDERS, *ids)
+            pipe.xdel(OUTBOX, *ids)
+            for entry in batch:
+                pipe.hset(post_key(entry.fields.get("id", "")),
+                          mapping={"state": state, "done_at": now})
+            pipe.hincrby("qz:{bridge}:metrics", f"posts_{state}", len(batch))
+            await pipe.execute()
+        for entry in batch:
+            self._held.discard(entry.id)
+
+    async def _dead(self, entry: Entry, errcode: int, reason: str) -> None:
+        """Dead-letter a post (kept with its reason), count it, and acknowledge it."""
+        log.error("post %s to %s dead-lettered: errcode %s",
+                  entry.fields.get("id"), entry.fields.get("group"), errcode)
+        async with self._store.r.pipeline(transaction=True) as pipe:
+            pipe.xadd(DEAD, {**entry.fields, "errcode": str(errcode), "reason": reason[:200]},
+                      maxlen=DEAD_MAXLEN, approximate=True)
+            pipe.xack(OUTBOX, SENDERS, entry.id)
+            pipe.xdel(OUTBOX, entry.id)
+            pipe.hset(post_key(entry.fields.get("id", "")),
+                      mapping={"state": "dead", "errcode": str(errcode)})
+            pipe.hincrby("qz:{bridge}:metrics", "posts_dead", 1)
+            await pipe.execute()
+        self._held.discard(entry.id)

@@ -1,0 +1,56 @@
+"""The bridge's settings, read once from the environment (all documented in the README)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qunzhu import settings as env
+
+DEDUPE_TTL_S = 3 * 24 * 3600  # WeCom retries within minutes; keep ids for days
+MAX_BODY_BYTES = 64 * 1024  # real callbacks are a few KB; larger is refused before parsing
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    """Everything the bridge needs; secrets are kept out of repr."""
+
+    host: str = "127.0.0.1"
+    port: int = 5080
+    redis_url: str = "redis://127.0.0.1:6390/0"
+    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_timeout_s: float = 8.0
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    groups_file: Path = Path("data/groups.yml")
+    workers: int = 16
+    send_concurrency: int = 64
+    token: str = field(default="", repr=False)
+    encoding_aes_key: str = field(default="", repr=False)
+    corp_id: str = ""
+    corp_secret: str = field(default="", repr=False)
+    api_token: str = field(default_factory=lambda: "", repr=False)
+    consumer: str = field(default_factory=lambda: f"bridge-{secrets.token_hex(4)}")
+    reclaim_idle_ms: int = 60_000
+    dedupe_ttl_s: int = DEDUPE_TTL_S
+
+    @classmethod
+    def from_env(cls) -> BridgeSettings:
+        """Read every BRIDGE_*/WECOM_* variable with its documented default."""
+        groups = Path(env.get("BRIDGE_GROUPS_FILE"))
+        return cls(
+            host=env.get("BRIDGE_HOST"),
+            port=int(env.get("BRIDGE_PORT")),
+            redis_url=env.redis_url(),
+            rasa_url=env.get("RASA_URL").rstrip("/"),
+            rasa_timeout_s=float(env.get("BRIDGE_RASA_TIMEOUT_S")),
+            wecom_api_base=env.get("WECOM_API_BASE").rstrip("/"),
+            groups_file=groups if groups.is_absolute() else env.PROJECT_ROOT / groups,
+            workers=int(env.get("BRIDGE_WORKERS")),
+            send_concurrency=int(env.get("BRIDGE_SEND_CONCURRENCY")),
+            token=env.get("WECOM_TOKEN"),
+            encoding_aes_key=env.get("WECOM_ENCODING_AES_KEY"),
+            corp_id=env.get("WECOM_CORP_ID"),
+            corp_secret=env.get("WECOM_CORP_SECRET"),
+            api_token=env.get("BRIDGE_API_TOKEN"),
+        )

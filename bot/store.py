@@ -1,0 +1,231 @@
+"""The bridge's state in Redis: dedupe + inbox, outbox + status, rate limits, counters.
+
+Each read-modify-write is one Lua script (as in actions/store.py). Keys share the hash
+tag `{bridge}` so multi-key scripts stay in one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+PREFIX = "qz:{bridge}:"
+INBOX = PREFIX + "inbox"
+OUTBOX = PREFIX + "outbox"
+DEAD = PREFIX + "dead"
+METRICS = PREFIX + "metrics"
+WORKERS = "workers"
+SENDERS = "senders"
+STATUS_TTL_S = 7 * 24 * 3600
+IDEMPOTENCY_TTL_S = 3 * 24 * 3600
+DEAD_MAXLEN = 100_000
+
+# KEYS[1] seen:<dedupe>  KEYS[2] inbox stream  KEYS[3] metrics
+# ARGV[1] ttl seconds, ARGV[2..] field/value pairs of the inbox entry
+# returns the inbox entry id, or false when this callback was already accepted
+ACCEPT = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  redis.call('HINCRBY', KEYS[3], 'callbacks_duplicate', 1)
+  return false
+end
+local fields = {}
+for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[2], '*', unpack(fields))
+redis.call('HINCRBY', KEYS[3], 'callbacks_accepted', 1)
+return id
+"""
+
+# KEYS[1] idem:<key>  KEYS[2] outbox stream  KEYS[3] post:<id>  KEYS[4] metrics
+# ARGV[1] post id, ARGV[2] idempotency ttl, ARGV[3] status ttl, ARGV[4] group,
+# ARGV[5] now (s), ARGV[6..] field/value pairs
+# returns {post id, 1 if new else 0}
+ENQUEUE = """
+local existing = redis.call('GET', KEYS[1])
+if existing then return {existing, 0} end
+local fields = {'id', ARGV[1]}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+local entry = redis.call('XADD', KEYS[2], '*', unpack(fields))
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('HSET', KEYS[3], 'state', 'queued', 'group', ARGV[4], 'entry', entry,
+           'accepted_at', ARGV[5], 'attempts', 0)
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+redis.call('HINCRBY', KEYS[4], 'posts_accepted', 1)
+return {ARGV[1], 1}
+"""
+
+# KEYS[1] rl:<robot> (sorted set of send times, ms)  KEYS[2] rl:<robot>:blocked_until
+# ARGV[1] now ms, ARGV[2] window ms, ARGV[3] limit, ARGV[4] unique member
+# returns 0 when a slot was taken, else how many ms to wait before asking again
+TAKE_SLOT = """
+local now = tonumber(ARGV[1])
+local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
+if blocked > now then return blocked - now end
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], window * 2)
+  return 0
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window - now + 1)
+"""
+
+# KEYS[1] rl:<robot>:blocked_until  ARGV[1] until ms, ARGV[2] ttl ms
+# keeps the later of the existing and the new block
+BLOCK = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+"""
+
+
+def seen_key(dedupe: str) -> str:
+    """Where an accepted callback's id is remembered."""
+    return f"{PREFIX}seen:{dedupe}"
+
+
+def turn_key(dedupe: str) -> str:
+    """Where a processed turn's replies are kept so a reclaimed entry never re-runs Rasa."""
+    return f"{PREFIX}turn:{dedupe}"
+
+
+def post_key(post_id: str) -> str:
+    """A post's status hash."""
+    return f"{PREFIX}post:{post_id}"
+
+
+def limit_keys(robot_id: str) -> list[str]:
+    """A robot's sliding-window log and its 45009 back-off marker."""
+    return [f"{PREFIX}rl:{robot_id}", f"{PREFIX}rl:{robot_id}:blocked"]
+
+
+def members_key(chatid: str) -> str:
+    """The last member list we saw for a group (for newcomer diffs)."""
+    return f"{PREFIX}members:{chatid}"
+
+
+def new_post_id() -> str:
+    """Opaque post ids for the status endpoint."""
+    return "p_" + secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One stream entry: id and decoded fields."""
+
+    id: str
+    fields: dict[str, str]
+
+
+def _decode(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def entries(rows: Any) -> list[Entry]:
+    """Decode XRANGE/XREADGROUP/XAUTOCLAIM rows (deleted entries come back as None)."""
+    out: list[Entry] = []
+    for entry_id, fields in rows or []:
+        if fields is None:
+            out.append(Entry(_decode(entry_id), {}))
+            continue
+        out.append(Entry(_decode(entry_id), {_decode(k): _decode(v) for k, v in fields.items()}))
+    return out
+
+
+class BridgeStore:
+    """Typed access to the bridge's Redis state."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.r = client
+        self._accept = client.register_script(ACCEPT)
+        self._enqueue = client.register_script(ENQUEUE)
+        self._take_slot = client.register_script(TAKE_SLOT)
+        self._block = client.register_script(BLOCK)
+
+    async def ensure_groups(self) -> None:
+        """Create the consumer groups (idempotent)."""
+        for stream, group in ((INBOX, WORKERS), (OUTBOX, SENDERS)):
+            await self.ensure_group(stream, group)
+
+    async def ensure_group(self, stream: str, group: str) -> None:
+        """XGROUP CREATE … MKSTREAM, ignoring 'already exists'."""
+        try:
+            await self.r.xgroup_create(stream, group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    # ------------------------------------------------------------------ inbound
+    async def accept(self, dedupe: str, fields: dict[str, str], ttl_s: int) -> str | None:
+        """Remember the callback and queue it, atomically; None for a duplicate."""
+        flat: list[str] = []
+        for k, v in fields.items():
+            flat += [k, v]
+        raw = await self._accept(keys=[seen_key(dedupe), INBOX, METRICS], args=[ttl_s, *flat])
+        return None if raw is None else _decode(raw)
+
+    async def turn_result(self, dedupe: str) -> dict[str, str]:
+        """The stored outcome of a turn, if it already ran."""
+        raw = await self.r.hgetall(turn_key(dedupe))
+        return {_decode(k): _decode(v) for k, v in raw.items()}
+
+    async def save_turn(self, dedupe: str, replies: list[str], ttl_s: int) -> None:
+        """Record the turn's replies before replying, so a crash never re-runs Rasa."""
+        key = turn_key(dedupe)
+        await self.r.hset(key, mapping={"replies": json.dumps(replies, ensure_ascii=False)})
+        await self.r.expire(key, ttl_s)
+
+    async def mark_replied(self, dedupe: str) -> None:
+        """The reply went out: a reclaimed entry must not reply again."""
+        await self.r.hset(turn_key(dedupe), "replied", "1")
+
+    # ------------------------------------------------------------------ outbound
+    async def enqueue(self, group: str, fields: dict[str, str], idem: str, now: float) -> tuple[
+        str, bool
+    ]:
+        """Put a post in the outbox once per idempotency key; (post id, newly accepted)."""
+        post_id = new_post_id()
+        flat: list[str] = ["group", group]
+        for k, v in fields.items():
+            flat += [k, v]
+        idem_key = f"{PREFIX}idem:{idem}" if idem else f"{PREFIX}idem:{post_id}"
+        raw = await self._enqueue(
+            keys=[idem_key, OUTBOX, post_key(post_id), METRICS],
+            args=[post_id, IDEMPOTENCY_TTL_S, STATUS_TTL_S, group, f"{now:.3f}", *flat],
+        )
+        return _decode(raw[0]), bool(int(raw[1]))
+
+    async def status(self, post_id: str) -> dict[str, str]:
+        """A post's state: queued, sent, digested or dead (with errcode)."""
+        raw = await self.r.hgetall(post_key(post_id))
+        return {_decode(k): _decode(v) for k, v in raw.items()}
+
+    async def take_slot(self, robot_id: str, now: float, window_s: float, limit: int) -> float:
+        """0 when the robot may post now, else seconds to wait (sliding window, all senders)."""
+        wait_ms = await self._take_slot(
+            keys=limit_keys(robot_id),
+            args=[int(now * 1000), int(window_s * 1000), limit, secrets.token_hex(8)],
+        )
+        return int(wait_ms) / 1000.0
+
+    async def block(self, robot_id: str, until: float, now: float) -> None:
+        """45009: no post to this robot before `until`, across all senders."""
+        ttl_ms = max(1, int((until - now) * 1000)) + 60_000
+        await self._block(keys=[limit_keys(robot_id)[1]], args=[int(until * 1000), ttl_ms])
+
+    async def incr(self, counter: str, by: int = 1) -> None:
+        """Bump a metrics counter."""
+        await self.r.hincrby(METRICS, counter, by)
+
+    async def metrics(self) -> dict[str, int]:
+        """All counters."""
+        raw = await self.r.hgetall(METRICS)
+        return {_decode(k): int(v) for k, v in raw.items()}

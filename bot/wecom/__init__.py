@@ -1,0 +1,1 @@
+"""WeCom protocol layers, as in wechatpy: crypto (pure) → parser (typed) → async clients."""
