@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from actions.config import load_brand
 from bot import api, appkeys
@@ -73,7 +74,10 @@ def create_app(
         ))
         app[appkeys.REDIS] = client
         app[appkeys.STORE] = BridgeStore(client)
-        await app[appkeys.STORE].ensure_groups()
+        try:
+            await app[appkeys.STORE].ensure_groups()
+        except (RedisError, OSError) as exc:  # serve anyway: callbacks answer 503 until it is back
+            log.warning("Redis unreachable at start-up (%s)", type(exc).__name__)
         yield
         await client.close()
 

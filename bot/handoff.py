@@ -59,7 +59,7 @@ class HandoffRelay:
 
     async def run(self) -> None:
         """Pending first (a restart), then new requests."""
-        await self._store.ensure_group(self._stream, GROUP)
+        await self._store.ensure_group_patiently(self._stream, GROUP)
         cursor = "0"
         while not self._stopping.is_set():
             try:

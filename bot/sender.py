@@ -83,7 +83,7 @@ class Sender:
     # ------------------------------------------------------------------ the loops
     async def run(self) -> None:
         """Reclaim what dead senders left, then read, heartbeat and reclaim until stopped."""
-        await self._store.ensure_group(OUTBOX, SENDERS)
+        await self._store.ensure_group_patiently(OUTBOX, SENDERS)
         await self.reclaim()
         loops = [asyncio.create_task(self._read_loop()), asyncio.create_task(self._keepalive())]
         try:

@@ -6,13 +6,14 @@ tag `{bridge}` so multi-key scripts stay in one Redis Cluster slot.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 PREFIX = "qz:{bridge}:"
 INBOX = PREFIX + "inbox"
@@ -154,6 +155,15 @@ class BridgeStore:
         """Create the consumer groups (idempotent)."""
         for stream, group in ((INBOX, WORKERS), (OUTBOX, SENDERS)):
             await self.ensure_group(stream, group)
+
+    async def ensure_group_patiently(self, stream: str, group: str) -> None:
+        """ensure_group, retrying every second while Redis is unreachable (start-up order)."""
+        while True:
+            try:
+                await self.ensure_group(stream, group)
+                return
+            except (RedisError, OSError):
+                await asyncio.sleep(1)
 
     async def ensure_group(self, stream: str, group: str) -> None:
         """XGROUP CREATE … MKSTREAM, ignoring 'already exists'."""

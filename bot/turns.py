@@ -75,7 +75,7 @@ class TurnWorker:
 
     async def run(self) -> None:
         """Reclaim what a crashed worker left, then process new entries until stopped."""
-        await self._store.ensure_group(INBOX, WORKERS)
+        await self._store.ensure_group_patiently(INBOX, WORKERS)
         reclaim_every = max(1.0, self._reclaim_idle_ms / 3000)
         last_reclaim = -1e9
         loop = asyncio.get_running_loop()

@@ -1,0 +1,202 @@
+"""Callback → turn → reply through the simulator: once per message, polite when Rasa fails.
+
+Rasa is played here by a small REST stand-in that counts turns and can be slow; the real
+Rasa is exercised in tests/e2e. Everything else — crypto, retries, Redis, response_url —
+is the real thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from bot.app import Background
+from bot.clock import RealClock
+from bot.texts import Texts
+from tests.bridge.conftest import Bridge, BridgeFactory, Sim, start_sim
+
+pytestmark = pytest.mark.redis
+BUSY = Texts.from_domain().variations("utter_busy")
+
+
+class RasaStandIn:
+    """Rasa's REST channel: echoes a check-in reply, counts turns, can be slow."""
+
+    def __init__(self) -> None:
+        self.turns: list[dict[str, Any]] = []
+        self.delay_s = 0.0
+        self.finished = 0
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        doc = await request.json()
+        self.turns.append(doc)
+        await asyncio.sleep(self.delay_s)
+        self.finished += 1
+        return web.json_response([{"recipient_id": doc["sender"],
+                                   "text": f"打卡成功 ✅ 你说的是「{doc['message']}」"}])
+
+
+@pytest.fixture
+async def rasa() -> AsyncIterator[tuple[RasaStandIn, TestServer]]:
+    stand_in = RasaStandIn()
+    app = web.Application()
+    app.router.add_post("/webhooks/rest/webhook", stand_in.webhook)
+    server = TestServer(app)
+    await server.start_server()
+    yield stand_in, server
+    await server.close()
+
+
+@pytest.fixture
+async def live() -> AsyncIterator[Sim]:
+    sim = await start_sim(RealClock())
+    yield sim
+    await sim.callbacks.close()
+    await sim.server.close()
+
+
+async def wired(make_bridge: BridgeFactory, sim: Sim, rasa_url: str, **kw: Any) -> Bridge:
+    bridge: Bridge = await make_bridge(
+        wecom_api_base=sim.url, clock=RealClock(), rasa_url=rasa_url, rasa_timeout_s=1.0,
+        background=Background(turns=True, sender=True, handoff=True), **kw,
+    )
+    sim.callbacks._bridge = bridge.url  # point the simulator's callbacks at this bridge
+    return bridge
+
+
+def bot_lines(sim: Sim, group: str) -> list[str]:
+    return [i.content for i in sim.state.feed if i.group == group and i.sender == "bot"]
+
+
+async def eventually(check: Any, timeout_s: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError("not reached in time")
+        await asyncio.sleep(0.02)
+
+
+async def test_four_concurrent_deliveries_make_one_turn_and_one_reply(
+    make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
+) -> None:
+    stand_in, server = rasa
+    await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
+    msgid, statuses = await live.callbacks.member_says(
+        "g1", "alice", "打卡", base_url=live.url, bot_name="福利官", copies=4)
+    assert statuses == [200] * 4
+    await eventually(lambda: len(bot_lines(live, "g1")) >= 1)
+    await asyncio.sleep(0.5)  # would a second reply come?
+    assert len(stand_in.turns) == 1
+    turn = stand_in.turns[0]
+    assert turn["sender"] == "g1:alice" and turn["message"] == "打卡"  # @福利官 stripped
+    assert turn["metadata"] == {"msgid": msgid, "chatid": "g1", "userid": "alice",
+                                "chattype": "group"}
+    [reply] = bot_lines(live, "g1")
+    assert reply.startswith("<@alice> ") and "打卡成功" in reply
+
+
+async def test_slow_rasa_never_delays_the_callback(
+    make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
+) -> None:
+    stand_in, server = rasa
+    stand_in.delay_s = 0.8
+    await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
+    _msgid, statuses = await live.callbacks.member_says(
+        "g1", "bob", "领券", base_url=live.url, bot_name="福利官")
+    assert statuses == [200]
+    assert stand_in.finished == 0  # WeCom had its 200 while Rasa was still thinking
+    await eventually(lambda: len(bot_lines(live, "g1")) == 1)
+
+
+async def test_rasa_down_gets_a_polite_reply_and_is_counted(
+    make_bridge: BridgeFactory, live: Sim, redis_client: aioredis.Redis,
+) -> None:
+    await wired(make_bridge, live, "http://127.0.0.1:9")
+    await live.callbacks.member_says("g2", "alice", "打卡", base_url=live.url, bot_name="福利官")
+    await eventually(lambda: len(bot_lines(live, "g2")) == 1)
+    reply = bot_lines(live, "g2")[0]
+    assert any(reply.endswith(b) for b in BUSY)
+    assert await redis_client.hget("qz:{bridge}:metrics", "rasa_failures") == b"1"
+
+
+async def test_an_image_gets_a_kind_text_only_reply_without_a_turn(
+    make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
+) -> None:
+    stand_in, server = rasa
+    await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
+    body, params = live.callbacks.aibot_request({
+        "msgid": "img-1", "chatid": "g3", "chattype": "group", "from": {"userid": "bob"},
+        "response_url": live.state.new_response_url(live.url, "g3", "bob"),
+        "msgtype": "image", "image": {"url": "https://example.com/x.png"}})
+    assert await live.callbacks.deliver("/wecom/aibot", body, params, "img-1") == 200
+    await eventually(lambda: len(bot_lines(live, "g3")) == 1)
+    assert stand_in.turns == []
+
+
+async def test_a_reclaimed_turn_replies_once_without_asking_rasa_again(
+    make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
+    redis_client: aioredis.Redis,
+) -> None:
+    stand_in, server = rasa
+    # A worker crashed after saving the turn's replies but before replying.
+    await redis_client.hset("qz:{bridge}:turn:aibot:crashed-1",
+                            mapping={"replies": json.dumps(["已保存的回复"])})
+    payload = {"msgid": "crashed-1", "chattype": "group", "chatid": "g4", "userid": "alice",
+               "msgtype": "text", "text": "打卡",
+               "response_url": live.state.new_response_url(live.url, "g4", "alice")}
+    await redis_client.xgroup_create("qz:{bridge}:inbox", "workers", id="0", mkstream=True)
+    await redis_client.xadd("qz:{bridge}:inbox", {
+        "kind": "aibot_message", "dedupe": "aibot:crashed-1",
+        "payload": json.dumps(payload, ensure_ascii=False), "received_at": "0"})
+    await redis_client.xreadgroup("workers", "dead-worker", {"qz:{bridge}:inbox": ">"})
+    await asyncio.sleep(0.3)  # idle past reclaim_idle_ms (200 ms in tests)
+    await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
+    await eventually(lambda: len(bot_lines(live, "g4")) == 1)
+    await asyncio.sleep(0.5)
+    assert bot_lines(live, "g4") == ["<@alice> 已保存的回复"]
+    assert stand_in.turns == []
+
+
+async def test_newcomers_are_welcomed_by_name_after_a_member_list_diff(
+    make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
+) -> None:
+    from bot.simulator.state import SimMember
+
+    _stand_in, server = rasa
+    await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
+    group = live.state.groups["g5"]
+    group.members["wm_new"] = SimMember("wm_new", "新来的朵朵", int(live.state.clock.now()))
+    assert await live.callbacks.members_joined("g5", 1) == 200
+    await eventually(lambda: len(bot_lines(live, "g5")) == 1)
+    assert "新来的朵朵" in bot_lines(live, "g5")[0]
+    assert "Alice" not in bot_lines(live, "g5")[0]  # old members are not welcomed again
+    await asyncio.sleep(1.1)  # identical events within one second are one event to WeCom
+    group.members["wm_two"] = SimMember("wm_two", "阿杰", int(live.state.clock.now()))
+    await live.callbacks.members_joined("g5", 1)
+    await eventually(lambda: len(bot_lines(live, "g5")) == 2)
+    assert "阿杰" in bot_lines(live, "g5")[1] and "朵朵" not in bot_lines(live, "g5")[1]
+
+
+async def test_handoff_requests_reach_the_staff_group_once(
+    make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
+    redis_client: aioredis.Redis,
+) -> None:
+    _stand_in, server = rasa
+    history = json.dumps([{"from": "member", "text": "券用不了"}, {"from": "bot", "text": "抱歉"}],
+                         ensure_ascii=False)
+    await redis_client.xadd("qz:{xiaoman}:handoff", {
+        "user": "alice", "group": "g1", "conversation_id": "g1:alice", "text": "转人工",
+        "history": history, "at": "0"})
+    await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
+    await eventually(lambda: len(bot_lines(live, "staff")) == 1)
+    await asyncio.sleep(0.3)
+    [post] = bot_lines(live, "staff")
+    assert "<@kefu01>" in post and "alice" in post and "券用不了" in post
