@@ -16,7 +16,10 @@ TRAINING_INPUTS := config.yml domain.yml qunzhu/nlu.py qunzhu/textnorm.py \
 export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help install install-dev run train validate test test-unit test-rasa lint bench-nlu clean
+SUDO      := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: help install install-dev browser run train validate test test-unit test-rasa lint \
+        bench-nlu bench-bridge clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,6 +38,13 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 
 install: $(VENV)/.installed  ## create .venv (Python 3.10) and install the runtime
 
+browser:  ## Debian's Chromium + chromedriver, for the sandbox page's browser test
+	@if ! command -v chromedriver >/dev/null || ! test -x /usr/bin/chromium; then \
+	    echo "installing Debian's chromium and chromium-driver"; \
+	    $(SUDO) apt-get update -qq && \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
+	fi
+
 install-dev: $(VENV)/.installed-dev  ## install the runtime plus test and lint tools
 
 $(MODEL): $(TRAINING_INPUTS) | $(VENV)/.installed
@@ -46,13 +56,13 @@ validate: install  ## check training data (Rasa) and operator YAML (brand, games
 	$(RASA) data validate --fail-on-warnings --data $(TRAINING_DATA)
 	$(PY) -c "from actions import config; config.load_brand(); config.load_games(); print('operator YAML: ok')"
 
-run: install train  ## start Redis (embedded unless REDIS_URL), actions, Rasa, and chat in the terminal
+run: install train  ## start Redis, actions, Rasa, the bridge and the WeCom simulator; print the sandbox URL
 	$(PY) -m qunzhu.stack
 
 test-unit: install-dev  ## pytest: unit and real-Redis integration tests
 	$(PY) -m pytest -q
 
-test-rasa: install-dev validate train  ## conversation tests, held-out NLU gate, end-to-end stack test
+test-rasa: install-dev browser validate train  ## conversation tests, NLU gate, end-to-end stack + browser
 	$(RASA) test core --stories tests/test_stories.yml --model $(MODEL) \
 	    --fail-on-prediction-errors --out results/core
 	$(RASA) test nlu --nlu tests/nlu_holdout.yml --model $(MODEL) --out results/nlu

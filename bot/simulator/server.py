@@ -240,9 +240,13 @@ async def sandbox_say(request: web.Request) -> web.Response:
         return web.json_response({"delivered": False, "reason": "not addressed to the bot"})
     body = text.lstrip()[len(mention):].lstrip(" \u2005")
 
-    async def deliver() -> None:
+    copies_text = request.query.get("copies", "1")
+    copies = int(copies_text) if copies_text.isdigit() else 1
+
+    async def deliver() -> None:  # copies > 1: WeCom's retries arriving at once (tests)
         await request.app[CALLBACKS].member_says(
-            group, userid, body, base_url=config["public_url"], bot_name=config["bot_name"])
+            group, userid, body, base_url=config["public_url"], bot_name=config["bot_name"],
+            copies=max(1, min(copies, 4)))
 
     task = asyncio.create_task(deliver())
     request.app[CONFIG].setdefault("tasks", set()).add(task)

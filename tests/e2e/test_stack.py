@@ -1,13 +1,16 @@
-"""The whole stack, as `make run` starts it, holding a Chinese conversation over REST."""
+"""The whole stack as `make run` starts it: Rasa over REST, and the sandbox through the bridge."""
 
 from __future__ import annotations
 
 import json
 import re
 import socket
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,22 +28,43 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Running:
+    """Where the started stack listens."""
+
+    rasa: str
+    sandbox: str
+    bridge: str
+
+
 @pytest.fixture(scope="module")
-def running(redis_url: str) -> Iterator[str]:
-    """Start actions and Rasa against the test Redis; yield Rasa's base URL."""
+def stack_up(redis_url: str) -> Iterator[Running]:
+    """Start actions, Rasa, bridge and simulator against the test Redis."""
     mp = pytest.MonkeyPatch()
-    rasa_port = _free_port()
+    rasa_port, bridge_port = _free_port(), _free_port()
     mp.setenv("REDIS_URL", redis_url)
     mp.setenv("QZ_RASA_PORT", str(rasa_port))
     mp.setenv("QZ_ACTIONS_PORT", str(_free_port()))
+    mp.setenv("BRIDGE_PORT", str(bridge_port))
+    mp.setenv("QZ_SIM_PORT", str(_free_port()))
+    mp.setenv("RASA_URL", f"http://127.0.0.1:{rasa_port}")
+    mp.setenv("BRIDGE_API_TOKEN", "e2e-api-token-0123456789")
     redis.Redis.from_url(redis_url).flushdb()
     services = stack.Stack()
     try:
-        stack.start_services(services)
-        yield f"http://127.0.0.1:{rasa_port}"
+        page = stack.start_all(services)
+        assert page is not None
+        yield Running(f"http://127.0.0.1:{rasa_port}", page.rstrip("/"),
+                      f"http://127.0.0.1:{bridge_port}")
     finally:
         services.stop()
         mp.undo()
+
+
+@pytest.fixture(scope="module")
+def running(stack_up: Running) -> str:
+    """Rasa's base URL."""
+    return stack_up.rasa
 
 
 def say(base: str, text: str, user: str = "xiaoming", group: str = "sandbox",
@@ -115,3 +139,78 @@ def test_two_misses_offer_a_person(running: str) -> None:
     offer = "".join(say(running, "唔", user="lost"))
     assert "人工" in offer
     assert "人工" in "".join(say(running, "好的", user="lost"))
+
+
+# ------------------------------------------------------------------ through the bridge
+def http_json(method: str, url: str, body: dict[str, Any] | None = None,
+              headers: dict[str, str] | None = None) -> Any:
+    request = urllib.request.Request(
+        url, data=json.dumps(body, ensure_ascii=False).encode() if body is not None else None,
+        method=method, headers={"Content-Type": "application/json", **(headers or {})})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read().decode("utf-8"))
+
+
+def feed(sandbox: str, group: str = "sandbox") -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = http_json("GET", f"{sandbox}/sandbox/feed?after=0")["items"]
+    return [i for i in items if i["group"] == group]
+
+
+def wait_for(check: Any, timeout_s: float = 60) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError("not reached in time")
+
+
+def test_sandbox_member_checks_in_through_wecom_protocol(stack_up: Running) -> None:
+    token = {"Authorization": "Bearer e2e-api-token-0123456789"}
+    turns_before = http_json("GET", f"{stack_up.bridge}/api/metrics", headers=token)[
+        "counters"].get("rasa_turns", 0)
+    # The same callback delivered four times at once, as WeCom's retries can.
+    http_json("POST", f"{stack_up.sandbox}/sandbox/say?copies=4",
+              {"group": "sandbox", "userid": "lili", "text": "@福利官 打卡"})
+    reply = wait_for(lambda: [i for i in feed(stack_up.sandbox)
+                              if i["sender"] == "bot" and "lili" in i["content"]])
+    time.sleep(1.5)
+    replies = [i for i in feed(stack_up.sandbox) if i["sender"] == "bot" and "lili" in i["content"]]
+    assert len(replies) == 1 and replies == reply
+    assert "1 天" in replies[0]["content"] and replies[0]["content"].startswith("<@lili>")
+    assert replies[0]["via"] == "response_url"
+    counters = http_json("GET", f"{stack_up.bridge}/api/metrics", headers=token)["counters"]
+    assert counters["rasa_turns"] - turns_before == 1
+
+
+def test_handoff_reaches_the_staff_group(stack_up: Running) -> None:
+    http_json("POST", f"{stack_up.sandbox}/sandbox/say",
+              {"group": "sandbox", "userid": "aqiang", "text": "@福利官 我要找人工客服"})
+    staff = wait_for(lambda: [i for i in feed(stack_up.sandbox, "staff")
+                              if "aqiang" in i["content"]])
+    assert "<@kefu01>" in staff[0]["content"]
+
+
+def test_sandbox_page_in_headless_chromium(stack_up: Running) -> None:
+    from tests.e2e.webdriver import Browser
+
+    browser = Browser()
+    try:
+        browser.open(stack_up.sandbox + "/")
+        wait_for(lambda: browser.run("return document.querySelectorAll('#as option').length"))
+        browser.run("document.getElementById('as').value = 'xiaohong';")
+        browser.type("#text", "@福利官 打卡")
+        browser.click("#send")
+        text = wait_for(lambda: browser.run(
+            "const b = [...document.querySelectorAll('.msg.bot .bubble')]"
+            ".map(e => e.innerText).filter(t => t.includes('@小红'));"
+            "return b.length ? b[b.length - 1] : '';"))
+        assert "连续" in text or "天" in text, text
+        assert "1" in text  # the streak
+        mine = browser.run("return [...document.querySelectorAll('.msg.mine .bubble')]"
+                           ".map(e => e.innerText)")
+        assert any("打卡" in m for m in mine)
+        browser.screenshot(Path("results/sandbox.png"))
+    finally:
+        browser.close()
