@@ -78,5 +78,8 @@ lint: install-dev  ## ruff and mypy
 bench-nlu: install-dev  ## NLU accuracy, macro-F1, FAQ accuracy, parse latency vs Rasa's default pipeline
 	$(PY) -m bench.nlu
 
+bench-bridge: install-dev train  ## end-to-end turns vs stock Rasa, 30,000 group posts, callback ack latency
+	$(PY) -m bench.bridge
+
 clean:  ## remove models, results and caches (keeps .venv and .data)
 	rm -rf models results .rasa .pytest_cache .mypy_cache .ruff_cache bench/out

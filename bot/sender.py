@@ -204,13 +204,15 @@ class Sender:
         except (PayloadError, ValueError, KeyError) as exc:
             await self._dead(entry, 40008, f"payload refused: {exc}")
             return
-        status = await self._store.status(entry.fields.get("id", ""))
-        done = int(status.get("parts_sent", "0") or 0)
+        post_id = entry.fields.get("id", "")
+        done = 0
+        if len(parts) > 1:  # a long text: resume after the parts a dead sender delivered
+            done = int((await self._store.status(post_id)).get("parts_sent", "0") or 0)
         for index in range(done, len(parts)):
-            ok = await self._send_part(robot, entry, parts[index])
-            if not ok:
+            if not await self._send_part(robot, entry, parts[index]):
                 return
-            await self._store.r.hset(post_key(entry.fields.get("id", "")), "parts_sent", index + 1)
+            if len(parts) > 1:
+                await self._store.r.hset(post_key(post_id), "parts_sent", index + 1)
         await self._ack([entry], state="sent")
 
     async def _send_part(self, robot: Robot, entry: Entry, payload: dict[str, object]) -> bool:

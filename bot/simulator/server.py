@@ -180,6 +180,7 @@ async def aibot_response(request: web.Request) -> web.Response:
         return _errcode(state, 40035, "invalid json")
     slot.used = True
     state.say(slot.group, "bot", msgtype, str(content), via="response_url")
+    state.replied(code)
     return web.json_response({"errcode": 0, "errmsg": "ok"})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,6 +102,7 @@ class SimState:
         self.app_messages: list[dict[str, Any]] = []
         self.callback_attempts: list[tuple[str, int]] = []  # (msgid, http status or -1)
         self.errors: dict[int, int] = {}
+        self.reply_waiters: dict[str, asyncio.Future[float]] = {}  # response code → reply time
         self._seq = 0
 
     def add_group(self, chatid: str, name: str, webhook_key: str) -> SimGroup:
@@ -129,6 +131,19 @@ class SimState:
         code = secrets.token_urlsafe(16)
         self.response_urls[code] = ResponseUrl(group, userid, self.clock.now())
         return f"{base}/cgi-bin/aibot/response?response_code={code}"
+
+    def expect_reply(self, response_url: str) -> asyncio.Future[float]:
+        """A future that resolves (with the time) when this response_url is answered."""
+        code = response_url.rsplit("response_code=", 1)[-1]
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.reply_waiters[code] = future
+        return future
+
+    def replied(self, code: str) -> None:
+        """Resolve whoever waits for this response_url."""
+        future = self.reply_waiters.pop(code, None)
+        if future is not None and not future.done():
+            future.set_result(self.clock.now())
 
     def count_error(self, errcode: int) -> None:
         """Tally errcodes answered (tests read them)."""

@@ -82,6 +82,20 @@ async def test_get_verification_answers_the_plain_echostr(make_bridge: BridgeFac
             assert r.status == 400
 
 
+async def test_query_is_url_decoded_exactly_once(make_bridge: BridgeFactory) -> None:
+    bridge = await make_bridge(clock=FixedNow())
+    crypto = WeComCrypto(TOKEN, AES_KEY, "", clock=lambda: NOW)
+    n = 0
+    while "+" not in (env := crypto.seal(f"echo-{n}")).encrypt:  # base64 with a '+' in it
+        n += 1
+    query = {"msg_signature": env.msg_signature, "timestamp": env.timestamp,
+             "nonce": env.nonce, "echostr": env.encrypt}
+    async with aiohttp.ClientSession() as s, s.get(
+        f"{bridge.url}/wecom/aibot?{urlencode(query)}"  # '+' travels as %2B
+    ) as r:
+        assert r.status == 200 and await r.text() == f"echo-{n}"
+
+
 async def test_app_verification_checks_the_corp_id(make_bridge: BridgeFactory) -> None:
     bridge = await make_bridge(clock=FixedNow())
     for receive_id, status in ((CORP_ID, 200), ("", 403)):

@@ -200,3 +200,21 @@ async def test_handoff_requests_reach_the_staff_group_once(
     await asyncio.sleep(0.3)
     [post] = bot_lines(live, "staff")
     assert "<@kefu01>" in post and "alice" in post and "券用不了" in post
+
+
+async def test_app_message_is_answered_one_to_one_through_message_send(
+    make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
+) -> None:
+    stand_in, server = rasa
+    await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
+    xml = ("<xml><ToUserName>wwtestcorp01</ToUserName><FromUserName>alice</FromUserName>"
+           "<CreateTime>1800000000</CreateTime><MsgType>text</MsgType><Content>我的积分</Content>"
+           "<MsgId>9001</MsgId><AgentID>1000002</AgentID></xml>")
+    body, params = live.callbacks.app_request(xml)
+    assert await live.callbacks.deliver("/wecom/app", body, params, "9001") == 200
+    await eventually(lambda: len(live.state.app_messages) == 1)
+    sent = live.state.app_messages[0]
+    assert sent["touser"] == "alice" and sent["agentid"] == 1000002
+    assert "我的积分" in sent["text"]["content"]
+    assert stand_in.turns[0]["sender"] == "alice"
+    assert stand_in.turns[0]["metadata"]["chattype"] == "single"
