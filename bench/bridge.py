@@ -20,6 +20,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -181,7 +182,7 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
              "--save", "", "--appendonly", "no", "--dir", str(h.tmp)], dict(os.environ), "redis")
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     await asyncio.sleep(0.5)
-    ports = {k: free_port() for k in ("actions", "ours", "stock", "bridge", "sim")}
+    ports = {k: free_port() for k in ("actions", "ours", "stock", "bridge", "sender", "sim")}
     env = stack.stack_env(redis_url)
     env.update(QZ_ACTIONS_PORT=str(ports["actions"]), LOG_LEVEL="WARNING")
     rasa = str(Path(sys.executable).parent / "rasa")
@@ -213,18 +214,25 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", ports["sim"]).start()
 
-    bridge = h.start([sys.executable, "-m", "bot"], {
+    bridge_env = {
         **env, "BRIDGE_PORT": str(ports["bridge"]), "RASA_URL": f"http://127.0.0.1:{ports['ours']}",
         "WECOM_TOKEN": h.token, "WECOM_ENCODING_AES_KEY": h.aes, "WECOM_CORP_ID": h.corp,
         "WECOM_CORP_SECRET": h.secret, "WECOM_API_BASE": sim_url,
         "BRIDGE_GROUPS_FILE": str(groups_file), "BRIDGE_API_TOKEN": h.api_token,
-    }, "bridge")
+    }
+    # Scaled out as in production: one process answers callbacks and runs turns, one sends.
+    bridge = h.start([sys.executable, "-m", "bot"], {**bridge_env, "BRIDGE_ROLES": "turns,handoff"},
+                     "bridge")
+    sender = h.start([sys.executable, "-m", "bot"], {
+        **bridge_env, "BRIDGE_ROLES": "sender", "BRIDGE_PORT": str(ports["sender"])}, "sender")
     for url, proc in ((f"http://127.0.0.1:{ports['actions']}/health", actions),
                       (f"http://127.0.0.1:{ports['ours']}/", ours),
                       (f"http://127.0.0.1:{ports['stock']}/", stock),
-                      (f"{bridge_url}/healthz", bridge)):
+                      (f"{bridge_url}/healthz", bridge),
+                      (f"http://127.0.0.1:{ports['sender']}/healthz", sender)):
         await asyncio.to_thread(wait_http, url, proc)
-    print(f"stack up: Redis, actions, Rasa (ours), Rasa (stock), bridge; {args.groups} groups\n")
+    print(f"stack up: Redis, actions, Rasa (ours), Rasa (stock), bridge (turns + sender "
+          f"processes); {args.groups} groups\n")
 
     async with aiohttp.ClientSession() as session:
         async def via_bridge(user: str, text: str) -> float:
@@ -240,15 +248,21 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
             await asyncio.wait_for(reply, 60)
             return time.perf_counter() - t0
 
-        async def stock_rasa(user: str, text: str) -> float:
-            payload = {"sender": f"stock:{user}", "message": f"@福利官\u2005{text}",
-                       "metadata": {"msgid": secrets.token_hex(12), "chatid": "stock",
+        async def rest(port: int, chat: str, user: str, text: str) -> float:
+            payload = {"sender": f"{chat}:{user}", "message": f"@福利官\u2005{text}",
+                       "metadata": {"msgid": secrets.token_hex(12), "chatid": chat,
                                     "userid": user, "chattype": "group"}}
             t0 = time.perf_counter()
-            async with session.post(f"http://127.0.0.1:{ports['stock']}/webhooks/rest/webhook",
+            async with session.post(f"http://127.0.0.1:{port}/webhooks/rest/webhook",
                                     json=payload) as r:
                 await r.read()
             return time.perf_counter() - t0
+
+        async def stock_rasa(user: str, text: str) -> float:
+            return await rest(ports["stock"], "stock", user, text)
+
+        async def ours_rest(user: str, text: str) -> float:
+            return await rest(ports["ours"], "direct", user, text)
 
         await drive(8, 40, via_bridge)  # warm-up: models loaded, caches filled
         await drive(8, 40, stock_rasa)
@@ -256,8 +270,10 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
         print(f"{'':28}{'turns/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
         for concurrency in (16, 32):
             mine = await drive(concurrency, args.turns, via_bridge)
+            direct = await drive(concurrency, args.turns, ours_rest)
             base = await drive(concurrency, args.turns, stock_rasa)
             for name, r in ((f"qunzhu via bridge  c={concurrency}", mine),
+                            (f"qunzhu Rasa REST   c={concurrency}", direct),
                             (f"stock Rasa REST    c={concurrency}", base)):
                 print(f"{name:28}{r['turns_s']:9.1f}{r['p50_ms']:9.1f}{r['p99_ms']:9.1f}")
             print(f"{'ratio (turns/s)':28}{mine['turns_s'] / base['turns_s']:9.2f}×\n")
@@ -265,8 +281,8 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
         # (b) + (c): 30,000 posts while members keep calling back.
         client = aioredis.Redis.from_url(redis_url)
         store = BridgeStore(client)
-        proc = psutil.Process(bridge.pid)
-        peak = proc.memory_info().rss
+        procs = [psutil.Process(bridge.pid), psutil.Process(sender.pid)]
+        peak = sum(p.memory_info().rss for p in procs)
         acks: list[float] = []
         done = asyncio.Event()
 
@@ -282,9 +298,10 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
                 status = await callbacks._post_once("/wecom/aibot", body, params, msgid)
                 if status == 200:
                     acks.append(time.perf_counter() - t0)
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.25)
 
-        loaders = [asyncio.create_task(callback_load(k)) for k in range(8)]
+        # ~16 callbacks/s: steady member traffic Rasa can keep up with while posts go out.
+        loaders = [asyncio.create_task(callback_load(k)) for k in range(4)]
         before = len(state.webhook_log)
         t0 = time.perf_counter()
         for start in range(0, args.groups, 1000):
@@ -294,7 +311,7 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
                 for i in range(start, min(start + 1000, args.groups))))
         accepted_s = time.perf_counter() - t0
         while len(state.webhook_log) - before < args.groups:
-            peak = max(peak, proc.memory_info().rss)
+            peak = max(peak, sum(p.memory_info().rss for p in procs))
             if time.perf_counter() - t0 > 900:
                 break
             await asyncio.sleep(0.1)
@@ -308,7 +325,7 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
         print(f"    accepted into the stream in {accepted_s:.1f} s; all delivered after "
               f"{elapsed:.1f} s")
         print(f"    dispatches/s {args.groups / elapsed:.0f}   45009 {state.errors.get(45009, 0)}"
-              f"   lost {lost}   bridge peak RSS {peak / 2**20:.0f} MiB")
+              f"   lost {lost}   bridge peak RSS (both processes) {peak / 2**20:.0f} MiB")
         print("(c) callback ack latency during (b): "
               f"n={len(acks)} p50 {percentile(acks, 0.5) * 1000:.1f} ms, "
               f"p99 {percentile(acks, 0.99) * 1000:.1f} ms")
@@ -320,5 +337,10 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
     return 0
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt)  # so the child processes are stopped too
     sys.exit(asyncio.run(main()))

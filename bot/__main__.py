@@ -8,7 +8,7 @@ import sys
 from aiohttp import web
 
 from bot import logsafe
-from bot.app import create_app
+from bot.app import Background, create_app
 from bot.groups import load_directory
 from bot.settings import BridgeSettings
 from bot.wecom.errors import WeComCryptoError
@@ -18,10 +18,12 @@ from qunzhu.yamlconfig import ConfigError
 def main() -> int:
     """Validate settings, then serve until Ctrl-C; exit 2 on bad configuration."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s bridge %(levelname)s %(message)s")
-    settings = BridgeSettings.from_env()
     try:
+        settings = BridgeSettings.from_env()
         directory = load_directory(settings.groups_file)
-        app = create_app(settings, directory=directory)
+        background = Background(turns="turns" in settings.roles, sender="sender" in settings.roles,
+                                handoff="handoff" in settings.roles)
+        app = create_app(settings, directory=directory, background=background)
     except (ConfigError, WeComCryptoError, ValueError) as exc:
         print(f"bridge: refusing to start: {exc}", file=sys.stderr)
         return 2

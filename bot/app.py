@@ -69,7 +69,8 @@ def create_app(
 
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         client = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=64, timeout=5, socket_timeout=5,
+            settings.redis_url, max_connections=settings.send_concurrency + settings.workers + 32,
+            timeout=5, socket_timeout=5,
             health_check_interval=30,
         ))
         app[appkeys.REDIS] = client

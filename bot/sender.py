@@ -78,6 +78,8 @@ class Sender:
         self._lanes: dict[str, Lane] = {}
         self._held: set[str] = set()
         self._sem = asyncio.Semaphore(self.config.concurrency)
+        self._acks: list[tuple[list[Entry], str, asyncio.Future[None]]] = []
+        self._ack_flusher: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
     # ------------------------------------------------------------------ the loops
@@ -176,16 +178,10 @@ class Sender:
         robot = self._directory.robot(group)
         try:
             while lane.entries and not self._stopping.is_set():
-                if robot is None:
-                    entry = lane.entries.popleft()
-                    await self._dead(entry, 93000, "no robot webhook key for this group")
-                    continue
-                if self.config.digest and len(lane.entries) > self.config.limit:
-                    await self._send_digests(robot, lane)
-                    continue
-                entry = lane.entries[0]
-                await self._deliver(robot, entry)
-                lane.entries.popleft()
+                # A work permit bounds the Redis and HTTP calls in flight, however many
+                # lanes (groups) are active: 30,000 groups must not mean 30,000 callers.
+                async with self._sem:
+                    await self._step(robot, lane)
         except (RedisError, OSError) as exc:
             # Posts stay pending in Redis; drop our hold so a reclaim can retry them.
             log.warning("lane %s paused: Redis %s", group, type(exc).__name__)
@@ -195,6 +191,18 @@ class Sender:
         finally:
             if not lane.entries:
                 self._lanes.pop(group, None)
+
+    async def _step(self, robot: Robot | None, lane: Lane) -> None:
+        """Deliver (or dead-letter, or digest) the lane's oldest post."""
+        if robot is None:
+            entry = lane.entries.popleft()
+            await self._dead(entry, 93000, "no robot webhook key for this group")
+            return
+        if self.config.digest and len(lane.entries) > self.config.limit:
+            await self._send_digests(robot, lane)
+            return
+        await self._deliver(robot, lane.entries[0])
+        lane.entries.popleft()
 
     async def _deliver(self, robot: Robot, entry: Entry) -> None:
         """Send every part of one post, resuming after the parts already delivered."""
@@ -220,8 +228,7 @@ class Sender:
         attempts = 0
         while True:
             await self._wait_for_slot(robot)
-            async with self._sem:
-                result = await self._client.send(robot.key, payload)
+            result = await self._client.send(robot.key, payload)
             if result.outcome is Outcome.OK:
                 await self._store.incr("webhook_ok")
                 return True
@@ -239,21 +246,28 @@ class Sender:
                 if attempts >= self.config.max_transient_attempts:
                     await self._dead(entry, result.errcode, f"gave up: {result.errmsg}")
                     return False
-                await self._clock.sleep(
-                    min(60.0, self.config.transient_backoff_s * 2 ** (attempts - 1))
-                )
+                await self._idle(min(60.0, self.config.transient_backoff_s * 2 ** (attempts - 1)))
                 continue
             await self._dead(entry, result.errcode, result.errmsg or "permanent error")
             return False
 
     async def _wait_for_slot(self, robot: Robot) -> None:
+        """Take a slot in the robot's sliding window, idling until one frees."""
         while True:
             wait = await self._store.take_slot(
                 robot.robot_id, self._clock.now(), self.config.window_s, self.config.limit
             )
             if wait <= 0:
                 return
-            await self._clock.sleep(wait)
+            await self._idle(wait)
+
+    async def _idle(self, seconds: float) -> None:
+        """Sleep without holding a work permit, so waiting lanes never starve working ones."""
+        self._sem.release()
+        try:
+            await self._clock.sleep(seconds)
+        finally:
+            await self._sem.acquire()
 
     # ------------------------------------------------------------------ digests
     async def _send_digests(self, robot: Robot, lane: Lane) -> None:
@@ -294,18 +308,40 @@ class Sender:
 
     # ------------------------------------------------------------------ outcomes
     async def _ack(self, batch: list[Entry], *, state: str) -> None:
-        ids = [e.id for e in batch]
-        now = f"{self._clock.now():.3f}"
-        async with self._store.r.pipeline(transaction=True) as pipe:
-            pipe.xack(OUTBOX, SENDERS, *ids)
-            pipe.xdel(OUTBOX, *ids)
-            for entry in batch:
-                pipe.hset(post_key(entry.fields.get("id", "")),
-                          mapping={"state": state, "done_at": now})
-            pipe.hincrby("qz:{bridge}:metrics", f"posts_{state}", len(batch))
-            await pipe.execute()
-        for entry in batch:
-            self._held.discard(entry.id)
+        """Acknowledge delivered posts; concurrent lanes share one pipeline round trip."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._acks.append((batch, state, done))
+        if self._ack_flusher is None or self._ack_flusher.done():
+            self._ack_flusher = asyncio.create_task(self._flush_acks())
+        await done
+
+    async def _flush_acks(self) -> None:
+        await asyncio.sleep(0)  # let the other lanes that just finished join this round trip
+        while self._acks:
+            round_, self._acks = self._acks, []
+            now = f"{self._clock.now():.3f}"
+            counts: dict[str, int] = {}
+            try:
+                async with self._store.r.pipeline(transaction=False) as pipe:
+                    for batch, state, _done in round_:
+                        ids = [e.id for e in batch]
+                        pipe.xack(OUTBOX, SENDERS, *ids)
+                        pipe.xdel(OUTBOX, *ids)
+                        for entry in batch:
+                            pipe.hset(post_key(entry.fields.get("id", "")),
+                                      mapping={"state": state, "done_at": now})
+                        counts[state] = counts.get(state, 0) + len(batch)
+                    for state, n in counts.items():
+                        pipe.hincrby("qz:{bridge}:metrics", f"posts_{state}", n)
+                    await pipe.execute()
+            except (RedisError, OSError) as exc:
+                for _batch, _state, done in round_:
+                    done.set_exception(exc)  # the lane pauses; the posts stay pending
+                continue
+            for batch, _state, done in round_:
+                for entry in batch:
+                    self._held.discard(entry.id)
+                done.set_result(None)
 
     async def _dead(self, entry: Entry, errcode: int, reason: str) -> None:
         """Dead-letter a post (kept with its reason), count it, and acknowledge it."""

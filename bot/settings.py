@@ -31,6 +31,7 @@ class BridgeSettings:
     corp_secret: str = field(default="", repr=False)
     api_token: str = field(default_factory=lambda: "", repr=False)
     consumer: str = field(default_factory=lambda: f"bridge-{secrets.token_hex(4)}")
+    roles: frozenset[str] = frozenset({"turns", "sender", "handoff"})
     reclaim_idle_ms: int = 60_000
     dedupe_ttl_s: int = DEDUPE_TTL_S
 
@@ -53,4 +54,18 @@ class BridgeSettings:
             corp_id=env.get("WECOM_CORP_ID"),
             corp_secret=env.get("WECOM_CORP_SECRET"),
             api_token=env.get("BRIDGE_API_TOKEN"),
+            roles=roles(env.get("BRIDGE_ROLES")),
         )
+
+
+ROLES = ("turns", "sender", "handoff")
+
+
+def roles(text: str) -> frozenset[str]:
+    """Which background loops this process runs; callbacks and the API are always served."""
+    chosen = frozenset(part.strip() for part in text.split(",") if part.strip())
+    unknown = chosen - set(ROLES)
+    if unknown:
+        raise ValueError(f"BRIDGE_ROLES: unknown role(s) {', '.join(sorted(unknown))}; "
+                         f"choose from {', '.join(ROLES)}")
+    return chosen
