@@ -164,6 +164,7 @@ async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--turns", type=int, default=320, help="turns per concurrency level")
     parser.add_argument("--groups", type=int, default=30_000)
+    parser.add_argument("--skip-turns", action="store_true", help="only (b) and (c)")
     args = parser.parse_args(argv)
     if not MODEL.exists():
         print("no models/qunzhu.tar.gz: run `make train`", file=sys.stderr)
@@ -266,9 +267,10 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
 
         await drive(8, 40, via_bridge)  # warm-up: models loaded, caches filled
         await drive(8, 40, stock_rasa)
-        print("(a) end-to-end turns (callback → reply), same messages, distinct members")
-        print(f"{'':28}{'turns/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
-        for concurrency in (16, 32):
+        if not args.skip_turns:
+            print("(a) end-to-end turns (callback → reply), same messages, distinct members")
+            print(f"{'':28}{'turns/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
+        for concurrency in () if args.skip_turns else (16, 32):
             mine = await drive(concurrency, args.turns, via_bridge)
             direct = await drive(concurrency, args.turns, ours_rest)
             base = await drive(concurrency, args.turns, stock_rasa)

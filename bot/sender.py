@@ -80,6 +80,8 @@ class Sender:
         self._sem = asyncio.Semaphore(self.config.concurrency)
         self._acks: list[tuple[list[Entry], str, asyncio.Future[None]]] = []
         self._ack_flusher: asyncio.Task[None] | None = None
+        self._slot_requests: list[tuple[str, asyncio.Future[float]]] = []
+        self._slot_asker: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
     # ------------------------------------------------------------------ the loops
@@ -230,8 +232,7 @@ class Sender:
             await self._wait_for_slot(robot)
             result = await self._client.send(robot.key, payload)
             if result.outcome is Outcome.OK:
-                await self._store.incr("webhook_ok")
-                return True
+                return True  # counted as posts_sent when acknowledged
             if result.outcome is Outcome.RATE_LIMITED:
                 await self._store.incr("webhook_45009")
                 now = self._clock.now()
@@ -254,12 +255,34 @@ class Sender:
     async def _wait_for_slot(self, robot: Robot) -> None:
         """Take a slot in the robot's sliding window, idling until one frees."""
         while True:
-            wait = await self._store.take_slot(
-                robot.robot_id, self._clock.now(), self.config.window_s, self.config.limit
-            )
+            wait = await self._ask_slot(robot.robot_id)
             if wait <= 0:
                 return
             await self._idle(wait)
+
+    async def _ask_slot(self, robot_id: str) -> float:
+        """Queue a slot request; lanes asking in the same loop tick share one round trip."""
+        answer: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._slot_requests.append((robot_id, answer))
+        if self._slot_asker is None or self._slot_asker.done():
+            self._slot_asker = asyncio.create_task(self._ask_slots())
+        return await answer
+
+    async def _ask_slots(self) -> None:
+        await asyncio.sleep(0)
+        while self._slot_requests:
+            round_, self._slot_requests = self._slot_requests, []
+            try:
+                waits = await self._store.take_slots(
+                    [robot_id for robot_id, _ in round_], self._clock.now(),
+                    self.config.window_s, self.config.limit,
+                )
+            except (RedisError, OSError) as exc:
+                for _robot_id, answer in round_:
+                    answer.set_exception(exc)
+                continue
+            for (_robot_id, answer), wait in zip(round_, waits, strict=True):
+                answer.set_result(wait)
 
     async def _idle(self, seconds: float) -> None:
         """Sleep without holding a work permit, so waiting lanes never starve working ones."""

@@ -226,6 +226,20 @@ class BridgeStore:
         )
         return int(wait_ms) / 1000.0
 
+    async def take_slots(
+        self, robot_ids: list[str], now: float, window_s: float, limit: int
+    ) -> list[float]:
+        """take_slot for many robots in one round trip (the sender's lanes ask together)."""
+        async with self.r.pipeline(transaction=False) as pipe:
+            for robot_id in robot_ids:
+                await self._take_slot(
+                    keys=limit_keys(robot_id),
+                    args=[int(now * 1000), int(window_s * 1000), limit, secrets.token_hex(8)],
+                    client=pipe,
+                )
+            replies = await pipe.execute()
+        return [int(wait_ms) / 1000.0 for wait_ms in replies]
+
     async def block(self, robot_id: str, until: float, now: float) -> None:
         """45009: no post to this robot before `until`, across all senders."""
         ttl_ms = max(1, int((until - now) * 1000)) + 60_000
