@@ -29,6 +29,7 @@ import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psutil
@@ -183,7 +184,8 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
              "--save", "", "--appendonly", "no", "--dir", str(h.tmp)], dict(os.environ), "redis")
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     await asyncio.sleep(0.5)
-    ports = {k: free_port() for k in ("actions", "ours", "stock", "bridge", "sender", "sim")}
+    ports = {k: free_port()
+             for k in ("actions", "ours", "stock", "bridge", "sender", "sim", "wecom")}
     env = stack.stack_env(redis_url)
     env.update(QZ_ACTIONS_PORT=str(ports["actions"]), LOG_LEVEL="WARNING")
     rasa = str(Path(sys.executable).parent / "rasa")
@@ -195,18 +197,20 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
                      str(baseline_model), "--endpoints", "endpoints.yml", "--credentials",
                      "credentials.yml"], env, "rasa-stock")
 
-    # The simulator: one group for turns, `groups` groups for the posts, each with a robot.
+    # Two simulators: this process's answers the turns' response_urls (so replies are timed
+    # in this loop); a separate process serves the webhook for the posts of (b).
     clock = RealClock()
     state = SimState(clock, token=h.token, aes_key=h.aes, corp_id=h.corp, corp_secret=h.secret)
     state.add_group("bench", "bench", "benchkey-turns").members["u"] = SimMember("u", "u", 0)
-    lines = ["groups:"]
-    for i in range(args.groups):
-        key = f"k{i:06d}{secrets.token_hex(8)}"
-        state.add_group(f"g{i}", f"g{i}", key)
-        lines.append(f"  - {{chatid: g{i}, webhook_key: {key}}}")
-    lines.append("  - {chatid: bench, webhook_key: benchkey-turns}")
+    robots = [(f"g{i}", f"k{i:06d}{secrets.token_hex(8)}") for i in range(args.groups)]
+    robots.append(("bench", "benchkey-turns"))
+    lines = ["groups:", *(f"  - {{chatid: {c}, webhook_key: {k}}}" for c, k in robots)]
     groups_file = h.tmp / "groups.yml"
     groups_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (h.tmp / "robots.json").write_text(json.dumps(robots), encoding="utf-8")
+    wecom_url = f"http://127.0.0.1:{ports['wecom']}"
+    wecom = h.start([sys.executable, "-m", "bench.simproc", "--port", str(ports["wecom"]),
+                     "--groups", str(h.tmp / "robots.json")], env, "wecom")
     sim_url = f"http://127.0.0.1:{ports['sim']}"
     bridge_url = f"http://127.0.0.1:{ports['bridge']}"
     callbacks = CallbackSender(state, bridge_url, timeout_s=5.0)
@@ -218,7 +222,7 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
     bridge_env = {
         **env, "BRIDGE_PORT": str(ports["bridge"]), "RASA_URL": f"http://127.0.0.1:{ports['ours']}",
         "WECOM_TOKEN": h.token, "WECOM_ENCODING_AES_KEY": h.aes, "WECOM_CORP_ID": h.corp,
-        "WECOM_CORP_SECRET": h.secret, "WECOM_API_BASE": sim_url,
+        "WECOM_CORP_SECRET": h.secret, "WECOM_API_BASE": wecom_url,
         "BRIDGE_GROUPS_FILE": str(groups_file), "BRIDGE_API_TOKEN": h.api_token,
     }
     # Scaled out as in production: one process answers callbacks and runs turns, one sends.
@@ -230,7 +234,8 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
                       (f"http://127.0.0.1:{ports['ours']}/", ours),
                       (f"http://127.0.0.1:{ports['stock']}/", stock),
                       (f"{bridge_url}/healthz", bridge),
-                      (f"http://127.0.0.1:{ports['sender']}/healthz", sender)):
+                      (f"http://127.0.0.1:{ports['sender']}/healthz", sender),
+                      (f"{wecom_url}/sim/stats", wecom)):
         await asyncio.to_thread(wait_http, url, proc)
     print(f"stack up: Redis, actions, Rasa (ours), Rasa (stock), bridge (turns + sender "
           f"processes); {args.groups} groups\n")
@@ -280,31 +285,22 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
                 print(f"{name:28}{r['turns_s']:9.1f}{r['p50_ms']:9.1f}{r['p99_ms']:9.1f}")
             print(f"{'ratio (turns/s)':28}{mine['turns_s'] / base['turns_s']:9.2f}×\n")
 
-        # (b) + (c): 30,000 posts while members keep calling back.
+        # (b) + (c): 30,000 posts while a separate prober keeps calling back (~16/s).
         client = aioredis.Redis.from_url(redis_url)
         store = BridgeStore(client)
         procs = [psutil.Process(bridge.pid), psutil.Process(sender.pid)]
         peak = sum(p.memory_info().rss for p in procs)
-        acks: list[float] = []
-        done = asyncio.Event()
+        acks_file = h.tmp / "acks.json"
+        prober = h.start([sys.executable, "-m", "bench.ackprobe", "--bridge", bridge_url,
+                          "--reply-base", wecom_url, "--rate", "16", "--out", str(acks_file)],
+                         bridge_env, "prober")
 
-        async def callback_load(k: int) -> None:
-            while not done.is_set():
-                msgid = secrets.token_hex(12)
-                body, params = callbacks.aibot_request({
-                    "msgid": msgid, "chatid": "bench", "chattype": "group",
-                    "from": {"userid": f"ack{k}"},
-                    "response_url": state.new_response_url(sim_url, "bench", f"ack{k}"),
-                    "msgtype": "text", "text": {"content": "@福利官\u2005你好"}})
-                t0 = time.perf_counter()
-                status = await callbacks._post_once("/wecom/aibot", body, params, msgid)
-                if status == 200:
-                    acks.append(time.perf_counter() - t0)
-                await asyncio.sleep(0.25)
+        async def stats() -> dict[str, Any]:
+            async with session.get(f"{wecom_url}/sim/stats") as r:
+                doc: dict[str, Any] = await r.json()
+                return doc
 
-        # ~16 callbacks/s: steady member traffic Rasa can keep up with while posts go out.
-        loaders = [asyncio.create_task(callback_load(k)) for k in range(4)]
-        before = len(state.webhook_log)
+        await asyncio.sleep(1)
         t0 = time.perf_counter()
         for start in range(0, args.groups, 1000):
             await asyncio.gather(*(
@@ -312,23 +308,23 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
                               f"bench-{i}", time.time())
                 for i in range(start, min(start + 1000, args.groups))))
         accepted_s = time.perf_counter() - t0
-        while len(state.webhook_log) - before < args.groups:
+        seen = await stats()
+        while seen["webhook"] < args.groups and time.perf_counter() - t0 < 900:
             peak = max(peak, sum(p.memory_info().rss for p in procs))
-            if time.perf_counter() - t0 > 900:
-                break
             await asyncio.sleep(0.1)
+            seen = await stats()
         elapsed = time.perf_counter() - t0
-        done.set()
-        await asyncio.gather(*loaders)
-        delivered = {p["text"]["content"] for _t, g, p in state.webhook_log[before:]
-                     if g.startswith("g")}
-        lost = args.groups - len(delivered)
+        prober.terminate()
+        await asyncio.to_thread(prober.wait, 30)
+        acks = json.loads(acks_file.read_text()) if acks_file.exists() else []
+        lost = args.groups - seen["distinct"]
         print(f"(b) {args.groups} groups × 1 post through the simulator")
         print(f"    accepted into the stream in {accepted_s:.1f} s; all delivered after "
               f"{elapsed:.1f} s")
-        print(f"    dispatches/s {args.groups / elapsed:.0f}   45009 {state.errors.get(45009, 0)}"
-              f"   lost {lost}   bridge peak RSS (both processes) {peak / 2**20:.0f} MiB")
-        print("(c) callback ack latency during (b): "
+        print(f"    dispatches/s {args.groups / elapsed:.0f}   "
+              f"45009 {seen['errors'].get('45009', 0)}   lost {lost}   "
+              f"bridge peak RSS (both processes) {peak / 2**20:.0f} MiB")
+        print("(c) callback ack latency during (b), separate prober at 16/s: "
               f"n={len(acks)} p50 {percentile(acks, 0.5) * 1000:.1f} ms, "
               f"p99 {percentile(acks, 0.99) * 1000:.1f} ms")
         metrics = await store.metrics()

@@ -342,21 +342,10 @@ class Sender:
         await asyncio.sleep(0)  # let the other lanes that just finished join this round trip
         while self._acks:
             round_, self._acks = self._acks, []
-            now = f"{self._clock.now():.3f}"
-            counts: dict[str, int] = {}
+            items = [(entry.id, entry.fields.get("id", ""), state)
+                     for batch, state, _done in round_ for entry in batch]
             try:
-                async with self._store.r.pipeline(transaction=False) as pipe:
-                    for batch, state, _done in round_:
-                        ids = [e.id for e in batch]
-                        pipe.xack(OUTBOX, SENDERS, *ids)
-                        pipe.xdel(OUTBOX, *ids)
-                        for entry in batch:
-                            pipe.hset(post_key(entry.fields.get("id", "")),
-                                      mapping={"state": state, "done_at": now})
-                        counts[state] = counts.get(state, 0) + len(batch)
-                    for state, n in counts.items():
-                        pipe.hincrby("qz:{bridge}:metrics", f"posts_{state}", n)
-                    await pipe.execute()
+                await self._store.ack_posts(items, self._clock.now())
             except (RedisError, OSError) as exc:
                 for _batch, _state, done in round_:
                     done.set_exception(exc)  # the lane pauses; the posts stay pending

@@ -88,6 +88,22 @@ return 1
 """
 
 
+# KEYS[1] outbox stream  KEYS[2] metrics  KEYS[3..] post:<id> of each acknowledged post
+# ARGV[1] consumer group, ARGV[2] now, then for each post: entry id, state
+# acknowledges and deletes the entries, records each post's final state; returns the count
+ACK_POSTS = """
+local n = #KEYS - 2
+for i = 1, n do
+  local entry, state = ARGV[1 + 2 * i], ARGV[2 + 2 * i]
+  redis.call('XACK', KEYS[1], ARGV[1], entry)
+  redis.call('XDEL', KEYS[1], entry)
+  redis.call('HSET', KEYS[2 + i], 'state', state, 'done_at', ARGV[2])
+  redis.call('HINCRBY', KEYS[2], 'posts_' .. state, 1)
+end
+return n
+"""
+
+
 def seen_key(dedupe: str) -> str:
     """Where an accepted callback's id is remembered."""
     return f"{PREFIX}seen:{dedupe}"
@@ -150,6 +166,7 @@ class BridgeStore:
         self._enqueue = client.register_script(ENQUEUE)
         self._take_slot = client.register_script(TAKE_SLOT)
         self._block = client.register_script(BLOCK)
+        self._ack_posts = client.register_script(ACK_POSTS)
 
     async def ensure_groups(self) -> None:
         """Create the consumer groups (idempotent)."""
@@ -239,6 +256,16 @@ class BridgeStore:
                 )
             replies = await pipe.execute()
         return [int(wait_ms) / 1000.0 for wait_ms in replies]
+
+    async def ack_posts(self, done: list[tuple[str, str, str]], now: float) -> None:
+        """Acknowledge delivered posts (entry id, post id, final state) in one script call."""
+        if not done:
+            return
+        keys = [OUTBOX, METRICS, *(post_key(post_id) for _entry, post_id, _state in done)]
+        args: list[str] = [SENDERS, f"{now:.3f}"]
+        for entry_id, _post_id, state in done:
+            args += [entry_id, state]
+        await self._ack_posts(keys=keys, args=args)
 
     async def block(self, robot_id: str, until: float, now: float) -> None:
         """45009: no post to this robot before `until`, across all senders."""

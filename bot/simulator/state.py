@@ -94,6 +94,7 @@ class SimState:
         self.corp_secret = corp_secret
         self.access_token = secrets.token_hex(16)
         self.groups: dict[str, SimGroup] = {}
+        self._by_key: dict[str, SimGroup] = {}
         self.faults = Faults()
         self.feed: list[FeedItem] = []
         self.webhook_log: list[tuple[float, str, dict[str, Any]]] = []  # (time, chatid, payload)
@@ -109,11 +110,13 @@ class SimState:
         """Register a group and its robot."""
         group = SimGroup(chatid, name, webhook_key)
         self.groups[chatid] = group
+        if webhook_key:
+            self._by_key[webhook_key] = group
         return group
 
     def group_by_key(self, key: str) -> SimGroup | None:
         """The group whose robot has this key."""
-        return next((g for g in self.groups.values() if g.webhook_key == key), None)
+        return self._by_key.get(key) if key else None
 
     def say(self, group: str, sender: str, kind: str, content: str, *,
             mentions: list[str] | None = None, via: str = "") -> FeedItem:

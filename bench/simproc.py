@@ -1,0 +1,49 @@
+"""The WeCom simulator in its own process, for the bridge benchmark: many groups, /sim/stats.
+
+Keeping it out of the benchmark's event loop means the loop that measures latencies is
+not also the one serving a thousand webhook calls a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.clock import RealClock
+from bot.simulator.callbacks import CallbackSender
+from bot.simulator.server import STATE, create_sim_app
+from bot.simulator.state import SimState
+
+
+async def stats(request: web.Request) -> web.Response:
+    """How many posts arrived (in total and distinct, for groups g*), and the errcodes answered."""
+    state = request.app[STATE]
+    contents = [json.dumps(p, sort_keys=True, ensure_ascii=False)
+                for _t, g, p in state.webhook_log if g.startswith("g")]
+    return web.json_response({"webhook": len(contents), "distinct": len(set(contents)),
+                              "errors": state.errors})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until terminated."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--groups", type=Path, required=True, help="JSON [[chatid, key], …]")
+    args = parser.parse_args(argv)
+    state = SimState(RealClock(), token="unused", aes_key="A" * 43, corp_id="unused",
+                     corp_secret="unused")
+    for chatid, key in json.loads(args.groups.read_text(encoding="utf-8")):
+        state.add_group(chatid, chatid, key)
+    app = create_sim_app(state, CallbackSender(state, "http://127.0.0.1:9"), bot_name="福利官",
+                         public_url=f"http://127.0.0.1:{args.port}")
+    app.router.add_get("/sim/stats", stats)
+    web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
