@@ -193,8 +193,12 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
     ours = h.start([rasa, "run", "-i", "127.0.0.1", "-p", str(ports["ours"]), "-m", str(MODEL),
                     "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
                    env, "rasa-ours")
+    # Stock Rasa gets Rasa's own Redis tracker store (qunzhu's endpoints name a faster one).
+    stock_endpoints = h.tmp / "stock-endpoints.yml"
+    stock_endpoints.write_text((ROOT / "endpoints.yml").read_text(encoding="utf-8").replace(
+        "type: qunzhu.trackers.FastRedisTrackerStore", "type: redis"), encoding="utf-8")
     stock = h.start([rasa, "run", "-i", "127.0.0.1", "-p", str(ports["stock"]), "-m",
-                     str(baseline_model), "--endpoints", "endpoints.yml", "--credentials",
+                     str(baseline_model), "--endpoints", str(stock_endpoints), "--credentials",
                      "credentials.yml"], env, "rasa-stock")
 
     # Two simulators: this process's answers the turns' response_urls (so replies are timed

@@ -1,0 +1,50 @@
+"""Rasa's Redis tracker store, saving without rebuilding the stored tracker on every turn.
+
+Rasa 3.6's `RedisTrackerStore.save` deserialises the stored tracker — replaying every event
+through the domain — only to merge earlier conversation sessions back into the one being
+saved (`retrieve` returns the last session). Here the same merge runs on the stored JSON
+event dicts: the result is identical, at a fraction of the CPU of a turn.
+Configured in endpoints.yml as `type: qunzhu.trackers.FastRedisTrackerStore`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rasa.core.tracker_store import RedisTrackerStore
+from rasa.shared.core.trackers import DialogueStateTracker
+
+
+def _canonical(event: dict[str, Any]) -> str:
+    return json.dumps(event, sort_keys=True, ensure_ascii=False)
+
+
+def merge_events(prior: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rasa's `_merge_trackers`, on event dicts: keep earlier sessions, add what is new."""
+    if not prior:
+        return new
+    prior_keys = [_canonical(e) for e in prior]
+    new_keys = [_canonical(e) for e in new]
+    if new_keys[: len(prior_keys)] == prior_keys:
+        return new  # the tracker being saved already holds everything stored
+    seen = set(prior_keys)
+    return prior + [e for e, key in zip(new, new_keys, strict=True) if key not in seen]
+
+
+class FastRedisTrackerStore(RedisTrackerStore):
+    """RedisTrackerStore whose save merges stored JSON instead of replayed trackers."""
+
+    async def save(self, tracker: DialogueStateTracker, timeout: float | None = None) -> None:
+        """Store the conversation, keeping earlier sessions (same result as Rasa's save)."""
+        await self.stream_events(tracker)
+        if not timeout and self.record_exp:
+            timeout = self.record_exp
+        key = self.key_prefix + tracker.sender_id
+        current = tracker.as_dialogue().as_dict()
+        current["events"] = json.loads(json.dumps(current["events"]))  # as stored: plain JSON
+        stored = self.red.get(key)
+        if stored is not None:
+            current["events"] = merge_events(json.loads(stored).get("events") or [],
+                                             current["events"])
+        self.red.set(key, json.dumps(current), ex=timeout)
