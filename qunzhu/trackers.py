@@ -24,12 +24,15 @@ def merge_events(prior: list[dict[str, Any]], new: list[dict[str, Any]]) -> list
     """Rasa's `_merge_trackers`, on event dicts: keep earlier sessions, add what is new."""
     if not prior:
         return new
-    prior_keys = [_canonical(e) for e in prior]
-    new_keys = [_canonical(e) for e in new]
-    if new_keys[: len(prior_keys)] == prior_keys:
-        return new  # the tracker being saved already holds everything stored
-    seen = set(prior_keys)
-    return prior + [e for e, key in zip(new, new_keys, strict=True) if key not in seen]
+    n = len(prior)
+    # The common case, one session: the tracker being saved starts with everything stored.
+    # Events carry microsecond timestamps and the lock store serialises writers, so the
+    # first and last stored events in place identify the prefix.
+    if (len(new) >= n and _canonical(new[0]) == _canonical(prior[0])
+            and _canonical(new[n - 1]) == _canonical(prior[-1])):
+        return new
+    seen = {_canonical(e) for e in prior}
+    return prior + [e for e in new if _canonical(e) not in seen]
 
 
 class FastRedisTrackerStore(RedisTrackerStore):
@@ -42,7 +45,6 @@ class FastRedisTrackerStore(RedisTrackerStore):
             timeout = self.record_exp
         key = self.key_prefix + tracker.sender_id
         current = tracker.as_dialogue().as_dict()
-        current["events"] = json.loads(json.dumps(current["events"]))  # as stored: plain JSON
         stored = self.red.get(key)
         if stored is not None:
             current["events"] = merge_events(json.loads(stored).get("events") or [],
