@@ -45,3 +45,21 @@ def test_invalid_responses_fail_like_rasa(result: dict[str, Any]) -> None:
         rasa_speedups.validate_action_result(RemoteAction.__new__(RemoteAction), result)
     assert ours.value.message.startswith(theirs.value.message)
     assert "Failed to validate Action server response" in ours.value.message
+
+
+def test_event_classes_resolve_as_rasa_resolves_them() -> None:
+    from rasa.shared.core.events import ActionExecuted, Event, UserUttered
+    from rasa.shared.utils.common import all_subclasses
+
+    assert Event.resolve_by_type is rasa_speedups.resolve_by_type
+    for cls in all_subclasses(Event):
+        expected = rasa_speedups._rasa_resolve_by_type(cls.type_name)
+        assert Event.resolve_by_type(cls.type_name) is expected
+        assert Event.resolve_by_type(cls.type_name) is expected  # remembered
+    assert Event.resolve_by_type("topic") is None
+    assert Event.resolve_by_type("no_such_event", UserUttered) is UserUttered
+    with pytest.raises(ValueError, match="Unknown event name"):
+        Event.resolve_by_type("no_such_event")
+    assert "no_such_event" not in rasa_speedups._resolved
+    restored = Event.from_parameters({"event": "action", "name": "action_listen", "timestamp": 1.0})
+    assert isinstance(restored, ActionExecuted) and restored.action_name == "action_listen"
