@@ -129,6 +129,28 @@ async def drive(concurrency: int, total: int,
     return summary(latencies, time.perf_counter() - started)
 
 
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU time so far of each named process."""
+    out = {}
+    for name, pid in pids.items():
+        t = psutil.Process(pid).cpu_times()
+        out[name] = t.user + t.system
+    return out
+
+
+async def measured(pids: dict[str, int], work: Awaitable[dict[str, float]],
+                   ) -> tuple[dict[str, float], dict[str, float]]:
+    """Run `work`; return its result and each process's CPU ms per unit of work (per turn)."""
+    before = cpu_seconds(pids)
+    result = await work
+    after = cpu_seconds(pids)
+    return result, {k: (after[k] - before[k]) * 1000 / result["n"] for k in pids}
+
+
+def cpu_line(per_unit: dict[str, float], unit: str) -> str:
+    return f"    CPU ms per {unit}: " + ", ".join(f"{k} {v:.1f}" for k, v in per_unit.items())
+
+
 class Harness:
     """The simulator in this process, the rest of the stack as child processes."""
 
@@ -166,6 +188,7 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turns", type=int, default=320, help="turns per concurrency level")
     parser.add_argument("--groups", type=int, default=30_000)
     parser.add_argument("--skip-turns", action="store_true", help="only (b) and (c)")
+    parser.add_argument("--senders", type=int, default=1, help="sender processes for (b)")
     args = parser.parse_args(argv)
     if not MODEL.exists():
         print("no models/qunzhu.tar.gz: run `make train`", file=sys.stderr)
@@ -232,17 +255,20 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
     # Scaled out as in production: one process answers callbacks and runs turns, one sends.
     bridge = h.start([sys.executable, "-m", "bot"], {**bridge_env, "BRIDGE_ROLES": "turns,handoff"},
                      "bridge")
-    sender = h.start([sys.executable, "-m", "bot"], {
-        **bridge_env, "BRIDGE_ROLES": "sender", "BRIDGE_PORT": str(ports["sender"])}, "sender")
+    sender_ports = [ports["sender"], *(free_port() for _ in range(args.senders - 1))]
+    senders = [h.start([sys.executable, "-m", "bot"], {
+        **bridge_env, "BRIDGE_ROLES": "sender", "BRIDGE_PORT": str(port)}, f"sender-{port}")
+        for port in sender_ports]
     for url, proc in ((f"http://127.0.0.1:{ports['actions']}/health", actions),
                       (f"http://127.0.0.1:{ports['ours']}/", ours),
                       (f"http://127.0.0.1:{ports['stock']}/", stock),
                       (f"{bridge_url}/healthz", bridge),
-                      (f"http://127.0.0.1:{ports['sender']}/healthz", sender),
+                      *((f"http://127.0.0.1:{port}/healthz", proc)
+                        for port, proc in zip(sender_ports, senders, strict=True)),
                       (f"{wecom_url}/sim/stats", wecom)):
         await asyncio.to_thread(wait_http, url, proc)
-    print(f"stack up: Redis, actions, Rasa (ours), Rasa (stock), bridge (turns + sender "
-          f"processes); {args.groups} groups\n")
+    print(f"stack up: Redis, actions, Rasa (ours), Rasa (stock), bridge (one turns process, "
+          f"{args.senders} sender process(es)); {args.groups} groups\n")
 
     async with aiohttp.ClientSession() as session:
         async def via_bridge(user: str, text: str) -> float:
@@ -279,20 +305,25 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
         if not args.skip_turns:
             print("(a) end-to-end turns (callback → reply), same messages, distinct members")
             print(f"{'':28}{'turns/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
+        ours_pids = {"Rasa": ours.pid, "actions": actions.pid, "bridge": bridge.pid}
+        stock_pids = {"Rasa": stock.pid, "actions": actions.pid}
         for concurrency in () if args.skip_turns else (16, 32):
-            mine = await drive(concurrency, args.turns, via_bridge)
+            mine, mine_cpu = await measured(ours_pids, drive(concurrency, args.turns, via_bridge))
             direct = await drive(concurrency, args.turns, ours_rest)
-            base = await drive(concurrency, args.turns, stock_rasa)
+            base, base_cpu = await measured(stock_pids,
+                                            drive(concurrency, args.turns, stock_rasa))
             for name, r in ((f"qunzhu via bridge  c={concurrency}", mine),
                             (f"qunzhu Rasa REST   c={concurrency}", direct),
                             (f"stock Rasa REST    c={concurrency}", base)):
                 print(f"{name:28}{r['turns_s']:9.1f}{r['p50_ms']:9.1f}{r['p99_ms']:9.1f}")
-            print(f"{'ratio (turns/s)':28}{mine['turns_s'] / base['turns_s']:9.2f}×\n")
+            print(f"{'ratio (turns/s)':28}{mine['turns_s'] / base['turns_s']:9.2f}×")
+            print(cpu_line(mine_cpu, "turn, qunzhu via bridge"))
+            print(cpu_line(base_cpu, "turn, stock Rasa") + "\n")
 
         # (b) + (c): 30,000 posts while a separate prober keeps calling back (~16/s).
         client = aioredis.Redis.from_url(redis_url)
         store = BridgeStore(client)
-        procs = [psutil.Process(bridge.pid), psutil.Process(sender.pid)]
+        procs = [psutil.Process(p.pid) for p in (bridge, *senders)]
         peak = sum(p.memory_info().rss for p in procs)
         acks_file = h.tmp / "acks.json"
         prober = h.start([sys.executable, "-m", "bench.ackprobe", "--bridge", bridge_url,
@@ -305,12 +336,14 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
                 return doc
 
         await asyncio.sleep(1)
+        post_pids = {**{f"sender {k + 1}": p.pid for k, p in enumerate(senders)},
+                     "simulator": wecom.pid}
+        post_cpu = cpu_seconds(post_pids)
         t0 = time.perf_counter()
-        for start in range(0, args.groups, 1000):
-            await asyncio.gather(*(
-                store.enqueue(f"g{i}", Post(f"g{i}", "text", f"今日福利 #{i} 🎁").fields(),
-                              f"bench-{i}", time.time())
-                for i in range(start, min(start + 1000, args.groups))))
+        for start in range(0, args.groups, 1000):  # a campaign: batches of 1,000 groups
+            await store.enqueue_many(
+                [(f"g{i}", Post(f"g{i}", "text", f"今日福利 #{i} 🎁").fields(), f"bench-{i}")
+                 for i in range(start, min(start + 1000, args.groups))], time.time())
         accepted_s = time.perf_counter() - t0
         seen = await stats()
         while seen["webhook"] < args.groups and time.perf_counter() - t0 < 900:
@@ -318,6 +351,8 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
             await asyncio.sleep(0.1)
             seen = await stats()
         elapsed = time.perf_counter() - t0
+        post_cpu = {k: (v - post_cpu[k]) * 1e6 / args.groups
+                    for k, v in cpu_seconds(post_pids).items()}
         prober.terminate()
         await asyncio.to_thread(prober.wait, 30)
         acks = json.loads(acks_file.read_text()) if acks_file.exists() else []
@@ -327,7 +362,10 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
               f"{elapsed:.1f} s")
         print(f"    dispatches/s {args.groups / elapsed:.0f}   "
               f"45009 {seen['errors'].get('45009', 0)}   lost {lost}   "
-              f"bridge peak RSS (both processes) {peak / 2**20:.0f} MiB")
+              f"bridge peak RSS ({len(procs)} processes) {peak / 2**20:.0f} MiB")
+        sender_us = sum(v for k, v in post_cpu.items() if k.startswith("sender"))
+        print("    CPU µs per post: " + ", ".join(f"{k} {v:.0f}" for k, v in post_cpu.items())
+              + f" → a sender with a core of its own: ~{1e6 / max(1.0, sender_us):.0f} posts/s")
         print("(c) callback ack latency during (b), separate prober at 16/s: "
               f"n={len(acks)} p50 {percentile(acks, 0.5) * 1000:.1f} ms, "
               f"p99 {percentile(acks, 0.99) * 1000:.1f} ms")

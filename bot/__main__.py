@@ -9,6 +9,7 @@ from aiohttp import web
 
 from bot import logsafe
 from bot.app import Background, create_app
+from bot.eventloop import new_event_loop
 from bot.groups import load_directory
 from bot.settings import BridgeSettings
 from bot.wecom.errors import WeComCryptoError
@@ -38,7 +39,8 @@ def main() -> int:
     for group in directory.unkeyed:
         log.warning("no webhook key for group %s: its posts will be dead-lettered", group)
     web.run_app(app, host=settings.host, port=settings.port, print=None,
-                access_log=None, handle_signals=True, shutdown_timeout=5)
+                access_log=None, handle_signals=True, shutdown_timeout=5,
+                loop=new_event_loop())
     return 0
 
 

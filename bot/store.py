@@ -215,20 +215,37 @@ class BridgeStore:
         await self.r.hset(turn_key(dedupe), "replied", "1")
 
     # ------------------------------------------------------------------ outbound
-    async def enqueue(self, group: str, fields: dict[str, str], idem: str, now: float) -> tuple[
-        str, bool
-    ]:
-        """Put a post in the outbox once per idempotency key; (post id, newly accepted)."""
+    def _enqueue_call(self, group: str, fields: dict[str, str], idem: str,
+                      now: float) -> tuple[list[str], list[object]]:
         post_id = new_post_id()
         flat: list[str] = ["group", group]
         for k, v in fields.items():
             flat += [k, v]
         idem_key = f"{PREFIX}idem:{idem}" if idem else f"{PREFIX}idem:{post_id}"
-        raw = await self._enqueue(
-            keys=[idem_key, OUTBOX, post_key(post_id), METRICS],
-            args=[post_id, IDEMPOTENCY_TTL_S, STATUS_TTL_S, group, f"{now:.3f}", *flat],
-        )
+        return ([idem_key, OUTBOX, post_key(post_id), METRICS],
+                [post_id, IDEMPOTENCY_TTL_S, STATUS_TTL_S, group, f"{now:.3f}", *flat])
+
+    async def enqueue(self, group: str, fields: dict[str, str], idem: str, now: float) -> tuple[
+        str, bool
+    ]:
+        """Put a post in the outbox once per idempotency key; (post id, newly accepted)."""
+        keys, args = self._enqueue_call(group, fields, idem, now)
+        raw = await self._enqueue(keys=keys, args=args)
         return _decode(raw[0]), bool(int(raw[1]))
+
+    async def enqueue_many(self, posts: list[tuple[str, dict[str, str], str]],
+                           now: float) -> list[tuple[str, bool]]:
+        """enqueue() for many (group, fields, idempotency key) posts in one round trip.
+
+        Each post is still its own script call (accepted once, atomically); a campaign to
+        thousands of groups just does not pay a round trip per group.
+        """
+        async with self.r.pipeline(transaction=False) as pipe:
+            for group, fields, idem in posts:
+                keys, args = self._enqueue_call(group, fields, idem, now)
+                await self._enqueue(keys=keys, args=args, client=pipe)
+            replies = await pipe.execute()
+        return [(_decode(raw[0]), bool(int(raw[1]))) for raw in replies]
 
     async def status(self, post_id: str) -> dict[str, str]:
         """A post's state: queued, sent, digested or dead (with errcode)."""

@@ -80,6 +80,23 @@ async def outbox_empty(r: aioredis.Redis) -> bool:
     return int(await r.xlen(OUTBOX)) == 0
 
 
+async def test_a_campaign_is_accepted_in_one_round_trip_once_per_key_and_delivered_once(
+    make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: aioredis.Redis,
+) -> None:
+    bridge = await sender_bridge(make_bridge, sim, vclock)
+    store = bridge.app[appkeys.STORE]
+    batch = [(g, Post(g, "text", f"{g} 的周末福利 🎁").fields(), f"campaign-{g}")
+             for g in ("g1", "g2", "g3")]
+    first = await store.enqueue_many(batch, 0)
+    again = await store.enqueue_many(batch[:1], 0)  # a retried request: same key, same id
+    assert [new for _id, new in first] == [True, True, True]
+    assert again == [(first[0][0], False)]
+    await wait_until(lambda: outbox_empty(redis_client))
+    for (group, _fields, _key), (post_id, _new) in zip(batch, first, strict=True):
+        assert contents(sim, group) == [f"{group} 的周末福利 🎁"]
+        assert (await store.status(post_id))["state"] == "sent"
+
+
 # ------------------------------------------------------------------ the limit
 async def test_200_posts_to_one_robot_never_exceed_20_per_minute_and_all_arrive(
     make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: aioredis.Redis,
