@@ -129,16 +129,16 @@ async def drive(concurrency: int, total: int,
     return summary(latencies, time.perf_counter() - started)
 
 
-def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    """User + system CPU time so far of each named process."""
+def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
+    """User + system CPU time so far of each named group of processes."""
     out = {}
-    for name, pid in pids.items():
-        t = psutil.Process(pid).cpu_times()
-        out[name] = t.user + t.system
+    for name, group in pids.items():
+        times = [psutil.Process(pid).cpu_times() for pid in group]
+        out[name] = sum(t.user + t.system for t in times)
     return out
 
 
-async def measured(pids: dict[str, int], work: Awaitable[dict[str, float]],
+async def measured(pids: dict[str, list[int]], work: Awaitable[dict[str, float]],
                    ) -> tuple[dict[str, float], dict[str, float]]:
     """Run `work`; return its result and each process's CPU ms per unit of work (per turn)."""
     before = cpu_seconds(pids)
@@ -188,7 +188,9 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turns", type=int, default=320, help="turns per concurrency level")
     parser.add_argument("--groups", type=int, default=30_000)
     parser.add_argument("--skip-turns", action="store_true", help="only (b) and (c)")
-    parser.add_argument("--senders", type=int, default=1, help="sender processes for (b)")
+    parser.add_argument("--senders", type=int, default=2, help="sender processes for (b)")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="Rasa processes behind the bridge (stock Rasa always has one)")
     args = parser.parse_args(argv)
     if not MODEL.exists():
         print("no models/qunzhu.tar.gz: run `make train`", file=sys.stderr)
@@ -213,9 +215,10 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
     env.update(QZ_ACTIONS_PORT=str(ports["actions"]), LOG_LEVEL="WARNING")
     rasa = str(Path(sys.executable).parent / "rasa")
     actions = h.start([sys.executable, "-m", "actions"], env, "actions")
-    ours = h.start([rasa, "run", "-i", "127.0.0.1", "-p", str(ports["ours"]), "-m", str(MODEL),
+    ours_ports = [ports["ours"], *(free_port() for _ in range(args.replicas - 1))]
+    ours = [h.start([rasa, "run", "-i", "127.0.0.1", "-p", str(port), "-m", str(MODEL),
                     "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
-                   env, "rasa-ours")
+                    env, f"rasa-ours-{port}") for port in ours_ports]
     # Stock Rasa gets Rasa's own Redis tracker store (qunzhu's endpoints name a faster one).
     stock_endpoints = h.tmp / "stock-endpoints.yml"
     stock_endpoints.write_text((ROOT / "endpoints.yml").read_text(encoding="utf-8").replace(
@@ -247,7 +250,8 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
     await web.TCPSite(runner, "127.0.0.1", ports["sim"]).start()
 
     bridge_env = {
-        **env, "BRIDGE_PORT": str(ports["bridge"]), "RASA_URL": f"http://127.0.0.1:{ports['ours']}",
+        **env, "BRIDGE_PORT": str(ports["bridge"]),
+        "RASA_URL": ",".join(f"http://127.0.0.1:{p}" for p in ours_ports),
         "WECOM_TOKEN": h.token, "WECOM_ENCODING_AES_KEY": h.aes, "WECOM_CORP_ID": h.corp,
         "WECOM_CORP_SECRET": h.secret, "WECOM_API_BASE": wecom_url,
         "BRIDGE_GROUPS_FILE": str(groups_file), "BRIDGE_API_TOKEN": h.api_token,
@@ -260,14 +264,16 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
         **bridge_env, "BRIDGE_ROLES": "sender", "BRIDGE_PORT": str(port)}, f"sender-{port}")
         for port in sender_ports]
     for url, proc in ((f"http://127.0.0.1:{ports['actions']}/health", actions),
-                      (f"http://127.0.0.1:{ports['ours']}/", ours),
+                      *((f"http://127.0.0.1:{port}/", proc)
+                        for port, proc in zip(ours_ports, ours, strict=True)),
                       (f"http://127.0.0.1:{ports['stock']}/", stock),
                       (f"{bridge_url}/healthz", bridge),
                       *((f"http://127.0.0.1:{port}/healthz", proc)
                         for port, proc in zip(sender_ports, senders, strict=True)),
                       (f"{wecom_url}/sim/stats", wecom)):
         await asyncio.to_thread(wait_http, url, proc)
-    print(f"stack up: Redis, actions, Rasa (ours), Rasa (stock), bridge (one turns process, "
+    print(f"stack up: Redis, actions, Rasa (ours: {args.replicas} process(es)), Rasa (stock), "
+          f"bridge (one turns process, "
           f"{args.senders} sender process(es)); {args.groups} groups\n")
 
     async with aiohttp.ClientSession() as session:
@@ -305,15 +311,16 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
         if not args.skip_turns:
             print("(a) end-to-end turns (callback → reply), same messages, distinct members")
             print(f"{'':28}{'turns/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
-        ours_pids = {"Rasa": ours.pid, "actions": actions.pid, "bridge": bridge.pid}
-        stock_pids = {"Rasa": stock.pid, "actions": actions.pid}
+        ours_pids = {"Rasa": [p.pid for p in ours], "actions": [actions.pid],
+                     "bridge": [bridge.pid]}
+        stock_pids = {"Rasa": [stock.pid], "actions": [actions.pid]}
         for concurrency in () if args.skip_turns else (16, 32):
             mine, mine_cpu = await measured(ours_pids, drive(concurrency, args.turns, via_bridge))
             direct = await drive(concurrency, args.turns, ours_rest)
             base, base_cpu = await measured(stock_pids,
                                             drive(concurrency, args.turns, stock_rasa))
             for name, r in ((f"qunzhu via bridge  c={concurrency}", mine),
-                            (f"qunzhu Rasa REST   c={concurrency}", direct),
+                            (f"qunzhu Rasa REST   c={concurrency}", direct),  # the first replica
                             (f"stock Rasa REST    c={concurrency}", base)):
                 print(f"{name:28}{r['turns_s']:9.1f}{r['p50_ms']:9.1f}{r['p99_ms']:9.1f}")
             print(f"{'ratio (turns/s)':28}{mine['turns_s'] / base['turns_s']:9.2f}×")
@@ -336,8 +343,8 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
                 return doc
 
         await asyncio.sleep(1)
-        post_pids = {**{f"sender {k + 1}": p.pid for k, p in enumerate(senders)},
-                     "simulator": wecom.pid}
+        post_pids = {**{f"sender {k + 1}": [p.pid] for k, p in enumerate(senders)},
+                     "simulator": [wecom.pid]}
         post_cpu = cpu_seconds(post_pids)
         t0 = time.perf_counter()
         for start in range(0, args.groups, 1000):  # a campaign: batches of 1,000 groups

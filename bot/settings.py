@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.rasa_client import RasaReplicas
 from qunzhu import settings as env
 
 DEDUPE_TTL_S = 3 * 24 * 3600  # WeCom retries within minutes; keep ids for days
@@ -43,7 +44,7 @@ class BridgeSettings:
             host=env.get("BRIDGE_HOST"),
             port=int(env.get("BRIDGE_PORT")),
             redis_url=env.redis_url(),
-            rasa_url=env.get("RASA_URL").rstrip("/"),
+            rasa_url=",".join(RasaReplicas.parse(env.get("RASA_URL")).urls),
             rasa_timeout_s=float(env.get("BRIDGE_RASA_TIMEOUT_S")),
             wecom_api_base=env.get("WECOM_API_BASE").rstrip("/"),
             groups_file=groups if groups.is_absolute() else env.PROJECT_ROOT / groups,

@@ -62,7 +62,7 @@ class TurnWorker:
         self._texts = texts
         self._newcomers = newcomers
         self._clock = clock
-        self._rasa_url = rasa_url
+        self._rasa = rasa_client.RasaReplicas.parse(rasa_url)
         self._rasa_timeout_s = rasa_timeout_s
         self._consumer = consumer
         self._sem = asyncio.Semaphore(concurrency)
@@ -162,7 +162,7 @@ class TurnWorker:
         else:
             try:
                 replies = await rasa_client.turn(
-                    self._session, self._rasa_url, conversation_id, text, metadata,
+                    self._session, self._rasa, conversation_id, text, metadata,
                     self._rasa_timeout_s,
                 )
                 texts = rasa_client.reply_texts(replies)

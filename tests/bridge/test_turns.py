@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import Background
 from bot.clock import RealClock
+from bot.rasa_client import RasaReplicas
 from bot.texts import Texts
 from tests.bridge.conftest import Bridge, BridgeFactory, Sim, start_sim
 
@@ -218,3 +219,48 @@ async def test_app_message_is_answered_one_to_one_through_message_send(
     assert "我的积分" in sent["text"]["content"]
     assert stand_in.turns[0]["sender"] == "alice"
     assert stand_in.turns[0]["metadata"]["chattype"] == "single"
+
+
+async def test_turns_spread_over_rasa_replicas_each_member_sticks_and_a_dead_one_is_skipped(
+    make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
+) -> None:
+    first, first_server = rasa
+    second = RasaStandIn()
+    app = web.Application()
+    app.router.add_post("/webhooks/rest/webhook", second.webhook)
+    second_server = TestServer(app)
+    await second_server.start_server()
+    dead = TestServer(web.Application())
+    await dead.start_server()
+    dead_url = str(dead.make_url("")).rstrip("/")
+    await dead.close()  # nothing listens there any more: connections are refused
+    urls = [str(s.make_url("")).rstrip("/") for s in (first_server, second_server)]
+    try:
+        await wired(make_bridge, live, ",".join([*urls, dead_url]))
+        members = [f"m{i}" for i in range(12)]
+        for _round in range(2):
+            for member in members:
+                await live.callbacks.member_says("g1", member, "打卡", base_url=live.url,
+                                                 bot_name="福利官")
+        await eventually(lambda: len(bot_lines(live, "g1")) >= 24)
+        assert len(first.turns) + len(second.turns) == 24  # every turn answered once
+        assert first.turns and second.turns  # both replicas took turns
+        for stand_in in (first, second):  # a member's two turns went to the same replica
+            senders = [t["sender"] for t in stand_in.turns]
+            assert all(senders.count(s) == 2 for s in senders)
+        assert not any(busy in line for busy in BUSY for line in bot_lines(live, "g1"))
+        replicas = RasaReplicas.parse(",".join([*urls, dead_url]))
+        assert any(replicas.for_conversation(f"g1:{m}")[0] == dead_url for m in members)
+    finally:
+        await second_server.close()
+
+
+def test_rasa_url_lists_are_checked() -> None:
+    replicas = RasaReplicas.parse(" http://a:5005/ , http://b:5005 ")
+    assert replicas.urls == ("http://a:5005", "http://b:5005")
+    order = replicas.for_conversation("g1:alice")
+    assert sorted(order) == sorted(replicas.urls)
+    assert replicas.for_conversation("g1:alice") == order  # stable
+    for bad in ("", " , ", "a:5005", "http://a:5005,ftp://b"):
+        with pytest.raises(ValueError, match="RASA_URL"):
+            RasaReplicas.parse(bad)
