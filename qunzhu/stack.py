@@ -95,16 +95,16 @@ class Stack:
         return proc
 
     def stop(self) -> None:
-        """SIGTERM every child (newest first), then SIGKILL whatever hangs."""
-        for _name, proc in reversed(self.procs):
+        """SIGTERM each child, newest first, waiting for it (Redis goes last); SIGKILL hangs."""
+        for name, proc in reversed(self.procs):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        for name, proc in reversed(self.procs):
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 print(f"qunzhu: {name} did not stop, killing it", file=sys.stderr)
                 os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         self.procs.clear()
 
 
