@@ -76,7 +76,7 @@ def _last_event(tracker: DialogueStateTracker) -> Event | None:
 def _one_session(tracker: DialogueStateTracker) -> bool:
     """Whether `retrieve` would return the whole of this tracker (no later session start)."""
     return not any(isinstance(e, ActionExecuted) and e.action_name == ACTION_SESSION_START_NAME
-                   for i, e in enumerate(tracker.events) if i > 0)
+                   for e in islice(tracker.events, 1, None))
 
 
 @dataclass
@@ -89,9 +89,14 @@ class _Seen:
     last: Event | None  # its last event then (identity shows it is unchanged)
     reusable: bool  # `tracker` is exactly what retrieve() returns for `stored`, not handed out
 
-    def unchanged(self, tracker: DialogueStateTracker) -> bool:
+    @classmethod
+    def of(cls, stored: str, tracker: DialogueStateTracker, *, reusable: bool) -> _Seen:
+        """Record `tracker` as it is now, as the one read from or written as `stored`."""
+        return cls(stored, tracker, len(tracker.events), _last_event(tracker), reusable)
+
+    def unchanged(self) -> bool:
         """The tracker still holds exactly the events it had when this was recorded."""
-        return len(tracker.events) == self.count and _last_event(tracker) is self.last
+        return len(self.tracker.events) == self.count and _last_event(self.tracker) is self.last
 
     def extends(self, tracker: DialogueStateTracker) -> bool:
         """`tracker` is the one recorded here, with events only appended since."""
@@ -126,7 +131,7 @@ class FastRedisTrackerStore(RedisTrackerStore):
             return None
         seen = self._seen.get(sender_id)
         if (not fetch_all_sessions and seen is not None and seen.reusable
-                and seen.stored == stored and seen.unchanged(seen.tracker)):
+                and seen.stored == stored and seen.unchanged()):
             tracker = seen.tracker
         else:
             tracker = self.deserialise_tracker(sender_id, stored)
@@ -137,8 +142,7 @@ class FastRedisTrackerStore(RedisTrackerStore):
                 if len(sessions) > 1:
                     tracker = sessions[-1]
         # Handed out: the caller owns it now and may change it; save() recognises it.
-        self._remember(sender_id, _Seen(stored, tracker, len(tracker.events),
-                                        _last_event(tracker), reusable=False))
+        self._remember(sender_id, _Seen.of(stored, tracker, reusable=False))
         return tracker
 
     async def save(self, tracker: DialogueStateTracker, timeout: float | None = None) -> None:
@@ -162,5 +166,4 @@ class FastRedisTrackerStore(RedisTrackerStore):
                                                  current["events"])
             document = json.dumps(current)
         self.red.set(key, document, ex=timeout)
-        self._remember(sender_id, _Seen(document, tracker, len(tracker.events),
-                                        _last_event(tracker), reusable=_one_session(tracker)))
+        self._remember(sender_id, _Seen.of(document, tracker, reusable=_one_session(tracker)))

@@ -34,6 +34,11 @@ def turn(tracker: DialogueStateTracker, text: str, at: float) -> None:
     tracker.update(ActionExecuted("action_listen", timestamp=at + 0.3))
 
 
+def start_session(tracker: DialogueStateTracker, at: float) -> None:
+    tracker.update(ActionExecuted("action_session_start", timestamp=at))
+    tracker.update(SessionStarted(timestamp=at + 0.1))
+
+
 def stored_events(store: RedisTrackerStore, sender: str) -> list[dict[str, object]]:
     events: list[dict[str, object]] = json.loads(store.red.get(store.key_prefix + sender))[
         "events"]
@@ -46,8 +51,7 @@ async def test_same_stored_events_as_rasa_across_turns_and_sessions(
     rasa_store, fast_store = stores(redis_url)
     for store in (rasa_store, fast_store):
         tracker = DialogueStateTracker("g1:alice", DOMAIN.slots)
-        tracker.update(ActionExecuted("action_session_start", timestamp=1.0))
-        tracker.update(SessionStarted(timestamp=1.1))
+        start_session(tracker, 1.0)
         turn(tracker, "打卡", 2.0)
         await store.save(tracker)
         tracker = await store.retrieve("g1:alice")
@@ -57,8 +61,7 @@ async def test_same_stored_events_as_rasa_across_turns_and_sessions(
         # a new session: retrieve() returns only it, save() must keep the first one
         tracker = await store.retrieve("g1:alice")
         assert tracker is not None
-        tracker.update(ActionExecuted("action_session_start", timestamp=10.0))
-        tracker.update(SessionStarted(timestamp=10.1))
+        start_session(tracker, 10.0)
         turn(tracker, "抽奖", 11.0)
         await store.save(tracker)
         last = await store.retrieve("g1:alice")
@@ -105,8 +108,7 @@ async def converse(store: RedisTrackerStore, sender: str, turns: int, start: flo
             # Rasa sets the metadata slot before the session starts: a one-event "session"
             tracker.update(SlotSet("session_started_metadata", {"chatid": "g1"},
                                    timestamp=start - 0.5))
-            tracker.update(ActionExecuted("action_session_start", timestamp=start))
-            tracker.update(SessionStarted(timestamp=start + 0.01))
+            start_session(tracker, start)
         turn(tracker, f"第{k}句", start + 1 + k)
         await store.save(tracker)
 
@@ -186,8 +188,7 @@ async def test_a_new_session_is_retrieved_alone_and_memory_is_bounded(
         await converse(store, "g1:eve", 2, 700.0)
         tracker = await store.retrieve("g1:eve")
         assert tracker is not None
-        tracker.update(ActionExecuted("action_session_start", timestamp=800.0))
-        tracker.update(SessionStarted(timestamp=800.1))
+        start_session(tracker, 800.0)
         turn(tracker, "新的一天", 801.0)
         await store.save(tracker)
         for k in range(3):
