@@ -1,4 +1,4 @@
-"""Start the action server after validating the operator YAML (bad config = no start)."""
+"""Start the action server with the operator YAML (or its last good version; never none)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ from qunzhu import settings
 
 
 def main() -> int:
-    """Validate brand.yml and games.yml, then serve actions on 127.0.0.1 by default."""
+    """Load brand.yml and games.yml, then serve actions on 127.0.0.1 by default.
+
+    An invalid file is reported and its last good version serves; only a file that was
+    never valid stops the start.
+    """
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s - %(message)s")
     try:
-        config.brand()
-        config.games()
+        config.live_files()
     except config.ConfigError as exc:
         print(f"qunzhu actions: refusing to start, fix the config first:\n{exc}",
               file=sys.stderr)

@@ -1,262 +1,45 @@
-"""Operator-editable brand facts and game rules, validated with file:line:field errors.
+"""The action server's live brand facts and game rules: edits apply without a restart.
 
-Operators edit ``data/brand.yml`` and ``data/games.yml``; a typo must stop the action
-server at start-up with a message that names the file, the line and the field, never
-surface later as a member-facing crash.
+A file that fails validation is reported and ignored; the last good version keeps serving
+(qunzhu.liveconfig). Member state lives in Redis and is never touched by a reload.
 """
 
 from __future__ import annotations
 
-import os
-from datetime import date, datetime
-from functools import lru_cache
-from pathlib import Path
-from typing import Any, Literal
+from qunzhu.config import (
+    Brand,
+    ConfigError,
+    CouponCampaign,
+    Games,
+    brand_file,
+    games_file,
+    load_brand,
+    load_games,
+)
+from qunzhu.liveconfig import LiveFile
 
-from pydantic import BaseModel, Extra, Field, root_validator, validator
+__all__ = ["Brand", "ConfigError", "CouponCampaign", "Games", "brand", "brand_file", "games",
+           "games_file", "live_files", "load_brand", "load_games"]
 
-from actions.clock import SHANGHAI
-from qunzhu.yamlconfig import ConfigError, load_yaml, validate
-
-__all__ = ["Brand", "ConfigError", "Games", "brand", "games", "load_brand", "load_games"]
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_BRAND_FILE = PROJECT_ROOT / "data" / "brand.yml"
-DEFAULT_GAMES_FILE = PROJECT_ROOT / "data" / "games.yml"
-
-
-class _Strict(BaseModel):
-    class Config:
-        extra = Extra.forbid
-        anystr_strip_whitespace = True
+_brand: LiveFile[Brand] | None = None
+_games: LiveFile[Games] | None = None
 
 
-def _parse_local_time(value: Any) -> datetime:
-    """Accept '2026-01-01 00:00', a date or a datetime; naive means Asia/Shanghai."""
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, date):
-        parsed = datetime(value.year, value.month, value.day)
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("/", "-"))
-        except ValueError as exc:
-            raise ValueError("expected a time like 2026-01-01 00:00") from exc
-    else:
-        raise ValueError("expected a time like 2026-01-01 00:00")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=SHANGHAI)
+def live_files() -> tuple[LiveFile[Brand], LiveFile[Games]]:
+    """Load both files once (ConfigError only if one never had a good version)."""
+    global _brand, _games
+    if _brand is None:
+        _brand = LiveFile("brand", brand_file(), load_brand)
+    if _games is None:
+        _games = LiveFile("games", games_file(), load_games)
+    return _brand, _games
 
 
-# ---------------------------------------------------------------- brand facts
-class Store(_Strict):
-    """A physical store members ask about."""
-
-    id: str = Field(regex=r"^[a-z0-9_]+$")
-    name: str = Field(min_length=1)
-    aliases: list[str] = []
-    address: str
-    hours: str
-    phone: str = ""
-
-
-class Delivery(_Strict):
-    """Delivery terms quoted by the FAQ."""
-
-    radius_km: float = Field(gt=0)
-    min_order_yuan: float = Field(ge=0)
-    fee_yuan: float = Field(ge=0)
-    free_over_yuan: float = Field(ge=0)
-    hours: str
-    channels: str
-
-
-class Brand(_Strict):
-    """Facts about the brand that FAQ answers and game replies quote."""
-
-    id: str = Field(regex=r"^[a-z0-9_]+$")
-    name: str
-    bot_name: str
-    hotline: str
-    service_hours: str
-    opening_hours: str
-    delivery: Delivery
-    membership: str
-    refund: str
-    invoice: str
-    stores: list[Store] = Field(min_items=1)
-
-    def template_vars(self) -> dict[str, Any]:
-        """Flatten the facts into the {placeholders} used by responses in domain.yml."""
-        return {
-            "brand_name": self.name,
-            "bot_name": self.bot_name,
-            "hotline": self.hotline,
-            "service_hours": self.service_hours,
-            "opening_hours": self.opening_hours,
-            "delivery_radius_km": _num(self.delivery.radius_km),
-            "delivery_min_order": _num(self.delivery.min_order_yuan),
-            "delivery_fee": _num(self.delivery.fee_yuan),
-            "delivery_free_over": _num(self.delivery.free_over_yuan),
-            "delivery_hours": self.delivery.hours,
-            "delivery_channels": self.delivery.channels,
-            "membership": self.membership,
-            "refund_policy": self.refund,
-            "invoice_policy": self.invoice,
-        }
-
-
-def _num(value: float) -> str:
-    """Print 3.0 as 3 and 2.5 as 2.5, as people write prices."""
-    return f"{value:g}"
-
-
-# ---------------------------------------------------------------- game rules
-class CheckinRules(_Strict):
-    """Daily check-in: base points plus a bonus on the day a streak reaches N."""
-
-    base_points: int = Field(ge=0, le=10_000)
-    streak_bonus: dict[int, int] = {}
-    announce_streaks: list[int] = []
-    leaderboard_size: int = Field(10, ge=1, le=50)
-
-    @validator("streak_bonus")
-    def _positive_days(cls, value: dict[int, int]) -> dict[int, int]:
-        for day, bonus in value.items():
-            if day < 2 or bonus < 0:
-                raise ValueError("streak days must be ≥ 2 and bonuses ≥ 0")
-        return value
-
-    def points_for_streak(self, streak: int) -> int:
-        """Points earned by the check-in that makes the streak this long."""
-        return self.base_points + self.streak_bonus.get(streak, 0)
-
-
-class CouponTemplate(_Strict):
-    """What an issued coupon says: its name, value, conditions and how long it lasts."""
-
-    name: str
-    value_yuan: float = Field(gt=0)
-    condition: str = ""
-    valid_days: int = Field(ge=1, le=366)
-
-
-class CouponCampaign(CouponTemplate):
-    """A claimable coupon with finite stock, a per-member limit and a claim window."""
-
-    id: str = Field(regex=r"^[a-z0-9_]+$")
-    aliases: list[str] = []
-    stock: int = Field(ge=0)
-    per_member_limit: int = Field(ge=1)
-    starts: datetime
-    ends: datetime
-
-    _times = validator("starts", "ends", pre=True, allow_reuse=True)(_parse_local_time)
-
-    @root_validator(skip_on_failure=True)
-    def _window(cls, values: dict[str, Any]) -> dict[str, Any]:
-        if values["ends"] <= values["starts"]:
-            raise ValueError("ends must be after starts")
-        return values
-
-
-class Prize(_Strict):
-    """One outcome of the lucky draw; weight is relative, stock None means unlimited."""
-
-    id: str = Field(regex=r"^[a-z0-9_]+$")
-    name: str
-    weight: int = Field(ge=0)
-    stock: int | None = Field(None, ge=0)
-    kind: Literal["coupon", "points", "nothing"]
-    points: int = Field(0, ge=0)
-    coupon: CouponTemplate | None = None
-    announce: bool = False
-
-    @root_validator(skip_on_failure=True)
-    def _payload(cls, values: dict[str, Any]) -> dict[str, Any]:
-        kind = values["kind"]
-        if kind == "coupon" and values.get("coupon") is None:
-            raise ValueError("a coupon prize needs a 'coupon:' block")
-        if kind == "points" and not values.get("points"):
-            raise ValueError("a points prize needs 'points:' > 0")
-        return values
-
-
-class LuckyDraw(_Strict):
-    """Daily lucky draw: limit per member, optional points cost, weighted prizes."""
-
-    daily_limit: int = Field(ge=1, le=100)
-    cost_points: int = Field(0, ge=0)
-    prizes: list[Prize] = Field(min_items=1)
-
-    @validator("prizes")
-    def _one_unlimited_consolation(cls, prizes: list[Prize]) -> list[Prize]:
-        consolation = [p for p in prizes if p.kind == "nothing" and p.stock is None]
-        if len(consolation) != 1:
-            raise ValueError(
-                "exactly one prize must be kind: nothing without stock "
-                "(a sold-out prize's chance falls to it, so odds never change)"
-            )
-        if sum(p.weight for p in prizes) <= 0:
-            raise ValueError("the weights must add up to more than 0")
-        return prizes
-
-    @property
-    def consolation(self) -> Prize:
-        """The prize that a draw falls back to when the drawn prize is sold out."""
-        return next(p for p in self.prizes if p.kind == "nothing" and p.stock is None)
-
-
-class Reward(CouponTemplate):
-    """A points-shop item: spend points, receive a coupon."""
-
-    id: str = Field(regex=r"^[a-z0-9_]+$")
-    aliases: list[str] = []
-    cost_points: int = Field(ge=1)
-    stock: int | None = Field(None, ge=0)
-
-
-class Games(_Strict):
-    """All game rules an operator can change without a programmer."""
-
-    checkin: CheckinRules
-    coupons: list[CouponCampaign] = []
-    lucky_draw: LuckyDraw
-    rewards: list[Reward] = []
-
-    @root_validator(skip_on_failure=True)
-    def _unique_ids(cls, values: dict[str, Any]) -> dict[str, Any]:
-        for field in ("coupons", "rewards"):
-            ids = [item.id for item in values[field]]
-            dupes = sorted({i for i in ids if ids.count(i) > 1})
-            if dupes:
-                raise ValueError(f"{field}: duplicate id {', '.join(dupes)}")
-        prize_ids = [p.id for p in values["lucky_draw"].prizes]
-        if len(set(prize_ids)) != len(prize_ids):
-            raise ValueError("lucky_draw.prizes: duplicate id")
-        return values
-
-
-def load_brand(path: Path | None = None) -> Brand:
-    """Load and validate the brand facts."""
-    path = path or Path(os.environ.get("QZ_BRAND_FILE", DEFAULT_BRAND_FILE))
-    brand: Brand = validate(path, load_yaml(path), Brand, "brand")
-    return brand
-
-
-def load_games(path: Path | None = None) -> Games:
-    """Load and validate the game rules."""
-    path = path or Path(os.environ.get("QZ_GAMES_FILE", DEFAULT_GAMES_FILE))
-    games: Games = validate(path, load_yaml(path), Games, None)
-    return games
-
-
-@lru_cache(maxsize=1)
 def brand() -> Brand:
-    """The brand facts of this process (loaded once; restart to pick up edits)."""
-    return load_brand()
+    """The brand facts now in force."""
+    return live_files()[0].value
 
 
-@lru_cache(maxsize=1)
 def games() -> Games:
-    """The game rules of this process (loaded once; restart to pick up edits)."""
-    return load_games()
+    """The game rules now in force."""
+    return live_files()[1].value

@@ -9,8 +9,8 @@ from aiohttp import web
 
 from bot import logsafe
 from bot.app import Background, create_app
+from bot.configwatch import OperatorFiles
 from bot.eventloop import new_event_loop
-from bot.groups import load_directory
 from bot.settings import BridgeSettings
 from bot.wecom.errors import WeComCryptoError
 from qunzhu.yamlconfig import ConfigError
@@ -21,10 +21,11 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s bridge %(levelname)s %(message)s")
     try:
         settings = BridgeSettings.from_env()
-        directory = load_directory(settings.groups_file)
+        files = OperatorFiles.load(settings.groups_file)
+        directory = files.groups.value
         background = Background(turns="turns" in settings.roles, sender="sender" in settings.roles,
                                 handoff="handoff" in settings.roles)
-        app = create_app(settings, directory=directory, background=background)
+        app = create_app(settings, files=files, background=background)
     except (ConfigError, WeComCryptoError, ValueError) as exc:
         print(f"bridge: refusing to start: {exc}", file=sys.stderr)
         return 2

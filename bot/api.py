@@ -46,7 +46,7 @@ async def post_message(request: web.Request) -> web.Response:
     if not _authorised(request):
         return _problem(401, "missing or wrong bearer token")
     group = request.match_info["group"]
-    if request.app[appkeys.DIRECTORY].robot(group) is None:
+    if request.app[appkeys.GROUPS]().robot(group) is None:
         return _problem(404, f"no robot is configured for group {group!r}")
     if request.content_length is not None and request.content_length > MAX_API_BODY:
         return _problem(413, "body too large")
@@ -93,16 +93,31 @@ async def metrics(request: web.Request) -> web.Response:
         depths = {"inbox": await store.r.xlen(INBOX), "outbox": await store.r.xlen(OUTBOX)}
     except (RedisError, OSError):
         return _problem(503, "metrics unavailable, retry")
-    return web.json_response({"counters": counters, "queues": depths})
+    return web.json_response({"counters": counters, "queues": depths,
+                              "config": config_state(request.app)})
+
+
+def config_state(app: web.Application) -> dict[str, str]:
+    """Each operator file: "ok", or its error while the last good version serves."""
+    problems = {p.name: p.message for p in app[appkeys.CONFIG_WATCH].problems()}
+    return {name: problems.get(name, "ok") for name in ("brand", "games", "groups")}
 
 
 async def health(request: web.Request) -> web.Response:
-    """Liveness plus whether Redis answers."""
+    """Liveness, whether Redis answers, and "degraded" while an operator file is invalid.
+
+    A degraded bridge still serves (with the last good configuration), so it answers 200:
+    an orchestrator must not restart it for an operator's typo.
+    """
+    problems = request.app[appkeys.CONFIG_WATCH].problems()
+    config = {p.name: p.message for p in problems}
     try:
         await request.app[appkeys.REDIS].ping()
     except (RedisError, OSError):
-        return web.json_response({"ok": False, "redis": False}, status=503)
-    return web.json_response({"ok": True, "redis": True})
+        return web.json_response({"ok": False, "status": "down", "redis": False,
+                                  "config_errors": config}, status=503)
+    return web.json_response({"ok": True, "status": "degraded" if problems else "ok",
+                              "redis": True, "config_errors": config})
 
 
 def add_routes(app: web.Application) -> None:

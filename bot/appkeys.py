@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
 from bot.clock import Clock
+from bot.configwatch import ConfigWatch
 from bot.groups import Directory
 from bot.settings import BridgeSettings
 from bot.store import BridgeStore
@@ -14,7 +17,9 @@ from bot.texts import Texts
 
 SETTINGS = web.AppKey("settings", BridgeSettings)
 CLOCK = web.AppKey("clock", Clock)
-DIRECTORY = web.AppKey("directory", Directory)
+GroupsNow = Callable[[], Directory]  # the groups file now in force (reloaded when it changes)
+GROUPS: web.AppKey[GroupsNow] = web.AppKey("groups")
+CONFIG_WATCH = web.AppKey("config_watch", ConfigWatch)
 TEXTS = web.AppKey("texts", Texts)
 REDIS = web.AppKey("redis", aioredis.Redis)
 STORE = web.AppKey("store", BridgeStore)

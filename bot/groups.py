@@ -12,18 +12,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, Extra, Field, root_validator
+from pydantic import Field, root_validator
 
-from qunzhu.yamlconfig import ConfigError, load_yaml, validate
-
-
-class _Strict(BaseModel):
-    class Config:
-        extra = Extra.forbid
-        anystr_strip_whitespace = True
+from qunzhu.yamlconfig import ConfigError, Strict, load_yaml, validate
 
 
-class GroupEntry(_Strict):
+class GroupEntry(Strict):
     """One group and its robot."""
 
     chatid: str = Field(min_length=1, max_length=128)
@@ -39,14 +33,14 @@ class GroupEntry(_Strict):
         return values
 
 
-class StaffEntry(_Strict):
+class StaffEntry(Strict):
     """Where handoff requests are delivered."""
 
     chatid: str = Field(min_length=1)
     mention: list[str] = Field(default_factory=list)
 
 
-class GroupsFile(_Strict):
+class GroupsFile(Strict):
     """The whole groups YAML."""
 
     groups: list[GroupEntry] = Field(default_factory=list)
@@ -86,10 +80,11 @@ class Directory:
         return self.robots.get(chatid)
 
 
-def load_directory(path: Path, env: dict[str, str] | None = None) -> Directory:
-    """Load and validate the groups file; missing key variables are a start-up error."""
+def load_directory(path: Path, env: dict[str, str] | None = None,
+                   text: str | None = None) -> Directory:
+    """Load and validate the groups file (from `text` if given); unset keys are listed."""
     env = dict(os.environ) if env is None else env
-    parsed: GroupsFile = validate(path, load_yaml(path), GroupsFile, None)
+    parsed: GroupsFile = validate(path, load_yaml(path, text), GroupsFile, None)
     robots: dict[str, Robot] = {}
     missing: list[str] = []
     for entry in parsed.groups:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
@@ -61,7 +62,7 @@ class Sender:
         self,
         store: BridgeStore,
         client: WebhookClient,
-        directory: Directory,
+        directory: Callable[[], Directory],
         texts: Texts,
         clock: Clock,
         *,
@@ -177,7 +178,7 @@ class Sender:
     # ------------------------------------------------------------------ one lane
     async def _drain(self, group: str) -> None:
         lane = self._lanes[group]
-        robot = self._directory.robot(group)
+        robot = self._directory().robot(group)
         try:
             while lane.entries and not self._stopping.is_set():
                 # A work permit bounds the Redis and HTTP calls in flight, however many

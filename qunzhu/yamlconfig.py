@@ -9,13 +9,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Extra, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 
 class ConfigError(Exception):
     """A config file is invalid; the message names file, line and field."""
+
+
+class Strict(BaseModel):
+    """Base of every operator model: an unknown key is a typo, so it is an error."""
+
+    class Config:
+        extra = Extra.forbid
+        anystr_strip_whitespace = True
 
 
 def line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
@@ -40,12 +48,20 @@ def line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def load_yaml(path: Path) -> Any:
-    """Round-trip load, keeping line numbers for error messages."""
+def read_text(path: Path) -> str:
+    """The file's text, or a ConfigError naming it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text (save it as UTF-8)") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def load_yaml(path: Path, text: str | None = None) -> Any:
+    """Round-trip load (of `text` if given, named `path`), keeping lines for error messages."""
+    if text is None:
+        text = read_text(path)
     try:
         return YAML(typ="rt").load(text)
     except YAMLError as exc:
