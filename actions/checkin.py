@@ -15,6 +15,7 @@ from actions.context import Speaker
 from actions.posts import post_to_group
 from actions.replies import render
 from actions.runtime import Services
+from qunzhu.names import mention
 
 
 class ActionCheckIn(GameAction):
@@ -73,10 +74,8 @@ class ActionCheckIn(GameAction):
                     response="utter_checkin_done", streak=streak, earned=earned, points=points
                 )
         if streak in rules.announce_streaks and who.in_group:
-            text = render(domain, "utter_announce_streak", user=who.user, streak=streak)
+            text = render(domain, "utter_announce_streak", user=mention(who.user), streak=streak)
             if text:
-                await post_to_group(
-                    svc.poster, group=who.group, text=text,
-                    idem=f"streak:{who.msgid}", mention=who.user,
-                )
+                await post_to_group(svc.poster, group=who.group, text=text,
+                                    idem=f"streak:{who.msgid}")
         return []

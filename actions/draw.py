@@ -16,6 +16,7 @@ from actions.context import Speaker
 from actions.posts import post_to_group
 from actions.replies import render
 from actions.runtime import Services
+from qunzhu.names import mention
 
 
 class ActionLuckyDraw(GameAction):
@@ -92,10 +93,9 @@ class ActionLuckyDraw(GameAction):
                 response="utter_draw_nothing", draws_left=result["draws_left"]
             )
         if prize.announce and who.in_group:
-            text = render(domain, "utter_announce_draw_winner", user=who.user, prize=prize.name)
+            text = render(domain, "utter_announce_draw_winner", user=mention(who.user),
+                          prize=prize.name)
             if text:
-                await post_to_group(
-                    svc.poster, group=who.group, text=text, idem=f"draw:{who.msgid}",
-                    mention=who.user,
-                )
+                await post_to_group(svc.poster, group=who.group, text=text,
+                                    idem=f"draw:{who.msgid}")
         return []

@@ -69,7 +69,7 @@ class ActionLeaderboard(GameAction):
         tracker: Tracker,
         domain: dict[str, Any],
     ) -> list[EventType]:
-        """List the top N of this group (by check-in points earned here)."""
+        """List the top N of this group by name (check-in points earned here)."""
         if not who.in_group:
             dispatcher.utter_message(response="utter_leaderboard_not_group")
             return []
@@ -79,8 +79,9 @@ class ActionLeaderboard(GameAction):
             dispatcher.utter_message(response="utter_leaderboard_empty")
             return []
         medals = {1: "🥇", 2: "🥈", 3: "🥉"}
+        names = await svc.names.members(who.group, [s.user for s in top])
         rows = lines(domain, "utter_fmt_leaderboard_row", (
-            {"place": medals.get(s.rank, f"{s.rank}."), "user": s.user, "score": s.score}
+            {"place": medals.get(s.rank, f"{s.rank}."), "user": names[s.user], "score": s.score}
             for s in top))
         mine = await svc.store.rank_of(who.group, who.user)
         if mine is None:

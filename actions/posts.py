@@ -1,6 +1,7 @@
 """The post-to-group seam: proactive messages go through the bridge's HTTP API.
 
-Milestones and big wins are announced in the member's group. The text comes from
+Milestones and big wins are announced in the member's group as markdown, where a
+`<@userid>` mention shows the member's name and notifies them. The text comes from
 domain.yml (like every member-facing sentence). The bridge answers 202 only once the post
 is in its durable Redis stream, and the same idempotency key (derived from the WeCom
 msgid) returns the same post, so a retried message never announces twice.
@@ -25,8 +26,8 @@ TIMEOUT_S = 1.5
 class GroupPoster(Protocol):
     """Something that queues a post for a group and returns its id (None if it could not)."""
 
-    async def post(self, group: str, text: str, idem: str, mention: str = "") -> str | None:
-        """Queue a text post once per idempotency key."""
+    async def post(self, group: str, text: str, idem: str) -> str | None:
+        """Queue a markdown post once per idempotency key."""
         ...
 
 
@@ -53,9 +54,9 @@ class BridgePoster:
         if self._session is not None:
             await self._session.close()
 
-    async def post(self, group: str, text: str, idem: str, mention: str = "") -> str | None:
-        """Queue a text post; a few quick retries, then give up without failing the turn."""
-        body = {"msgtype": "text", "content": text, "mention": [mention] if mention else []}
+    async def post(self, group: str, text: str, idem: str) -> str | None:
+        """Queue a markdown post; a few quick retries, then give up without failing the turn."""
+        body = {"msgtype": "markdown", "content": text}
         headers = {"Authorization": f"Bearer {self._token}",
                    "Idempotency-Key": f"{self._brand}:{idem}"}
         url = f"{self._base}/api/groups/{group}/messages"
@@ -80,9 +81,9 @@ def bridge_poster(brand_id: str) -> BridgePoster:
 
 
 async def post_to_group(
-    poster: GroupPoster, *, group: str, text: str, idem: str, mention: str = ""
+    poster: GroupPoster, *, group: str, text: str, idem: str
 ) -> str | None:
-    """Queue a text post for a group once per idempotency key; returns the post id."""
+    """Queue a markdown post for a group once per idempotency key; returns the post id."""
     if not group or not text:
         return None
-    return await poster.post(group, text, idem, mention)
+    return await poster.post(group, text, idem)

@@ -1,13 +1,15 @@
-"""The services actions share: game store, clock and operator config, swappable in tests."""
+"""The services actions share: game store, names, clock and operator config, swappable in tests."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from actions import config
 from actions.clock import Clock, SystemClock
 from actions.posts import GroupPoster, bridge_poster
 from actions.store import GameStore, client
+from qunzhu.names import NameBook
 
 
 @dataclass
@@ -16,9 +18,20 @@ class Services:
 
     store: GameStore
     clock: Clock
-    brand: config.Brand
-    games: config.Games
     poster: GroupPoster
+    names: NameBook
+    brand_now: Callable[[], config.Brand] = config.brand
+    games_now: Callable[[], config.Games] = config.games
+
+    @property
+    def brand(self) -> config.Brand:
+        """The brand facts in force now (brand.yml is reloaded when it changes)."""
+        return self.brand_now()
+
+    @property
+    def games(self) -> config.Games:
+        """The game rules in force now (games.yml is reloaded when it changes)."""
+        return self.games_now()
 
 
 _current: Services | None = None
@@ -32,9 +45,8 @@ def services() -> Services:
         _current = Services(
             store=GameStore(client(), brand.id),
             clock=SystemClock(),
-            brand=brand,
-            games=config.games(),
             poster=bridge_poster(brand.id),
+            names=NameBook(client(), brand.id),
         )
     return _current
 

@@ -12,6 +12,7 @@ Redis Cluster.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -27,14 +28,24 @@ local prior = redis.call('GET', KEYS[1])
 if prior then return prior end
 """
 
+# Leaderboard tie-break: score = points + (SPAN - 1 - seconds since EPOCH) / SPAN. With
+# SPAN = 2^32 and fewer than 2^21 points the sum is exact in a double, so floor() gives the
+# points back and an earlier time always ranks higher among equal points.
+TIE_EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z
+TIE_SPAN = 2**32
+_TIE = f"local TIE_EPOCH, TIE_SPAN = {TIE_EPOCH}, {TIE_SPAN}\n"
+
 CHECKIN_LUA = (
-    """
+    _TIE
+    + """
 -- KEYS[1] idempotency key   KEYS[2] member hash   KEYS[3] group leaderboard zset
 -- KEYS[4] ledger stream
 -- ARGV[1] today (YYYY-MM-DD, Asia/Shanghai)   ARGV[2] yesterday   ARGV[3] base points
 -- ARGV[4] streak bonus JSON {"7": 20}   ARGV[5] idempotency TTL s   ARGV[6] user
 -- ARGV[7] group ('' if none)   ARGV[8] msgid   ARGV[9] now (unix s)   ARGV[10] ledger maxlen
 -- returns JSON {status = 'checked_in'|'already', streak, points, earned, checkins, best}
+-- Leaderboard scores are points + a fraction that is larger the earlier the score was
+-- reached, so ties rank whoever got there first (see leaderboard_score).
 """
     + _REPLAY
     + """
@@ -58,7 +69,12 @@ else
   if streak > best then best = streak end
   redis.call('HSET', m, 'last_day', ARGV[1], 'streak', streak, 'points', points,
              'checkins', checkins, 'best_streak', best)
-  if ARGV[7] ~= '' then redis.call('ZINCRBY', KEYS[3], earned, ARGV[6]) end
+  if ARGV[7] ~= '' then
+    local before = math.floor(tonumber(redis.call('ZSCORE', KEYS[3], ARGV[6]) or '0'))
+    local since = math.max(0, math.min(tonumber(ARGV[9]) - TIE_EPOCH, TIE_SPAN - 1))
+    local score = before + earned + (TIE_SPAN - 1 - since) / TIE_SPAN
+    redis.call('ZADD', KEYS[3], string.format('%.17g', score), ARGV[6])
+  end
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[10], '*', 'user', ARGV[6], 'delta', earned,
              'reason', 'checkin', 'streak', streak, 'group', ARGV[7], 'msgid', ARGV[8],
              'at', ARGV[9])
@@ -339,10 +355,11 @@ class GameStore:
         )
 
     async def leaderboard(self, group: str, size: int) -> list[Standing]:
-        """Top members of a group by check-in points earned there."""
+        """Top members of a group by check-in points earned there; ties: first to get there."""
         rows = await self._r.zrevrange(self.key("lb", group), 0, size - 1, withscores=True)
         return [
-            Standing(user=(u.decode() if isinstance(u, bytes) else u), score=int(s), rank=i + 1)
+            Standing(user=(u.decode() if isinstance(u, bytes) else u), score=math.floor(s),
+                     rank=i + 1)
             for i, (u, s) in enumerate(rows)
         ]
 
@@ -353,7 +370,7 @@ class GameStore:
         if rank is None:
             return None
         score = await self._r.zscore(key, user)
-        return Standing(user=user, score=int(score or 0), rank=int(rank) + 1)
+        return Standing(user=user, score=math.floor(score or 0), rank=int(rank) + 1)
 
     # ------------------------------------------------------------ coupons
     async def claim_coupon(

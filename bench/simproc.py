@@ -16,7 +16,8 @@ from aiohttp import web
 from bot.clock import RealClock
 from bot.eventloop import new_event_loop
 from bot.simulator.callbacks import CallbackSender
-from bot.simulator.server import STATE, create_sim_app
+from bot.simulator.keys import STATE
+from bot.simulator.server import create_sim_app
 from bot.simulator.state import SimState
 
 

@@ -13,12 +13,13 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from actions.config import load_brand
 from bot import api, appkeys
 from bot.clock import Clock, RealClock
-from bot.groups import Directory, load_directory
+from bot.configwatch import ConfigWatch, OperatorFiles
+from bot.groups import Directory
 from bot.handoff import HandoffRelay
 from bot.inbound import CallbackHandler
+from bot.names import NameResolver
 from bot.newcomers import Newcomers
 from bot.outbox import Post
 from bot.sender import Sender, SenderConfig
@@ -29,6 +30,7 @@ from bot.turns import TurnWorker
 from bot.wecom.api import WeComApi
 from bot.wecom.crypto import WeComCrypto
 from bot.wecom.webhook import WebhookClient
+from qunzhu.names import NameBook
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +54,36 @@ def create_app(
     settings: BridgeSettings,
     *,
     clock: Clock | None = None,
+    files: OperatorFiles | None = None,
     directory: Directory | None = None,
     texts: Texts | None = None,
     background: Background | None = None,
     sender_config: SenderConfig | None = None,
 ) -> web.Application:
-    """Build the bridge: callbacks, API, and the turn worker, sender and handoff relay."""
+    """Build the bridge: callbacks, API, and the turn worker, sender and handoff relay.
+
+    `files` are the live operator files (loaded from the settings when omitted); a fixed
+    `directory` replaces the groups file (tests).
+    """
     clock = clock or RealClock()
+    files = files or OperatorFiles.load(settings.groups_file)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[appkeys.SETTINGS] = settings
     app[appkeys.CLOCK] = clock
-    app[appkeys.DIRECTORY] = directory or load_directory(settings.groups_file)
+    groups: Callable[[], Directory] = (
+        (lambda: directory) if directory is not None else (lambda: files.groups.value))
+    app[appkeys.GROUPS] = groups
     app[appkeys.TEXTS] = texts or Texts.from_domain()
     background = background or Background()
-    brand = load_brand()
+    brand = files.brand
+
+    async def post(item: Post, idem: str) -> str:
+        post_id, _new = await api.enqueue(app, item, idem)
+        return post_id
+
+    app[appkeys.CONFIG_WATCH] = ConfigWatch(
+        [f for f in files.all() if directory is None or f is not files.groups],
+        app[appkeys.TEXTS], groups, post)
 
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         client = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
@@ -92,33 +110,34 @@ def create_app(
         store, session = app[appkeys.STORE], app[appkeys.SESSION]
         wecom = WeComApi(session, base_url=settings.wecom_api_base, corp_id=settings.corp_id,
                          corp_secret=settings.corp_secret)
-
-        async def post(item: Post, idem: str) -> str:
-            post_id, _new = await api.enqueue(app, item, idem)
-            return post_id
-
-        directory_, texts_ = app[appkeys.DIRECTORY], app[appkeys.TEXTS]
-        newcomers = Newcomers(store, wecom, directory_, texts_, post, brand.bot_name)
-        runners: list[tuple[Callable[[], None], asyncio.Task[None]]] = []
+        texts_ = app[appkeys.TEXTS]
+        names = NameResolver(NameBook(app[appkeys.REDIS], brand.value.id), wecom, groups)
+        newcomers = Newcomers(store, wecom, groups, texts_, post,
+                              lambda: brand.value.bot_name, names)
+        watch = app[appkeys.CONFIG_WATCH]
+        runners: list[tuple[Callable[[], None], asyncio.Task[None]]] = [
+            (watch.stop, asyncio.create_task(watch.run()))]
         if background.turns:
             worker = TurnWorker(
                 store, session, wecom, texts_, newcomers, clock,
                 rasa_url=settings.rasa_url, rasa_timeout_s=settings.rasa_timeout_s,
                 consumer=settings.consumer, concurrency=settings.workers,
-                bot_names=(brand.bot_name,), reclaim_idle_ms=settings.reclaim_idle_ms,
-                turn_ttl_s=settings.dedupe_ttl_s, post=post,
+                bot_names=lambda: (brand.value.bot_name,),
+                reclaim_idle_ms=settings.reclaim_idle_ms,
+                turn_ttl_s=settings.dedupe_ttl_s, post=post, names=names,
             )
             runners.append((worker.stop, asyncio.create_task(worker.run())))
+            runners.append((names.stop, asyncio.create_task(names.run())))
         if background.sender:
             config = sender_config or SenderConfig(
                 concurrency=settings.send_concurrency, reclaim_idle_ms=settings.reclaim_idle_ms
             )
             sender = Sender(store, WebhookClient(session, base_url=settings.wecom_api_base),
-                            directory_, texts_, clock, consumer=settings.consumer, config=config)
+                            groups, texts_, clock, consumer=settings.consumer, config=config)
             runners.append((sender.stop, asyncio.create_task(sender.run())))
         if background.handoff:
-            relay = HandoffRelay(store, f"qz:{{{brand.id}}}:handoff", directory_, texts_, post,
-                                 settings.consumer)
+            relay = HandoffRelay(store, f"qz:{{{brand.value.id}}}:handoff", groups, texts_,
+                                 post, settings.consumer, names)
             runners.append((relay.stop, asyncio.create_task(relay.run())))
         yield
         for stop, _task in runners:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from redis.exceptions import RedisError
 
 from bot.groups import Directory
+from bot.names import NameResolver
 from bot.outbox import Post
 from bot.store import BridgeStore, entries
 from bot.texts import Texts
@@ -43,11 +44,12 @@ def history_lines(raw: str, limit: int = 6) -> str:
 class HandoffRelay:
     """Reads the brand's handoff stream with a consumer group and posts to staff."""
 
-    def __init__(self, store: BridgeStore, stream: str, directory: Directory, texts: Texts,
-                 post: PostFn, consumer: str) -> None:
+    def __init__(self, store: BridgeStore, stream: str, directory: Callable[[], Directory],
+                 texts: Texts, post: PostFn, consumer: str, names: NameResolver) -> None:
         self._store = store
         self._stream = stream
         self._directory = directory
+        self._names = names
         self._texts = texts
         self._post = post
         self._consumer = consumer
@@ -77,17 +79,22 @@ class HandoffRelay:
 
     async def deliver(self, entry_id: str, fields: dict[str, str]) -> None:
         """One staff post per request (idempotent on the entry id), then acknowledge it."""
-        if fields and self._directory.staff_chatid:
+        directory = self._directory()
+        if fields and directory.staff_chatid:
+            group, user = fields.get("group", ""), fields.get("user", "")
+            if user:  # staff read names: look this member up now if nobody has yet
+                await self._names.resolve(group, user)
+            book = self._names.book
+            where = await book.group(group) if group else self._texts.say("utter_fmt_direct_chat")
             text = self._texts.say(
                 "utter_bridge_handoff_staff",
-                group=fields.get("group") or "-",
-                user=fields.get("user") or "-",
+                group=where,
+                user=await book.member(group, user) if user else "-",
                 text=fields.get("text", "")[:500],
                 history=history_lines(fields.get("history", "")),
             )
             await self._post(
-                Post(self._directory.staff_chatid, "markdown", text,
-                     self._directory.staff_mention),
+                Post(directory.staff_chatid, "markdown", text, directory.staff_mention),
                 f"handoff:{self._stream}:{entry_id}",
             )
         await self._store.r.xack(self._stream, GROUP, entry_id)

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from redis.exceptions import RedisError
 
 from bot.groups import Directory
+from bot.names import NameResolver
 from bot.outbox import Post
 from bot.store import BridgeStore, members_key
 from bot.texts import Texts
@@ -28,8 +29,8 @@ class Newcomers:
     """Diffs member lists and queues one welcome per join event."""
 
     def __init__(
-        self, store: BridgeStore, api: WeComApi, directory: Directory, texts: Texts,
-        post: PostFn, bot_name: str,
+        self, store: BridgeStore, api: WeComApi, directory: Callable[[], Directory],
+        texts: Texts, post: PostFn, bot_name: Callable[[], str], names: NameResolver,
     ) -> None:
         self._store = store
         self._api = api
@@ -37,10 +38,13 @@ class Newcomers:
         self._texts = texts
         self._post = post
         self._bot_name = bot_name
+        self._names = names
 
     async def joined(self, chat_id: str, event_time: int, count: int) -> list[Member]:
         """Members present now and absent from the last snapshot (which is then replaced)."""
-        members = await self._api.group_members(chat_id)
+        chat = await self._api.group_chat(chat_id)
+        await self._names.remember(chat)  # the list has everyone's names: keep them
+        members = chat.members
         key = members_key(chat_id)
         known = {m.decode() if isinstance(m, bytes) else str(m)
                  for m in await self._store.r.smembers(key)}
@@ -60,7 +64,7 @@ class Newcomers:
 
     async def welcome(self, chat_id: str, event_time: int, count: int) -> None:
         """Queue a welcome naming the newcomers, if the bot can post in this group."""
-        robot = self._directory.robot(chat_id)
+        robot = self._directory().robot(chat_id)
         if robot is None or not robot.welcome_newcomers:
             return
         try:
@@ -72,10 +76,10 @@ class Newcomers:
             raise
         if not new:
             return
-        names = "、".join(m.name for m in new[:MAX_NAMES])
+        names = "、".join(m.display_name for m in new[:MAX_NAMES])
         if len(new) > MAX_NAMES:
             names += "…"
         text = self._texts.say("utter_bridge_welcome", names=names, group=robot.name or "",
-                               bot=self._bot_name)
+                               bot=self._bot_name())
         await self._post(Post(chat_id, "text", text),
                          f"welcome:{chat_id}:{event_time}:{','.join(m.userid for m in new)}")

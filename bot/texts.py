@@ -13,6 +13,9 @@ from qunzhu.settings import PROJECT_ROOT
 NEEDED = (
     "utter_busy",
     "utter_bridge_text_only",
+    "utter_bridge_hello",
+    "utter_bridge_config_error",
+    "utter_fmt_direct_chat",
     "utter_bridge_welcome",
     "utter_bridge_handoff_staff",
     "utter_bridge_digest_title",

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -18,6 +19,7 @@ from redis.exceptions import RedisError
 
 from bot import rasa_client
 from bot.clock import Clock
+from bot.names import NameResolver
 from bot.newcomers import Newcomers
 from bot.outbox import Post
 from bot.store import INBOX, WORKERS, BridgeStore, Entry, entries
@@ -28,6 +30,11 @@ from qunzhu.textnorm import strip_invisible, strip_mentions
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 2000
+
+
+def canned_reply(msgtype: str) -> str:
+    """The bridge's own answer to a message with no words: a bare @mention or a real image."""
+    return "utter_bridge_hello" if msgtype == "text" else "utter_bridge_text_only"
 
 
 def clean_text(text: str, bot_names: tuple[str, ...]) -> str:
@@ -51,10 +58,11 @@ class TurnWorker:
         rasa_timeout_s: float,
         consumer: str,
         concurrency: int,
-        bot_names: tuple[str, ...],
+        bot_names: Callable[[], tuple[str, ...]],
         reclaim_idle_ms: int,
         turn_ttl_s: int,
         post: Any,
+        names: NameResolver,
     ) -> None:
         self._store = store
         self._session = session
@@ -70,6 +78,7 @@ class TurnWorker:
         self._reclaim_idle_ms = reclaim_idle_ms
         self._turn_ttl_s = turn_ttl_s
         self._post = post  # async (Post, idem) -> post id: the outbox
+        self._names = names
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
 
@@ -151,14 +160,15 @@ class TurnWorker:
 
     # ------------------------------------------------------------------ kinds
     async def _replies_for(
-        self, dedupe: str, conversation_id: str, text: str, metadata: dict[str, str]
+        self, dedupe: str, conversation_id: str, text: str, metadata: dict[str, str],
+        msgtype: str,
     ) -> tuple[list[str], bool]:
         """The turn's reply texts (from Rasa, or saved by an earlier attempt); replied yet?"""
         saved = await self._store.turn_result(dedupe)
         if "replies" in saved:
             return list(json.loads(saved["replies"])), saved.get("replied") == "1"
         if not text:
-            texts = [self._texts.say("utter_bridge_text_only")]
+            texts = [self._texts.say(canned_reply(msgtype))]
         else:
             try:
                 replies = await rasa_client.turn(
@@ -175,12 +185,14 @@ class TurnWorker:
         return texts, False
 
     async def _aibot_message(self, dedupe: str, msg: dict[str, Any]) -> None:
-        text = clean_text(str(msg.get("text", "")), self._bot_names)
+        text = clean_text(str(msg.get("text", "")), self._bot_names())
         chatid, userid = str(msg.get("chatid", "")), str(msg.get("userid", ""))
         conversation_id = f"{chatid}:{userid}" if chatid else userid
         metadata = {"msgid": str(msg.get("msgid", "")), "chatid": chatid, "userid": userid,
                     "chattype": str(msg.get("chattype", ""))}
-        texts, replied = await self._replies_for(dedupe, conversation_id, text, metadata)
+        await self._names.note(chatid, userid)
+        texts, replied = await self._replies_for(dedupe, conversation_id, text, metadata,
+                                                 str(msg.get("msgtype", "")))
         if replied or not texts:
             return
         in_group = msg.get("chattype") == "group"
@@ -200,10 +212,11 @@ class TurnWorker:
 
     async def _app_message(self, dedupe: str, msg: dict[str, Any]) -> None:
         userid = str(msg.get("userid", ""))
-        text = clean_text(str(msg.get("text", "")), self._bot_names)
+        text = clean_text(str(msg.get("text", "")), self._bot_names())
         metadata = {"msgid": str(msg.get("msgid", "")), "chatid": "", "userid": userid,
                     "chattype": "single"}
-        texts, replied = await self._replies_for(dedupe, userid, text, metadata)
+        texts, replied = await self._replies_for(dedupe, userid, text, metadata,
+                                                 str(msg.get("msgtype", "")))
         if replied or not texts:
             return
         with contextlib.suppress(WeComApiError):

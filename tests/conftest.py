@@ -18,15 +18,19 @@ import redis
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 
-from actions import config, runtime
+from actions import runtime
 from actions.clock import SHANGHAI, FixedClock
 from actions.posts import BridgePoster
 from actions.store import GameStore
 from bot.app import Background, create_app
 from bot.groups import Directory, Robot
 from bot.settings import BridgeSettings
+from qunzhu.names import NameBook
 
 TEST_BRAND = "testbrand"
+
+# Last-good copies of operator files go to a scratch folder, never the project's .data/.
+os.environ.setdefault("QZ_DATA_DIR", tempfile.mkdtemp(prefix="qz-data-"))
 
 
 def _redis_server_binary() -> str:
@@ -141,10 +145,8 @@ async def services(
 ) -> AsyncIterator[runtime.Services]:
     """Install services for the actions: real Redis, fixed clock, shipped YAML, real bridge."""
     poster = BridgePoster(str(bridge_api.make_url("")), API_TOKEN, TEST_BRAND)
-    svc = runtime.Services(
-        store=store, clock=clock, brand=config.load_brand(), games=config.load_games(),
-        poster=poster,
-    )
+    svc = runtime.Services(store=store, clock=clock, poster=poster,
+                           names=NameBook(store._r, TEST_BRAND))
     runtime.use(svc)
     yield svc
     runtime.use(None)

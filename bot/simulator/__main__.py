@@ -9,15 +9,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from actions.config import load_brand
 from bot.clock import RealClock
 from bot.simulator.callbacks import CallbackSender
 from bot.simulator.server import create_sim_app
 from bot.simulator.state import SimMember, SimState
 from qunzhu import settings as env
-
-SANDBOX_MEMBERS = (("xiaoming", "小明"), ("xiaohong", "小红"), ("aqiang", "阿强"),
-                   ("lili", "莉莉"))
+from qunzhu.config import load_brand
+from qunzhu.sandbox import SANDBOX_GROUP, SANDBOX_MEMBERS, STAFF_GROUP, STAFF_MEMBERS
 
 
 def build(bridge_url: str, public_url: str) -> web.Application:
@@ -27,14 +25,15 @@ def build(bridge_url: str, public_url: str) -> web.Application:
                      aes_key=env.get("WECOM_ENCODING_AES_KEY"),
                      corp_id=env.get("WECOM_CORP_ID"), corp_secret=env.get("WECOM_CORP_SECRET"))
     brand = load_brand()
-    sandbox = state.add_group("sandbox", f"{brand.name}·福利群（沙盒）",
+    sandbox = state.add_group(SANDBOX_GROUP, f"{brand.name}·福利群（沙盒）",
                               os.environ.get("QZ_SANDBOX_WEBHOOK_KEY", ""))
     now = int(clock.now()) - 86400
     for userid, name in SANDBOX_MEMBERS:
         sandbox.members[userid] = SimMember(userid, name, now)
-    staff = state.add_group("staff", f"{brand.name}·客服值班群（沙盒）",
+    staff = state.add_group(STAFF_GROUP, f"{brand.name}·客服值班群（沙盒）",
                             os.environ.get("QZ_SANDBOX_STAFF_WEBHOOK_KEY", ""))
-    staff.members["kefu01"] = SimMember("kefu01", "客服小周", now, type=1)
+    for userid, name in STAFF_MEMBERS:
+        staff.members[userid] = SimMember(userid, name, now, type=1)
     callbacks = CallbackSender(state, bridge_url)
     app = create_sim_app(state, callbacks, bot_name=brand.bot_name, public_url=public_url)
 

@@ -18,6 +18,7 @@ class SimMember:
     name: str
     join_time: int
     type: int = 2
+    group_nickname: str = ""
 
 
 @dataclass
@@ -103,6 +104,7 @@ class SimState:
         self.app_messages: list[dict[str, Any]] = []
         self.callback_attempts: list[tuple[str, int]] = []  # (msgid, http status or -1)
         self.errors: dict[int, int] = {}
+        self.directory_lookups: list[tuple[str, str]] = []  # (api, userid) the bridge asked
         self.reply_waiters: dict[str, asyncio.Future[float]] = {}  # response code → reply time
         self._seq = 0
 

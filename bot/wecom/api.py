@@ -33,6 +33,29 @@ class Member:
     name: str
     join_time: int
     type: int  # 1 = internal member, 2 = external contact
+    group_nickname: str = ""
+
+    @property
+    def display_name(self) -> str:
+        """What the group shows: the group nickname if the member set one, else the name."""
+        return self.group_nickname or self.name
+
+
+@dataclass(frozen=True)
+class GroupChat:
+    """A customer group's name and members (externalcontact/groupchat/get)."""
+
+    chat_id: str
+    name: str
+    members: list[Member]
+
+
+EXTERNAL_ID_PREFIXES = ("wm", "wo")  # external contacts' ids; internal userids are the rest
+
+
+def is_external(userid: str) -> bool:
+    """Whether an id is an external contact's (wm…/wo…) rather than an employee's."""
+    return userid.startswith(EXTERNAL_ID_PREFIXES)
 
 
 class WeComApi:
@@ -84,17 +107,22 @@ class WeComApi:
             self._token_expires = time.monotonic() + int(doc.get("expires_in", 7200)) - 300
             return self._token
 
-    async def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST with the access token, refreshing it once if WeCom says it expired."""
+    async def _call(self, path: str, body: dict[str, Any] | None = None,
+                    query: dict[str, str] | None = None) -> dict[str, Any]:
+        """POST a body (or GET with a query) with the access token, refreshed once if stale."""
         for attempt in range(2):
             token = await self.access_token(refresh=attempt > 0)
-            doc = await self._json(
-                "POST",
-                f"{self._base}/cgi-bin/{path}",
-                params={"access_token": token},
-                data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
-                headers={"Content-Type": "application/json; charset=utf-8"},
-            )
+            if body is None:
+                doc = await self._json("GET", f"{self._base}/cgi-bin/{path}",
+                                       params={"access_token": token, **(query or {})})
+            else:
+                doc = await self._json(
+                    "POST",
+                    f"{self._base}/cgi-bin/{path}",
+                    params={"access_token": token},
+                    data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+                    headers={"Content-Type": "application/json; charset=utf-8"},
+                )
             errcode = int(doc.get("errcode", -2))
             if errcode in TOKEN_EXPIRED and attempt == 0:
                 continue
@@ -103,21 +131,41 @@ class WeComApi:
             return doc
         raise WeComApiError(path, -2)
 
-    async def group_members(self, chat_id: str) -> list[Member]:
-        """The current member list of a customer group (doc 92122)."""
+    async def group_chat(self, chat_id: str) -> GroupChat:
+        """A customer group's name and current members, with names (doc 92122)."""
         doc = await self._call("externalcontact/groupchat/get", {"chat_id": chat_id,
                                                                   "need_name": 1})
-        members = (doc.get("group_chat") or {}).get("member_list") or []
-        return [
-            Member(
-                userid=str(m.get("userid", "")),
-                name=str(m.get("name") or m.get("group_nickname") or m.get("userid", "")),
-                join_time=int(m.get("join_time") or 0),
-                type=int(m.get("type") or 0),
-            )
-            for m in members
-            if isinstance(m, dict) and m.get("userid")
-        ]
+        chat: dict[str, Any] = doc["group_chat"] if isinstance(doc.get("group_chat"), dict) else {}
+        members: list[Any] = (chat["member_list"] if isinstance(chat.get("member_list"), list)
+                              else [])
+        return GroupChat(
+            chat_id=chat_id,
+            name=str(chat.get("name") or ""),
+            members=[
+                Member(
+                    userid=str(m.get("userid", "")),
+                    name=str(m.get("name") or ""),
+                    join_time=_int(m.get("join_time")),
+                    type=_int(m.get("type")),
+                    group_nickname=str(m.get("group_nickname") or ""),
+                )
+                for m in members
+                if isinstance(m, dict) and m.get("userid")
+            ],
+        )
+
+    async def group_members(self, chat_id: str) -> list[Member]:
+        """The current member list of a customer group."""
+        return (await self.group_chat(chat_id)).members
+
+    async def person_name(self, userid: str) -> str:
+        """An employee's name (user/get) or an external contact's (externalcontact/get)."""
+        if is_external(userid):
+            doc = await self._call("externalcontact/get", query={"external_userid": userid})
+            contact = doc.get("external_contact")
+            return str(contact.get("name") or "") if isinstance(contact, dict) else ""
+        doc = await self._call("user/get", query={"userid": userid})
+        return str(doc.get("name") or "")
 
     async def send_text(self, agent_id: str, userid: str, content: str) -> None:
         """Reply 1:1 through the app (message/send)."""
@@ -142,3 +190,11 @@ class WeComApi:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
             return -2
         return int(doc.get("errcode", -2)) if isinstance(doc, dict) else -2
+
+
+def _int(value: Any) -> int:
+    """WeCom's integers, tolerating strings and garbage (0)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0

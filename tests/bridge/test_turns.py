@@ -24,7 +24,8 @@ from bot.texts import Texts
 from tests.bridge.conftest import Bridge, BridgeFactory, Sim, start_sim
 
 pytestmark = pytest.mark.redis
-BUSY = Texts.from_domain().variations("utter_busy")
+TEXTS = Texts.from_domain()
+BUSY = TEXTS.variations("utter_busy")
 
 
 class RasaStandIn:
@@ -140,6 +141,21 @@ async def test_an_image_gets_a_kind_text_only_reply_without_a_turn(
     assert await live.callbacks.deliver("/wecom/aibot", body, params, "img-1") == 200
     await eventually(lambda: len(bot_lines(live, "g3")) == 1)
     assert stand_in.turns == []
+    assert any(bot_lines(live, "g3")[0].endswith(t) for t in TEXTS.variations(
+        "utter_bridge_text_only"))
+
+
+async def test_a_bare_mention_gets_a_greeting_with_what_the_bot_can_do(
+    make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
+) -> None:
+    stand_in, server = rasa
+    await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
+    await live.callbacks.member_says("g4", "bob", "", base_url=live.url, bot_name="福利官")
+    await eventually(lambda: len(bot_lines(live, "g4")) == 1)
+    reply = bot_lines(live, "g4")[0]
+    assert any(reply.endswith(t) for t in TEXTS.variations("utter_bridge_hello"))
+    assert "打卡" in reply and "看不懂" not in reply
+    assert stand_in.turns == []
 
 
 async def test_a_reclaimed_turn_replies_once_without_asking_rasa_again(
@@ -200,7 +216,8 @@ async def test_handoff_requests_reach_the_staff_group_once(
     await eventually(lambda: len(bot_lines(live, "staff")) == 1)
     await asyncio.sleep(0.3)
     [post] = bot_lines(live, "staff")
-    assert "<@kefu01>" in post and "alice" in post and "券用不了" in post
+    assert "<@kefu01>" in post and "券用不了" in post
+    assert "成员：Alice" in post and "群：测试群g1" in post and "alice" not in post  # names
 
 
 async def test_app_message_is_answered_one_to_one_through_message_send(

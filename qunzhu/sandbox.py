@@ -1,0 +1,23 @@
+"""The sandbox group's people, shared by the simulator's page and the terminal chat.
+
+Both speak as the same members (小红 is `xiaohong` in either), so the leaderboard and the
+name directory see one person, not two.
+"""
+
+from __future__ import annotations
+
+SANDBOX_GROUP = "sandbox"
+STAFF_GROUP = "staff"
+SANDBOX_MEMBERS: tuple[tuple[str, str], ...] = (
+    ("xiaoming", "小明"), ("xiaohong", "小红"), ("aqiang", "阿强"), ("lili", "莉莉"),
+)
+STAFF_MEMBERS: tuple[tuple[str, str], ...] = (("kefu01", "客服小周"),)
+
+
+def member_id(name_or_id: str) -> str | None:
+    """The sandbox member a name (小红) or id (xiaohong) means, if any."""
+    wanted = name_or_id.strip()
+    for userid, name in SANDBOX_MEMBERS:
+        if wanted in (userid, name):
+            return userid
+    return None
