@@ -32,6 +32,28 @@ def selected_response(tracker: Tracker, retrieval_intent: str = RETRIEVAL_INTENT
     return None
 
 
+def opening_hours_text(domain: dict[str, Any], brand: config.Brand) -> str:
+    """The hours answer, generated from the stores' data so it cannot contradict itself.
+
+    All stores alike → one line; most alike → the usual hours and the exceptions; else every
+    store's hours.
+    """
+    stores = brand.store_hours()
+    note = ""
+    if brand.hours_note:
+        note = render(domain, "utter_fmt_hours_note", note=brand.hours_note) or ""
+    if all(s.usual for s in stores):
+        return render(domain, "utter_fmt_hours_all", hours=brand.opening_hours, note=note) or ""
+    if brand.most_stores_keep_usual_hours():
+        exceptions = lines(domain, "utter_fmt_store_hours_line",
+                           ({"name": s.name, "hours": s.hours} for s in stores if not s.usual))
+        return render(domain, "utter_fmt_hours_most", hours=brand.opening_hours, note=note,
+                      exceptions=exceptions) or ""
+    every = lines(domain, "utter_fmt_store_hours_line",
+                  ({"name": s.name, "hours": s.hours} for s in stores))
+    return render(domain, "utter_fmt_hours_each", note=note, stores=every) or ""
+
+
 def facts(domain: dict[str, Any]) -> dict[str, Any]:
     """Brand and game facts for FAQ placeholders, read from the YAML at answer time."""
     brand, games = config.brand(), config.games()
@@ -39,9 +61,10 @@ def facts(domain: dict[str, Any]) -> dict[str, Any]:
     bonuses = sorted(games.checkin.streak_bonus.items())
     return {
         **brand.template_vars(),
+        "opening_hours_text": opening_hours_text(domain, brand),
         "store_list": lines(domain, "utter_fmt_store_line",
                             ({"name": s.name, "address": s.address, "hours": s.hours}
-                             for s in brand.stores)),
+                             for s in brand.store_hours())),
         "checkin_base_points": games.checkin.base_points,
         "streak_bonus_text": (
             lines(domain, "utter_fmt_streak_bonus",

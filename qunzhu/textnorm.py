@@ -26,6 +26,15 @@ _SPACES = re.compile(r"\s+")
 # NLU never needs more than this many characters; longer messages are cut, not rejected.
 MAX_NLU_CHARS = 256
 
+# Number slang sent as a whole message. Rasa's featurisers read every digit run as one
+# __NUMBER__ token, so "666" (great), "2333" (laughing) and "88" (bye) would look alike;
+# the NLU copy spells out what they mean.
+_NUMBER_SLANG = (
+    (re.compile(r"^6{3,}$"), "厉害"),
+    (re.compile(r"^23{3,}$"), "哈哈哈"),
+    (re.compile(r"^8{2,}6?$"), "拜拜"),
+)
+
 
 @lru_cache(maxsize=1)
 def _t2s() -> object:
@@ -73,7 +82,8 @@ def normalise(text: str, bot_names: Iterable[str] = ()) -> str:
     """Return the copy of a member's message that NLU should see.
 
     Strips the bot mention and invisible characters, applies NFKC (full-width ASCII to
-    half-width), converts traditional to simplified, folds whitespace and caps the length.
+    half-width), converts traditional to simplified, folds whitespace, caps the length and
+    spells out number slang sent alone (666, 2333, 88).
     """
     if not text:
         return ""
@@ -84,6 +94,9 @@ def normalise(text: str, bot_names: Iterable[str] = ()) -> str:
     out = _SPACES.sub(" ", out).strip()
     if len(out) > MAX_NLU_CHARS:
         out = out[:MAX_NLU_CHARS]
+    for pattern, meaning in _NUMBER_SLANG:
+        if pattern.match(out):
+            return meaning
     return out
 
 

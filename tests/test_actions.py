@@ -13,7 +13,7 @@ from actions.checkin import ActionCheckIn
 from actions.clock import SHANGHAI, FixedClock
 from actions.coupons import ActionClaimCoupon, ActionMyCoupons
 from actions.draw import ActionLuckyDraw
-from actions.fallback import ActionAffirm, ActionDeny, ActionFallback
+from actions.fallback import ActionAffirm, ActionDeny, ActionFallback, offer_is_open
 from actions.faq import ActionAnswerFaq
 from actions.handoff import ActionHumanHandoff
 from actions.points import ActionLeaderboard, ActionMyPoints
@@ -94,7 +94,8 @@ async def test_seventh_day_bonus_is_announced_once(
     posts = await outbox(services)
     streak_posts = [p for p in posts if "7" in p["content"]]
     assert len(streak_posts) == 1
-    assert streak_posts[0]["group"] == "g1" and streak_posts[0]["mention"] == "alice"
+    assert streak_posts[0]["group"] == "g1" and "<@alice>" in streak_posts[0]["content"]
+    assert streak_posts[0]["msgtype"] == "markdown"  # WeCom shows the name and notifies
     assert "{" not in streak_posts[0]["content"]
 
 
@@ -111,8 +112,7 @@ async def test_terminal_or_rest_without_metadata_still_works(
 async def test_redis_down_gets_a_polite_reply(services: runtime.Services) -> None:
     dead = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     runtime.use(runtime.Services(store=GameStore(dead, "x"), clock=services.clock,
-                                 brand=services.brand, games=services.games,
-                                 poster=services.poster))
+                                 poster=services.poster, names=services.names))
     msgs, events = await run(ActionCheckIn(), tracker("打卡"))
     assert responses(msgs) == ["utter_busy"] and events == []
 
@@ -303,18 +303,15 @@ async def test_faq_quotes_the_current_brand_file(
 
     edited = Path(str(tmp_path)) / "brand.yml"
     edited.write_text(
-        config.DEFAULT_BRAND_FILE.read_text(encoding="utf-8").replace("radius_km: 3",
-                                                                       "radius_km: 5"),
+        config.brand_file().read_text(encoding="utf-8").replace("radius_km: 3",
+                                                                "radius_km: 5"),
         encoding="utf-8",
     )
     monkeypatch.setenv("QZ_BRAND_FILE", str(edited))
-    config.brand.cache_clear()
-    try:
-        msgs, _ = await run(ActionAnswerFaq(), tracker("?", response_selector=_selected(
-            "delivery")))
-        assert msgs[0]["delivery_radius_km"] == "5"
-    finally:
-        config.brand.cache_clear()
+    monkeypatch.setattr(config, "_brand", None)
+    msgs, _ = await run(ActionAnswerFaq(), tracker("?", response_selector=_selected(
+        "delivery")))
+    assert msgs[0]["delivery_radius_km"] == "5"
 
 
 async def test_faq_without_a_confident_answer_offers_a_person() -> None:
@@ -344,15 +341,63 @@ async def test_fallback_twice_offers_a_person_and_affirm_hands_over(
     msgs, events = await run(ActionFallback(), twice)
     assert responses(msgs) == ["utter_offer_human"]
     assert events[0]["value"] is True
-    msgs, events = await run(ActionAffirm(), tracker("好的", slots={"handoff_offered": True}))
+    msgs, events = await run(ActionAffirm(), _answer_to_offer("好的"))
     assert responses(msgs) == ["utter_handoff"]
     assert await services.store._r.xlen(services.store.key("handoff")) == 1
-    msgs, _ = await run(ActionDeny(), tracker("不用", slots={"handoff_offered": True}))
+    msgs, _ = await run(ActionDeny(), _answer_to_offer("不用"))
     assert responses(msgs) == ["utter_handoff_declined"]
     msgs, _ = await run(ActionAffirm(), tracker("好的"))
     assert responses(msgs) == ["utter_affirm_ack"]
     msgs, _ = await run(ActionDeny(), tracker("不用"))
     assert responses(msgs) == ["utter_deny_ack"]
+
+
+def _offer(at: float) -> list[dict[str, Any]]:
+    """The bot's side of a turn that offered a person, at time `at`."""
+    return [{"event": "action", "name": "action_fallback", "timestamp": at},
+            {"event": "bot", "text": "要转人工吗？", "timestamp": at},
+            {"event": "slot", "name": "handoff_offered", "value": True, "timestamp": at},
+            {"event": "action", "name": "action_listen", "timestamp": at}]
+
+
+def _answer_to_offer(text: str, *, after_s: float = 5.0,
+                     between: list[dict[str, Any]] | None = None) -> Any:
+    """A member's reply to an offer made `after_s` earlier, maybe after other turns."""
+    t = tracker(text, slots={"handoff_offered": True},
+                events=[_miss("唔"), *_offer(1000.0), *(between or [])])
+    t.events[-1]["timestamp"] = 1000.0 + after_s
+    return t
+
+
+async def test_an_offer_binds_only_the_next_message(services: runtime.Services) -> None:
+    unrelated = [{"event": "user", "text": "营业时间", "timestamp": 1010.0,
+                  "parse_data": {"intent": {"name": "faq", "confidence": 0.9}}},
+                 {"event": "bot", "text": "7:30–21:00", "timestamp": 1010.0}]
+    msgs, events = await run(ActionAffirm(), _answer_to_offer("好的", after_s=20,
+                                                              between=unrelated))
+    assert responses(msgs) == ["utter_affirm_ack"]
+    assert events == [{"event": "slot", "timestamp": None, "name": "handoff_offered",
+                       "value": False}]
+    msgs, _ = await run(ActionDeny(), _answer_to_offer("不用", after_s=20, between=unrelated))
+    assert responses(msgs) == ["utter_deny_ack"]
+    assert await services.store._r.xlen(services.store.key("handoff")) == 0
+
+
+@pytest.mark.parametrize(("after_s", "hands_over"), [(599.0, True), (601.0, False)])
+async def test_an_offer_lapses_after_ten_minutes(
+    services: runtime.Services, after_s: float, hands_over: bool
+) -> None:
+    msgs, _ = await run(ActionAffirm(), _answer_to_offer("好的", after_s=after_s))
+    assert responses(msgs) == (["utter_handoff"] if hands_over else ["utter_affirm_ack"])
+    assert await services.store._r.xlen(services.store.key("handoff")) == int(hands_over)
+
+
+def test_an_offer_withdrawn_or_never_made_is_not_open() -> None:
+    declined = [*_offer(1.0), {"event": "slot", "name": "handoff_offered", "value": False}]
+    assert not offer_is_open([*declined, {"event": "user", "timestamp": 2.0}])
+    assert not offer_is_open([{"event": "user", "timestamp": 2.0}])
+    assert not offer_is_open([])
+    assert offer_is_open([*_offer(1.0), {"event": "user", "timestamp": 2.0}])
 
 
 # ------------------------------------------------------------------ bad input

@@ -26,6 +26,12 @@ BOT = ["福利官"]
     ("  多   个  空格 ", "多 个 空格"),
     ("@福利官", ""),
     ("", ""),
+    ("@福利官 666666", "厉害"),             # number slang alone is spelled out …
+    ("2333", "哈哈哈"),
+    ("88", "拜拜"),
+    ("886", "拜拜"),
+    ("满30减5", "满30减5"),                  # … numbers in words are left alone
+    ("123", "123"),
 ])
 def test_normalise(raw: str, expected: str) -> None:
     assert normalise(raw, BOT) == expected
