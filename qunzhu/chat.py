@@ -1,27 +1,32 @@
-"""Chat with the bot in the terminal as a member of a sandbox group.
+"""Chat with the bot in the terminal as a member of the sandbox group (`make chat`).
 
-Each line is sent the way the WeCom bridge will send it: text starting with the bot's
+Each line is sent the way the WeCom bridge sends it: text starting with the bot's
 @-mention and U+2005, conversation id "<chatid>:<userid>", and metadata with a fresh
-msgid. Posts the bot makes to the group (milestones, big wins) are shown as they appear.
+msgid. You speak as the sandbox page's members (`/as 小红` is the page's 小红), and the
+group's posts (milestones, big wins, welcomes) are shown as the simulated WeCom shows them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import threading
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-import redis
-
 from qunzhu import settings
+from qunzhu.config import load_brand
+from qunzhu.sandbox import SANDBOX_MEMBERS, member_id
 
+MENTION = re.compile(r"<@([^>\s]+)>")
 HELP = """命令 / commands:
-  /as 名字      换成另一位群成员说话（例如 /as 小红）
+  /as 名字      换成另一位群成员说话（例如 /as 小红；成员：""" + "、".join(
+    name for _id, name in SANDBOX_MEMBERS) + """）
   /group 群id   换到另一个群
   /help        显示帮助
   /quit        退出（Ctrl-C / Ctrl-D 也可以）
@@ -46,43 +51,49 @@ def send(rasa_url: str, group: str, user: str, text: str, bot_name: str) -> list
     return replies
 
 
-def watch_group_posts(redis_url: str, stream: str, stop: threading.Event) -> None:
-    """Print the bot's proactive posts (the outbox stream) as a group would show them."""
-    client = redis.Redis.from_url(redis_url, socket_timeout=5)
-    last = "$"
+def watch_group_posts(sim_url: str, group: Callable[[], str], stop: threading.Event) -> None:
+    """Print the bot's group posts as the simulated WeCom received them (its feed)."""
+    after = -1
     while not stop.is_set():
         try:
-            rows = client.xread({stream: last}, block=1000, count=10)
-        except (redis.RedisError, OSError):
+            with urllib.request.urlopen(f"{sim_url}/sandbox/feed?after={max(after, 0)}",
+                                        timeout=5) as response:
+                doc = json.loads(response.read().decode("utf-8"))
+        except (urllib.error.URLError, OSError, ValueError):
             stop.wait(2)
             continue
-        for _key, entries in rows or []:
-            for entry_id, fields in entries:
-                last = entry_id
-                content = fields.get(b"content", b"").decode("utf-8")
-                group = fields.get(b"group", b"").decode("utf-8")
-                print(f"\n  📢 [群 {group}] 福利官：{content}\n> ", end="", flush=True)
+        names: dict[str, str] = doc.get("names") or {}
+        for item in doc.get("items") or []:
+            seen_before = after < 0
+            after = max(after, int(item.get("seq", 0)))
+            if seen_before or item.get("via") != "webhook" or item.get("group") != group():
+                continue
+            text = MENTION.sub(lambda m, n=names: "@" + n.get(m.group(1), m.group(1)),  # type: ignore[misc]
+                               str(item.get("content", "")))
+            print(f"\n  📢 [群公告] 福利官：{text}\n> ", end="", flush=True)
+        after = max(after, 0)
+        stop.wait(1)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Read lines from the terminal and show the bot's answers."""
-    from actions.config import load_brand
-
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rasa", default=f"http://127.0.0.1:{settings.get('QZ_RASA_PORT')}")
+    parser.add_argument("--sim", default=f"http://127.0.0.1:{settings.get('QZ_SIM_PORT')}")
     args = parser.parse_args(argv)
     brand = load_brand()
-    group, user = settings.get("QZ_CHAT_GROUP"), settings.get("QZ_CHAT_USER")
+    group = settings.get("QZ_CHAT_GROUP")
+    user = member_id(settings.get("QZ_CHAT_USER")) or settings.get("QZ_CHAT_USER")
+    names = dict(SANDBOX_MEMBERS)
     stop = threading.Event()
-    stream = f"qz:{{{brand.id}}}:outbox"
-    threading.Thread(target=watch_group_posts, args=(settings.redis_url(), stream, stop),
+    threading.Thread(target=watch_group_posts, args=(args.sim, lambda: group, stop),
                      daemon=True).start()
-    print(f"\n欢迎来到「{brand.name}」沙盒群 {group}！你现在是群成员 {user}。")
+    print(f"\n欢迎来到「{brand.name}」沙盒群！你现在是群成员 {names.get(user, user)}。")
     print(HELP)
     try:
         while True:
             try:
-                line = input(f"{user}> ").strip()
+                line = input(f"{names.get(user, user)}> ").strip()
             except EOFError:
                 break
             if not line:
@@ -93,8 +104,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(HELP)
                 continue
             if line.startswith("/as "):
-                user = line[4:].strip() or user
-                print(f"（现在你是 {user}）")
+                chosen = member_id(line[4:])
+                if chosen is None:
+                    print("（沙盒群里没有这位成员，可以选：" + "、".join(names.values()) + "）")
+                else:
+                    user = chosen
+                    print(f"（现在你是 {names[user]}）")
                 continue
             if line.startswith("/group "):
                 group = line[7:].strip() or group
@@ -103,12 +118,12 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 replies = send(args.rasa, group, user, line, brand.bot_name)
             except (urllib.error.URLError, OSError) as exc:
-                print(f"（连不上机器人：{exc}）", file=sys.stderr)
+                print(f"（连不上机器人：{exc}。先在另一个终端运行 make run）", file=sys.stderr)
                 continue
             if not replies:
                 print("  福利官：（没有回复）")
             for reply in replies:
-                print(f"  福利官：@{user} {reply.get('text', '')}")
+                print(f"  福利官：@{names.get(user, user)} {reply.get('text', '')}")
     except KeyboardInterrupt:
         pass
     finally:

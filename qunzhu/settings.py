@@ -6,6 +6,7 @@ The README's configuration table mirrors SETTINGS; a test keeps the two in step.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -38,11 +39,13 @@ SETTINGS: tuple[Setting, ...] = (
     # The WeCom bridge (bot/).
     Setting("BRIDGE_HOST", "127.0.0.1", "address the bridge listens on"),
     Setting("BRIDGE_PORT", "5080", "port of the bridge (WeCom callbacks and the HTTP API)"),
-    Setting("BRIDGE_URL", "http://127.0.0.1:5080", "where the actions reach the bridge's API"),
+    Setting("BRIDGE_URL", "http://127.0.0.1:{BRIDGE_PORT}",
+            "where the actions reach the bridge's API (follows BRIDGE_PORT)"),
     Setting("BRIDGE_API_TOKEN", "", "bearer token of the bridge's HTTP API; unset = API refused"),
     Setting("BRIDGE_GROUPS_FILE", "data/groups.yml", "groups, their robot webhook keys, staff"),
-    Setting("RASA_URL", "http://127.0.0.1:5005",
-            "the Rasa server(s) the bridge sends turns to; several, comma-separated, share turns"),
+    Setting("RASA_URL", "http://127.0.0.1:{QZ_RASA_PORT}",
+            "the Rasa server(s) the bridge sends turns to (follows QZ_RASA_PORT); several, "
+            "comma-separated, share turns"),
     Setting("BRIDGE_RASA_TIMEOUT_S", "8", "how long a turn may take before the polite fallback"),
     Setting("BRIDGE_WORKERS", "16", "turns processed at once per bridge process"),
     Setting("BRIDGE_SEND_CONCURRENCY", "64", "webhook posts in flight at once per bridge"),
@@ -57,11 +60,20 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
+_DERIVED = re.compile(r"\{([A-Z_]+)\}")
+
+
 def get(name: str) -> str:
-    """Read a setting, falling back to its documented default."""
+    """Read a setting, falling back to its documented default.
+
+    A default may name another setting (`http://127.0.0.1:{QZ_RASA_PORT}`), so changing one
+    port moves every address that points at it instead of silently breaking them.
+    """
     for setting in SETTINGS:
         if setting.name == name:
-            return os.environ.get(name, setting.default)
+            if name in os.environ:
+                return os.environ[name]
+            return _DERIVED.sub(lambda m: get(m.group(1)), setting.default)
     raise KeyError(f"unknown setting {name}")
 
 

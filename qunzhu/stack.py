@@ -180,8 +180,27 @@ def start_bridge(stack: Stack, env: dict[str, str]) -> str | None:
     return page
 
 
+def check_addresses() -> None:
+    """Refuse a RASA_URL / BRIDGE_URL that misses the servers this launcher starts.
+
+    Their defaults follow QZ_RASA_PORT and BRIDGE_PORT; one set by hand to another address
+    would have every member answered "网络开小差了", so say so before starting anything.
+    """
+    for url_setting, port_setting, what in (("RASA_URL", "QZ_RASA_PORT", "Rasa"),
+                                            ("BRIDGE_URL", "BRIDGE_PORT", "bridge")):
+        port = settings.get(port_setting)
+        urls = [u.strip().rstrip("/") for u in settings.get(url_setting).split(",")]
+        local = {f"http://127.0.0.1:{port}", f"http://localhost:{port}"}
+        if not local & set(urls):
+            raise RuntimeError(
+                f"{url_setting}={settings.get(url_setting)} does not point at the {what} this "
+                f"launcher starts on port {port} ({port_setting}); unset {url_setting} "
+                f"(it follows {port_setting}) or make the two agree")
+
+
 def start_services(stack: Stack) -> dict[str, str]:
     """Bring up Redis, the action server and Rasa; return the environment they share."""
+    check_addresses()
     if not MODEL.exists():
         raise RuntimeError(f"no trained model at {MODEL}: run `make train` first")
     given = settings.get("REDIS_URL")
@@ -223,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chat", action="store_true",
                         help="also chat in this terminal (straight to Rasa, without the bridge)")
     args = parser.parse_args(argv)
+    if args.chat and _http_ok(f"http://127.0.0.1:{settings.get('QZ_RASA_PORT')}/"):
+        from qunzhu.chat import main as chat  # a `make run` is up already: just talk to it
+
+        return chat([])
     stack = Stack()
 
     def _terminate(signum: int, _frame: object) -> None:
