@@ -8,6 +8,7 @@ import sys
 
 from actions import config
 from qunzhu import settings
+from qunzhu.quiet import quiet_library_deprecations
 
 
 def main() -> int:
@@ -16,6 +17,7 @@ def main() -> int:
     An invalid file is reported and its last good version serves; only a file that was
     never valid stops the start.
     """
+    quiet_library_deprecations()
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s - %(message)s")
     try:

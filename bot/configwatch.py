@@ -17,6 +17,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from bot import logsafe
 from bot.groups import Directory, load_directory
 from bot.outbox import Post
 from bot.texts import Texts
@@ -86,7 +87,9 @@ class ConfigWatch:
         """Reload changed files and announce new problems until stopped."""
         while not self._stopping.is_set():
             for live in self._files:
-                live.refresh()
+                if live.refresh() and isinstance(live.value, Directory):
+                    # A reloaded groups file may name new webhook keys: never log them.
+                    logsafe.remember(r.key for r in live.value.robots.values())
             await self.announce()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval_s)

@@ -13,7 +13,13 @@ class RedactSecrets(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+        self._secrets: list[str] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Redact these too (webhook keys of groups added by a reload)."""
+        known = {*self._secrets, *(s for s in secrets if len(s) >= 6)}
+        self._secrets = sorted(known, key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Format once, redact, and freeze the result into the record."""
@@ -30,8 +36,19 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+_installed: list[RedactSecrets] = []
+
+
 def install(secrets: Iterable[str]) -> None:
     """Attach the filter to every handler of the root logger."""
     redact = RedactSecrets(secrets)
+    _installed.append(redact)
     for handler in logging.getLogger().handlers:
         handler.addFilter(redact)
+
+
+def remember(secrets: Iterable[str]) -> None:
+    """Add secrets learnt after start-up to every installed filter."""
+    values = list(secrets)
+    for redact in _installed:
+        redact.add(values)

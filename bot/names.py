@@ -4,7 +4,8 @@ A turn only notes who spoke (one Redis SADD, skipped when this process noted the
 recently); this resolver takes the noted members off a shared queue and looks them up:
 the group's member list with group nicknames (externalcontact/groupchat/get) when it is
 stale, else the person's own name (user/get for employees, externalcontact/get for external
-contacts). The groups in data/groups.yml are looked up when the resolver starts.
+contacts). The groups in data/groups.yml are looked up at start and whenever their lists
+go stale.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ GROUP_FRESH_S = 6 * 3600  # refetch a group's member list at most this often
 PERSON_FRESH_S = 24 * 3600
 RETRY_FRESH_S = 600  # after WeCom refused a lookup, wait this long before asking again
 NOTED_TTL_S = 600.0
+SWEEP_EVERY_S = 300.0  # how often the configured groups are checked for stale lists
 NOTED_MAX = 50_000
 
 
@@ -63,9 +65,12 @@ class NameResolver:
             self._noted.pop(key, None)
 
     async def run(self) -> None:
-        """Look up the configured groups, then whoever the turns noted, until stopped."""
-        await self._prewarm()
+        """Keep the configured groups' lists fresh and look up whoever the turns noted."""
+        next_sweep = 0.0
         while not self._stopping.is_set():
+            if self._clock() >= next_sweep:
+                await self._prewarm()
+                next_sweep = self._clock() + SWEEP_EVERY_S
             try:
                 batch = await self.book.next_wanted(20)
             except (RedisError, OSError) as exc:
@@ -104,7 +109,8 @@ class NameResolver:
             name = await self._api.person_name(userid)
         except WeComApiError as exc:
             log.info("no name for a member from WeCom (errcode %s)", exc.errcode)
-            await self.book.remember_person(userid, "", RETRY_FRESH_S)
+            if not exc.transient:  # refused: do not ask again for a while
+                await self.book.remember_person(userid, "", RETRY_FRESH_S)
             return
         await self.book.remember_person(userid, name, PERSON_FRESH_S)
 
@@ -115,7 +121,8 @@ class NameResolver:
         except WeComApiError as exc:
             # Internal groups have no member-list API: their members are named one by one.
             log.info("member list of a group unavailable (errcode %s)", exc.errcode)
-            await self.book.mark_fresh(chatid, RETRY_FRESH_S)
+            if not exc.transient:
+                await self.book.mark_fresh(chatid, RETRY_FRESH_S)
             return
         await self.remember(chat)
 

@@ -35,7 +35,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("QZ_REDIS_TIMEOUT_S", "2", "socket timeout of the actions' Redis client"),
     Setting("QZ_FAKE_NOW", "", "pin the games' clock to an ISO time (demos and tests only)"),
     Setting("QZ_CHAT_GROUP", "sandbox", "chat id the terminal chat uses for its group"),
-    Setting("QZ_CHAT_USER", "xiaoming", "member id the terminal chat starts as"),
+    Setting("QZ_CHAT_USER", "xiaoming", "sandbox member the terminal chat starts as"),
+    Setting("QZ_SHOW_DEPRECATIONS", "", "1 = show the libraries' deprecation notices again"),
     # The WeCom bridge (bot/).
     Setting("BRIDGE_HOST", "127.0.0.1", "address the bridge listens on"),
     Setting("BRIDGE_PORT", "5080", "port of the bridge (WeCom callbacks and the HTTP API)"),

@@ -21,7 +21,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import redis
 
@@ -121,6 +120,7 @@ def start_embedded_redis(stack: Stack, env: dict[str, str]) -> str:
         redis_server_binary(), "--bind", "127.0.0.1", "--port", port,
         "--dir", str(data_dir), "--appendonly", "yes", "--appendfsync", "everysec",
         "--save", "60 1", "--protected-mode", "yes", "--loglevel", "warning",
+        "--logfile", str(data_dir / "redis.log"),  # its start-up notices are not ours to show
     ], env)
     _wait("embedded Redis", lambda: _ping(url), proc, 20)
     print(f"qunzhu: embedded Redis on 127.0.0.1:{port}, data in {data_dir}")
@@ -160,24 +160,25 @@ def sandbox_credentials() -> dict[str, str]:
 
 
 def start_bridge(stack: Stack, env: dict[str, str]) -> str | None:
-    """Start the bridge, and the simulator unless QZ_NO_SIMULATOR; the sandbox page URL."""
+    """Start the simulator (unless QZ_NO_SIMULATOR), then the bridge; the sandbox page URL.
+
+    The simulated WeCom comes first so the bridge's first calls (member lists) find it.
+    """
     bridge_port = settings.get("BRIDGE_PORT")
     sim_port = settings.get("QZ_SIM_PORT")
     simulate = not settings.get("QZ_NO_SIMULATOR")
+    page = f"http://127.0.0.1:{sim_port}/"
+    _require_free(bridge_port, "bridge", "BRIDGE_PORT")
     if simulate:
         env.update(sandbox_credentials())
         env["WECOM_API_BASE"] = f"http://127.0.0.1:{sim_port}"
         _require_free(sim_port, "WeCom simulator", "QZ_SIM_PORT")
-    _require_free(bridge_port, "bridge", "BRIDGE_PORT")
+        sim = stack.start("simulator", [sys.executable, "-m", "bot.simulator"], env)
+        _wait("WeCom simulator", lambda: _http_ok(page + "sandbox/config"), sim, 60)
     bridge = stack.start("bridge", [sys.executable, "-m", "bot"], env)
     _wait("bridge", lambda: _http_ok(f"http://127.0.0.1:{bridge_port}/healthz"), bridge, 60)
     print(f"qunzhu: bridge on http://127.0.0.1:{bridge_port} (/wecom/aibot, /wecom/app, /api)")
-    if not simulate:
-        return None
-    sim = stack.start("simulator", [sys.executable, "-m", "bot.simulator"], env)
-    page = f"http://127.0.0.1:{sim_port}/"
-    _wait("WeCom simulator", lambda: _http_ok(page + "sandbox/config"), sim, 60)
-    return page
+    return page if simulate else None
 
 
 def check_addresses() -> None:
@@ -212,14 +213,13 @@ def start_services(stack: Stack) -> dict[str, str]:
     else:
         redis_url = start_embedded_redis(stack, dict(os.environ))
     env = stack_env(redis_url)
-    bin_dir = Path(sys.executable).parent
     actions_port = env["QZ_ACTIONS_PORT"]
     rasa_port = settings.get("QZ_RASA_PORT")
     _require_free(actions_port, "action server", "QZ_ACTIONS_PORT")
     _require_free(rasa_port, "Rasa server", "QZ_RASA_PORT")
     actions = stack.start("actions", [sys.executable, "-m", "actions"], env)
     rasa = stack.start("rasa", [
-        str(bin_dir / "rasa"), "run", "-i", "127.0.0.1", "-p", rasa_port,
+        sys.executable, "-m", "qunzhu.rasacli", "run", "-i", "127.0.0.1", "-p", rasa_port,
         "-m", str(MODEL), "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
     ], env)
     _wait("action server", lambda: _http_ok(f"http://127.0.0.1:{actions_port}/health"),

@@ -28,8 +28,8 @@ def build(bridge_url: str, public_url: str) -> web.Application:
     sandbox = state.add_group(SANDBOX_GROUP, f"{brand.name}·福利群（沙盒）",
                               os.environ.get("QZ_SANDBOX_WEBHOOK_KEY", ""))
     now = int(clock.now()) - 86400
-    for userid, name in SANDBOX_MEMBERS:
-        sandbox.members[userid] = SimMember(userid, name, now)
+    for userid, name in SANDBOX_MEMBERS:  # colleagues in an internal group: type 1
+        sandbox.members[userid] = SimMember(userid, name, now, type=1)
     staff = state.add_group(STAFF_GROUP, f"{brand.name}·客服值班群（沙盒）",
                             os.environ.get("QZ_SANDBOX_STAFF_WEBHOOK_KEY", ""))
     for userid, name in STAFF_MEMBERS:

@@ -24,6 +24,11 @@ class WeComApiError(Exception):
         super().__init__(f"{what} failed (errcode {errcode})")
         self.errcode = errcode
 
+    @property
+    def transient(self) -> bool:
+        """WeCom unreachable (-2, ours) or busy (-1): worth asking again soon."""
+        return self.errcode in (-1, -2)
+
 
 @dataclass(frozen=True)
 class Member:

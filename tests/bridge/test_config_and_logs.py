@@ -51,3 +51,11 @@ def test_redaction_filter_blanks_secrets_in_messages_and_tracebacks(
     except ValueError:
         log.exception("send failed for %s", secret)
     assert secret not in caplog.text and "***" in caplog.text
+
+
+def test_keys_learnt_from_a_reload_are_redacted_too(caplog: pytest.LogCaptureFixture) -> None:
+    redact = RedactSecrets(["first-key-0123456789"])
+    caplog.handler.addFilter(redact)
+    redact.add(["added-later-key-0123456789", "short"])
+    logging.getLogger("qz.test.redact").warning("posting with added-later-key-0123456789")
+    assert "added-later-key" not in caplog.text and "***" in caplog.text
