@@ -24,30 +24,36 @@ def _find(state: SimState, userid: str) -> SimMember | None:
     return None
 
 
-async def user_get(request: web.Request) -> web.Response:
-    """GET /cgi-bin/user/get?access_token&userid: an employee (internal member)."""
+def _lookup(request: web.Request, query: str, kind: int, api: str,
+            missing: tuple[int, str]) -> SimMember | web.Response:
+    """The member an address-book call asks about, or WeCom's error answer."""
     state = request.app[STATE]
     if request.query.get("access_token") != state.access_token:
         return _errcode(state, 42001, "access_token expired")
-    member = _find(state, request.query.get("userid", ""))
-    if member is None or member.type != 1:
-        return _errcode(state, 60111, "userid not found")
-    state.directory_lookups.append(("user/get", member.userid))
-    return web.json_response({"errcode": 0, "errmsg": "ok", "userid": member.userid,
-                              "name": member.name})
+    member = _find(state, request.query.get(query, ""))
+    if member is None or member.type != kind:
+        return _errcode(state, *missing)
+    state.directory_lookups.append((api, member.userid))
+    return member
+
+
+async def user_get(request: web.Request) -> web.Response:
+    """GET /cgi-bin/user/get?access_token&userid: an employee (internal member)."""
+    found = _lookup(request, "userid", 1, "user/get", (60111, "userid not found"))
+    if isinstance(found, web.Response):
+        return found
+    return web.json_response({"errcode": 0, "errmsg": "ok", "userid": found.userid,
+                              "name": found.name})
 
 
 async def external_contact_get(request: web.Request) -> web.Response:
     """GET /cgi-bin/externalcontact/get?access_token&external_userid: an external contact."""
-    state = request.app[STATE]
-    if request.query.get("access_token") != state.access_token:
-        return _errcode(state, 42001, "access_token expired")
-    member = _find(state, request.query.get("external_userid", ""))
-    if member is None or member.type != 2:
-        return _errcode(state, 84061, "not external contact")
-    state.directory_lookups.append(("externalcontact/get", member.userid))
+    found = _lookup(request, "external_userid", 2, "externalcontact/get",
+                    (84061, "not external contact"))
+    if isinstance(found, web.Response):
+        return found
     return web.json_response({"errcode": 0, "errmsg": "ok", "external_contact": {
-        "external_userid": member.userid, "name": member.name, "type": 1}})
+        "external_userid": found.userid, "name": found.name, "type": 1}})
 
 
 def add_routes(app: web.Application) -> None:
