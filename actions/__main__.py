@@ -20,6 +20,9 @@ def main() -> int:
     quiet_library_deprecations()
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s - %(message)s")
+    # Sanic's access records carry their text in extra fields this format does not show:
+    # every request would print an empty "sanic.access -" line.
+    logging.getLogger("sanic.access").setLevel(logging.WARNING)
     try:
         config.live_files()
     except config.ConfigError as exc:
