@@ -8,7 +8,6 @@ same id. Everything needs `Authorization: Bearer <BRIDGE_API_TOKEN>`.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 
 from aiohttp import web
@@ -17,6 +16,7 @@ from redis.exceptions import RedisError
 from bot import appkeys
 from bot.outbox import Post, parse_request
 from bot.store import INBOX, OUTBOX
+from bot.wecom import safejson
 from bot.wecom.webhook import PayloadError
 
 log = logging.getLogger(__name__)
@@ -51,9 +51,9 @@ async def post_message(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > MAX_API_BODY:
         return _problem(413, "body too large")
     try:
-        doc = json.loads(await request.read() or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _problem(400, "body must be JSON")
+        doc = safejson.loads(await request.read() or b"null")
+    except safejson.JsonRefused as exc:
+        return _problem(400, f"body must be JSON ({exc})")
     try:
         post, idem = parse_request(group, doc)
     except PayloadError as exc:

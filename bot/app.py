@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
 from bot import api, appkeys
@@ -44,6 +45,23 @@ class Background:
     handoff: bool = True
 
 
+@web.middleware
+async def close_after_413(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A body refused as too large may be half sent: close the connection after answering.
+
+    Otherwise the unread rest of it would be read as the next request on a kept-alive
+    connection, and that request would hang.
+    """
+    try:
+        response = await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        response = web.Response(status=413, text="body too large\n")
+    if response.status == 413:
+        response.force_close()
+        response.headers["Connection"] = "close"
+    return response
+
+
 def _crypto(settings: BridgeSettings, receive_id: str, clock: Clock) -> WeComCrypto | None:
     if not settings.token or not settings.encoding_aes_key:
         return None
@@ -67,7 +85,7 @@ def create_app(
     """
     clock = clock or RealClock()
     files = files or OperatorFiles.load(settings.groups_file)
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[close_after_413])
     app[appkeys.SETTINGS] = settings
     app[appkeys.CLOCK] = clock
     groups: Callable[[], Directory] = (

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bot.wecom import webhook
+from bot.wecom import safejson, webhook
 from bot.wecom.webhook import PayloadError
 
 MSGTYPES = ("text", "markdown", "markdown_v2", "image", "news", "template_card")
@@ -52,9 +52,9 @@ class Post:
         if self.msgtype == "image":
             return [webhook.image(base64.b64decode(self.content))]
         if self.msgtype == "news":
-            return [webhook.news(json.loads(self.content))]
+            return [webhook.news(safejson.loads(self.content))]
         if self.msgtype == "template_card":
-            return [webhook.template_card(json.loads(self.content))]
+            return [webhook.template_card(safejson.loads(self.content))]
         raise PayloadError(f"unsupported msgtype {self.msgtype}")
 
     def digest_line(self) -> str | None:

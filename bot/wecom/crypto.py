@@ -134,10 +134,11 @@ class WeComCrypto:
         expected = signature(self._token, timestamp, nonce, encrypt)
         if not hmac.compare_digest(expected.encode(), msg_signature.encode("utf-8", "replace")):
             raise SignatureError("msg_signature does not match")
-        try:
-            sent = int(timestamp)
-        except ValueError as exc:
-            raise StaleTimestampError("timestamp is not a number") from exc
+        # Unix seconds have 10 digits until 2286: anything else is not a timestamp (and a
+        # number of hundreds of digits would overflow the float comparison below).
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+            raise StaleTimestampError("timestamp is not a number of seconds")
+        sent = int(timestamp)
         if abs(self._clock() - sent) > self._window_s:
             raise StaleTimestampError("timestamp outside the allowed window")
 

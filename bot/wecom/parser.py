@@ -6,7 +6,6 @@ decrypted fields are trusted: for XML, the outer envelope's other fields are not
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,18 +13,17 @@ from typing import Any
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 
+from bot.wecom import safejson
 from bot.wecom.errors import ParseError
-
-MAX_BODY_BYTES = 256 * 1024
 
 
 # ------------------------------------------------------------------ envelopes
 def aibot_encrypt_field(body: bytes) -> str:
     """The `encrypt` field of a 智能机器人 POST body `{"encrypt": "..."}`."""
     try:
-        doc = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ParseError("body is not JSON") from exc
+        doc = safejson.loads(body)
+    except safejson.JsonRefused as exc:
+        raise ParseError(f"body is {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("encrypt"), str):
         raise ParseError('body has no "encrypt" string')
     return str(doc["encrypt"])
@@ -109,10 +107,10 @@ def _text_of(doc: dict[str, Any]) -> str:
     if msgtype == "voice":
         return str(_obj(doc, "voice").get("content") or "")
     if msgtype == "mixed":
-        items = _obj(doc, "mixed").get("msg_item") or []
+        items = _obj(doc, "mixed").get("msg_item")
         parts = [
-            str((item.get("text") or {}).get("content") or "")
-            for item in items
+            str(_obj(item, "text").get("content") or "")
+            for item in (items if isinstance(items, list) else [])
             if isinstance(item, dict) and item.get("msgtype") == "text"
         ]
         return "".join(parts)
@@ -122,9 +120,9 @@ def _text_of(doc: dict[str, Any]) -> str:
 def parse_aibot(plaintext: str) -> AibotMessage | AibotEvent:
     """Parse a decrypted 智能机器人 callback; no msgid is a parse error (nothing to dedupe on)."""
     try:
-        doc = json.loads(plaintext)
-    except json.JSONDecodeError as exc:
-        raise ParseError("plaintext is not JSON") from exc
+        doc = safejson.loads(plaintext)
+    except safejson.JsonRefused as exc:
+        raise ParseError(f"plaintext is {exc}") from None
     if not isinstance(doc, dict):
         raise ParseError("plaintext is not a JSON object")
     msgid = str(doc.get("msgid") or "")

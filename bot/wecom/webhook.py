@@ -123,13 +123,18 @@ def image(data: bytes) -> dict[str, Any]:
     }
 
 
-def news(articles: list[dict[str, str]]) -> dict[str, Any]:
-    """A news post of 1–8 articles, each with a title and url."""
-    if not 1 <= len(articles) <= NEWS_MAX_ARTICLES:
-        raise PayloadError("news needs 1 to 8 articles")
+def news(articles: Any) -> dict[str, Any]:
+    """A news post of 1–8 articles, each with a title and url (or {"articles": [...]})."""
+    if isinstance(articles, dict):
+        articles = articles.get("articles")
+    if not isinstance(articles, list) or not 1 <= len(articles) <= NEWS_MAX_ARTICLES:
+        raise PayloadError("news needs a list of 1 to 8 articles")
     for article in articles:
-        if not article.get("title") or not article.get("url"):
-            raise PayloadError("every article needs a title and a url")
+        if not isinstance(article, dict) or not all(
+                isinstance(article.get(k), str) and article[k] for k in ("title", "url")):
+            raise PayloadError("every article needs a title and a url (strings)")
+        if not all(isinstance(v, str) for v in article.values()):
+            raise PayloadError("article fields must be strings")
     return {"msgtype": "news", "news": {"articles": articles}}
 
 
@@ -140,9 +145,9 @@ def media(kind: str, media_id: str) -> dict[str, Any]:
     return {"msgtype": kind, kind: {"media_id": media_id}}
 
 
-def template_card(card: dict[str, Any]) -> dict[str, Any]:
+def template_card(card: Any) -> dict[str, Any]:
     """A display-only template card (text_notice or news_notice)."""
-    if card.get("card_type") not in ("text_notice", "news_notice"):
+    if not isinstance(card, dict) or card.get("card_type") not in ("text_notice", "news_notice"):
         raise PayloadError("template_card card_type must be text_notice or news_notice")
     return {"msgtype": "template_card", "template_card": card}
 
