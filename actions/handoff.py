@@ -46,6 +46,7 @@ class ActionHumanHandoff(GameAction):
         """Append once per message to the handoff stream the bridge delivers to staff."""
         await svc.store.append_once(
             HANDOFF_STREAM,
+            who.user,
             who.msgid,
             {
                 "user": who.user,

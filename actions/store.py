@@ -298,8 +298,10 @@ class GameStore:
         """Build a key of this brand, e.g. key('member', 'u1') -> qz:{brand}:member:u1."""
         return ":".join((self._p, *parts))
 
-    def _idem(self, op: str, msgid: str) -> str:
-        return self.key("idem", op, msgid)
+    def _idem(self, op: str, user: str, msgid: str) -> str:
+        """A message's first result, per member: message ids are unique per bot, not
+        across channels, so two members' messages may share one and must not share a result."""
+        return self.key("idem", op, user, msgid)
 
     # ------------------------------------------------------------ check-in
     async def check_in(
@@ -317,7 +319,7 @@ class GameStore:
         """Check a member in for today, at most once per local day."""
         raw = await self._checkin(
             keys=[
-                self._idem("checkin", msgid),
+                self._idem("checkin", user, msgid),
                 self.key("member", user),
                 self.key("lb", group or "-"),
                 self.key("ledger"),
@@ -390,7 +392,7 @@ class GameStore:
         """Issue one coupon of a campaign atomically, or say why not."""
         raw = await self._claim(
             keys=[
-                self._idem("claim", msgid),
+                self._idem("claim", user, msgid),
                 self.key("coupon", campaign, "issued"),
                 self.key("coupon", campaign, "claims"),
                 self.key("wallet", user),
@@ -446,7 +448,7 @@ class GameStore:
         """Spend points on a reward: points deducted and coupon issued together, or neither."""
         raw = await self._redeem(
             keys=[
-                self._idem("redeem", msgid),
+                self._idem("redeem", user, msgid),
                 self.key("member", user),
                 self.key("wallet", user),
                 self.key("codes"),
@@ -488,7 +490,7 @@ class GameStore:
         """Draw once: the limit, cost, weighted pick and prize stock are one atomic step."""
         raw = await self._draw(
             keys=[
-                self._idem("draw", msgid),
+                self._idem("draw", user, msgid),
                 self.key("draws", user, today),
                 self.key("member", user),
                 self.key("prize", "issued"),
@@ -524,13 +526,13 @@ class GameStore:
         return int(await self._r.hget(self.key("prize", "issued"), prize) or 0)
 
     # ------------------------------------------------------------ streams
-    async def append_once(self, stream: str, idem: str, fields: dict[str, str]) -> str:
+    async def append_once(self, stream: str, user: str, idem: str, fields: dict[str, str]) -> str:
         """Append to a stream once per idempotency key; a repeat returns the first entry id."""
         flat: list[str] = []
         for k, v in fields.items():
             flat += [k, v]
         raw = await self._append_once(
-            keys=[self._idem(stream, idem), self.key(stream)],
+            keys=[self._idem(stream, user, idem), self.key(stream)],
             args=[IDEMPOTENCY_TTL_S, LEDGER_MAXLEN, *flat],
         )
         return raw.decode() if isinstance(raw, bytes) else str(raw)

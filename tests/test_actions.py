@@ -425,3 +425,23 @@ async def test_a_taken_code_is_never_reissued(
     msgs, _ = await run(ActionClaimCoupon(), tracker("领半价券"))
     assert responses(msgs) == ["utter_coupon_issued"] and msgs[0]["code"] == "QZ22222222"
     assert await services.store.code_owner(taken) == "bob"
+
+
+async def test_two_members_whose_messages_share_a_msgid_each_get_their_own_result(
+    services: runtime.Services,
+) -> None:
+    # Message ids are unique per bot in WeCom, not across channels (Rasa's REST channel).
+    for user in ("alice", "bob"):
+        msgs, _ = await run(ActionCheckIn(), tracker("打卡", user=user, msgid="same-id"))
+        assert responses(msgs) == ["utter_checkin_done_next"], user
+        assert (await services.store.member_stats(user)).points == 5
+        msgs, _ = await run(ActionClaimCoupon(), tracker("领满30减5", user=user,
+                                                         msgid="same-id-2"))
+        assert responses(msgs) == ["utter_coupon_issued"], user
+    alice = await services.store.wallet("alice")
+    bob = await services.store.wallet("bob")
+    assert len(alice) == len(bob) == 1 and alice[0]["code"] != bob[0]["code"]
+    # The same member's retry of the same message still replays the first result.
+    msgs, _ = await run(ActionCheckIn(), tracker("打卡", user="bob", msgid="same-id"))
+    assert responses(msgs) == ["utter_checkin_done_next"]
+    assert (await services.store.member_stats("bob")).checkins == 1

@@ -218,7 +218,8 @@ async def test_draw_cost_checked_before_any_write(store: GameStore) -> None:
 
 async def test_append_once(store: GameStore) -> None:
     ids = await asyncio.gather(
-        *(store.append_once("outbox", "k1", {"group": "g", "content": "hi"}) for _ in range(4))
+        *(store.append_once("outbox", "u1", "k1", {"group": "g", "content": "hi"})
+          for _ in range(4))
     )
     assert len(set(ids)) == 1
     assert await store._r.xlen(store.key("outbox")) == 1
