@@ -26,6 +26,20 @@ _SPACES = re.compile(r"\s+")
 # NLU never needs more than this many characters; longer messages are cut, not rejected.
 MAX_NLU_CHARS = 256
 
+# Cantonese members (Hong Kong, Guangdong) write colloquial words Mandarin training data
+# never has. After 繁→简 these are rewritten to their Mandarin equivalents, longest first;
+# only words and characters that mean nothing else in Mandarin text are listed.
+_CANTONESE = (
+    ("唔该晒", "谢谢"), ("唔该", "谢谢"), ("多谢晒", "谢谢"), ("系唔系", "是不是"),
+    ("系咪", "是不是"), ("唔系", "不是"), ("唔使", "不用"), ("唔好", "不要"),
+    ("边度", "哪里"), ("边间", "哪家"),
+    ("边个", "谁"), ("几多", "多少"), ("而家", "现在"), ("点样", "怎样"), ("几时", "什么时候"),
+    ("收舖", "关门"), ("收铺", "关门"), ("开舖", "开门"), ("开铺", "开门"), ("犀利", "厉害"),
+    ("乜嘢", "什么"), ("咩嘢", "什么"), ("咁样", "这样"), ("冇", "没有"), ("唔", "不"),
+    ("喺", "在"), ("咗", "了"), ("嘅", "的"), ("哋", "们"), ("佢", "他"), ("睇", "看"),
+    ("畀", "给"), ("攞", "拿"), ("嘢", "东西"), ("噉", "这样"), ("啲", "些"),
+)
+
 # Number slang sent as a whole message. Rasa's featurisers read every digit run as one
 # __NUMBER__ token, so "666" (great), "2333" (laughing) and "88" (bye) would look alike;
 # the NLU copy spells out what they mean.
@@ -82,8 +96,8 @@ def normalise(text: str, bot_names: Iterable[str] = ()) -> str:
     """Return the copy of a member's message that NLU should see.
 
     Strips the bot mention and invisible characters, applies NFKC (full-width ASCII to
-    half-width), converts traditional to simplified, folds whitespace, caps the length and
-    spells out number slang sent alone (666, 2333, 88).
+    half-width), converts traditional to simplified and colloquial Cantonese to Mandarin,
+    folds whitespace, caps the length and spells out number slang sent alone (666, 2333, 88).
     """
     if not text:
         return ""
@@ -91,6 +105,9 @@ def normalise(text: str, bot_names: Iterable[str] = ()) -> str:
     out = strip_mentions(out, bot_names)[: MAX_NLU_CHARS * 2]  # cut before the costly steps
     out = unicodedata.normalize("NFKC", out)
     out = to_simplified(out)
+    for cantonese, mandarin in _CANTONESE:
+        if cantonese in out:
+            out = out.replace(cantonese, mandarin)
     out = _SPACES.sub(" ", out).strip()
     if len(out) > MAX_NLU_CHARS:
         out = out[:MAX_NLU_CHARS]

@@ -31,6 +31,10 @@ BOT = ["福利官"]
     ("88", "拜拜"),
     ("886", "拜拜"),
     ("满30减5", "满30减5"),                  # … numbers in words are left alone
+    ("你哋幾點收舖", "你们几点关门"),          # Cantonese, traditional
+    ("我張券喺邊度睇", "我张券在哪里看"),
+    ("唔該晒", "谢谢"),
+    ("系统关系", "系统关系"),                  # 系 alone is Mandarin too: untouched
     ("123", "123"),
 ])
 def test_normalise(raw: str, expected: str) -> None:
