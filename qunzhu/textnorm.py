@@ -28,14 +28,17 @@ MAX_NLU_CHARS = 256
 
 # Cantonese members (Hong Kong, Guangdong) write colloquial words Mandarin training data
 # never has. After 繁→简 these are rewritten to their Mandarin equivalents, longest first;
-# only words and characters that mean nothing else in Mandarin text are listed.
+# only words and characters that mean nothing else in Mandarin text are listed (唔 alone is
+# also Mandarin's "hmm", so only its Cantonese compounds are).
 _CANTONESE = (
     ("唔该晒", "谢谢"), ("唔该", "谢谢"), ("多谢晒", "谢谢"), ("系唔系", "是不是"),
-    ("系咪", "是不是"), ("唔系", "不是"), ("唔使", "不用"), ("唔好", "不要"),
+    ("系咪", "是不是"), ("唔系", "不是"), ("唔使", "不用"), ("唔好意思", "不好意思"),
+    ("唔好", "不要"), ("唔知", "不知道"), ("唔得", "不行"), ("唔想", "不想"), ("唔要", "不要"),
+    ("唔会", "不会"), ("唔识", "不会"), ("唔见", "不见"),
     ("边度", "哪里"), ("边间", "哪家"),
     ("边个", "谁"), ("几多", "多少"), ("而家", "现在"), ("点样", "怎样"), ("几时", "什么时候"),
     ("收舖", "关门"), ("收铺", "关门"), ("开舖", "开门"), ("开铺", "开门"), ("犀利", "厉害"),
-    ("乜嘢", "什么"), ("咩嘢", "什么"), ("咁样", "这样"), ("冇", "没有"), ("唔", "不"),
+    ("乜嘢", "什么"), ("咩嘢", "什么"), ("咁样", "这样"), ("冇", "没有"),
     ("喺", "在"), ("咗", "了"), ("嘅", "的"), ("哋", "们"), ("佢", "他"), ("睇", "看"),
     ("畀", "给"), ("攞", "拿"), ("嘢", "东西"), ("噉", "这样"), ("啲", "些"),
 )

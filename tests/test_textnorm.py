@@ -35,6 +35,7 @@ BOT = ["福利官"]
     ("我張券喺邊度睇", "我张券在哪里看"),
     ("唔該晒", "谢谢"),
     ("系统关系", "系统关系"),                  # 系 alone is Mandarin too: untouched
+    ("唔", "唔"),                              # … and so is 唔 (hmm)
     ("123", "123"),
 ])
 def test_normalise(raw: str, expected: str) -> None:
