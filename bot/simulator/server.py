@@ -16,11 +16,12 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.simulator import directory
 from bot.simulator.callbacks import CallbackSender
+from bot.simulator.keys import STATE
 from bot.simulator.state import SimMember, SimState
 
 STATIC = Path(__file__).resolve().parent / "static"
-STATE = web.AppKey("state", SimState)
 CALLBACKS = web.AppKey("callbacks", CallbackSender)
 CONFIG = web.AppKey("config", dict)
 ESCAPE = re.compile(rb"\\u[0-9a-fA-F]{4}")
@@ -148,7 +149,8 @@ async def groupchat_get(request: web.Request) -> web.Response:
     if group is None:
         return _errcode(state, 40050, "chat_id not exist")
     members = [{"userid": m.userid, "type": m.type, "join_time": m.join_time, "join_scene": 1,
-                "name": m.name} for m in group.members.values()]
+                "name": m.name, "group_nickname": m.group_nickname}
+               for m in group.members.values()]
     return web.json_response({"errcode": 0, "errmsg": "ok", "group_chat": {
         "chat_id": group.chatid, "name": group.name, "member_list": members}})
 
@@ -226,14 +228,28 @@ async def _fields(request: web.Request, *names: str) -> list[str] | None:
 
 
 async def sandbox_say(request: web.Request) -> web.Response:
-    """A person types in the sandbox as a member: show it and deliver the callback."""
+    """A person types in the sandbox as a member: show it and deliver the callback.
+
+    Refusals (400) carry a short Chinese `error` the page shows as is. A callback that WeCom's
+    retries could not get accepted (no HTTP 200 in four tries) adds an `error` line from that
+    member to the feed, which the page shows under their message.
+    """
+    max_chars = 5000  # the page checks the same limit before sending
     state = request.app[STATE]
     fields = await _fields(request, "group", "userid", "text")
     if fields is None:
-        return web.json_response({"error": "need group, userid and text"}, status=400)
+        return web.json_response({"error": "请求里要有 group、userid 和 text"}, status=400)
     group, userid, text = fields
-    if group not in state.groups or not text.strip() or len(text) > 5000:
-        return web.json_response({"error": "unknown group or empty/oversized text"}, status=400)
+    if group not in state.groups:
+        return web.json_response({"error": "没有这个群"}, status=400)
+    if userid not in state.groups[group].members:
+        return web.json_response({"error": "先选一位群成员，再以 ta 的身份发言"}, status=400)
+    if not text.strip():
+        return web.json_response({"error": "消息是空的"}, status=400)
+    if len(text) > max_chars:
+        return web.json_response(
+            {"error": f"消息太长了（{len(text)} 字），最多 {max_chars} 字，删掉一些再发吧"},
+            status=400)
     config = request.app[CONFIG]
     state.say(group, userid, "text", text, via="member")
     mention = f"@{config['bot_name']}"
@@ -245,9 +261,16 @@ async def sandbox_say(request: web.Request) -> web.Response:
     copies = int(copies_text) if copies_text.isdigit() else 1
 
     async def deliver() -> None:  # copies > 1: WeCom's retries arriving at once (tests)
-        await request.app[CALLBACKS].member_says(
-            group, userid, body, base_url=config["public_url"], bot_name=config["bot_name"],
-            copies=max(1, min(copies, 4)))
+        statuses: list[int] = []
+        try:
+            _msgid, statuses = await request.app[CALLBACKS].member_says(
+                group, userid, body, base_url=config["public_url"], bot_name=config["bot_name"],
+                copies=max(1, min(copies, 4)))
+        finally:  # also when member_says raised: the member should not wait for nothing
+            if 200 not in statuses:
+                state.say(group, userid, "error",
+                          f"消息没有送达{config['bot_name']}（服务暂时连不上），稍后再试",
+                          via="system")
 
     task = asyncio.create_task(deliver())
     request.app[CONFIG].setdefault("tasks", set()).add(task)
@@ -302,6 +325,7 @@ def create_sim_app(state: SimState, callbacks: CallbackSender, *, bot_name: str,
     r.add_post("/cgi-bin/externalcontact/groupchat/get", groupchat_get)
     r.add_post("/cgi-bin/message/send", message_send)
     r.add_post("/cgi-bin/aibot/response", aibot_response)
+    directory.add_routes(app)
     r.add_get("/", page)
     r.add_get("/sandbox/config", sandbox_config)
     r.add_get("/sandbox/feed", sandbox_feed)

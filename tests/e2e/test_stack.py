@@ -4,67 +4,19 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from qunzhu import stack
+from tests.e2e.conftest import API_TOKEN, Running, feed, http_json, wait_for
 
 pytestmark = pytest.mark.e2e
 BRAND_PREFIX = "qz:{xiaoman}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class Running:
-    """Where the started stack listens."""
-
-    rasa: str
-    sandbox: str
-    bridge: str
-
-
-@pytest.fixture(scope="module")
-def stack_up(redis_url: str) -> Iterator[Running]:
-    """Start actions, Rasa, bridge and simulator against the test Redis."""
-    mp = pytest.MonkeyPatch()
-    rasa_port, bridge_port = _free_port(), _free_port()
-    mp.setenv("REDIS_URL", redis_url)
-    mp.setenv("QZ_RASA_PORT", str(rasa_port))
-    mp.setenv("QZ_ACTIONS_PORT", str(_free_port()))
-    mp.setenv("BRIDGE_PORT", str(bridge_port))
-    mp.setenv("QZ_SIM_PORT", str(_free_port()))
-    mp.setenv("RASA_URL", f"http://127.0.0.1:{rasa_port}")
-    mp.setenv("BRIDGE_API_TOKEN", "e2e-api-token-0123456789")
-    redis.Redis.from_url(redis_url).flushdb()
-    services = stack.Stack()
-    try:
-        page = stack.start_all(services)
-        assert page is not None
-        yield Running(f"http://127.0.0.1:{rasa_port}", page.rstrip("/"),
-                      f"http://127.0.0.1:{bridge_port}")
-    finally:
-        services.stop()
-        mp.undo()
-
-
-@pytest.fixture(scope="module")
-def running(stack_up: Running) -> str:
-    """Rasa's base URL."""
-    return stack_up.rasa
 
 
 def say(base: str, text: str, user: str = "xiaoming", group: str = "sandbox",
@@ -97,7 +49,8 @@ def test_member_journey(running: str, redis_url: str) -> None:
     assert "今天" in say(running, "簽到")[0]  # traditional, already checked in
     assert r.hget(f"{BRAND_PREFIX}:member:xiaoming", "points") == "5"
     assert "5" in say(running, "我的积分")[0]
-    assert "xiaoming" in say(running, "排行榜")[0]
+    board = say(running, "排行榜")[0]
+    assert "小明" in board and "xiaoming" not in board, board  # names, not ids
 
     issued = say(running, "领一张满30减5")[0]
     assert "QZ" in issued
@@ -142,32 +95,8 @@ def test_two_misses_offer_a_person(running: str) -> None:
 
 
 # ------------------------------------------------------------------ through the bridge
-def http_json(method: str, url: str, body: dict[str, Any] | None = None,
-              headers: dict[str, str] | None = None) -> Any:
-    request = urllib.request.Request(
-        url, data=json.dumps(body, ensure_ascii=False).encode() if body is not None else None,
-        method=method, headers={"Content-Type": "application/json", **(headers or {})})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read().decode("utf-8"))
-
-
-def feed(sandbox: str, group: str = "sandbox") -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = http_json("GET", f"{sandbox}/sandbox/feed?after=0")["items"]
-    return [i for i in items if i["group"] == group]
-
-
-def wait_for(check: Any, timeout_s: float = 60) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError("not reached in time")
-
-
 def test_sandbox_member_checks_in_through_wecom_protocol(stack_up: Running) -> None:
-    token = {"Authorization": "Bearer e2e-api-token-0123456789"}
+    token = {"Authorization": f"Bearer {API_TOKEN}"}
     turns_before = http_json("GET", f"{stack_up.bridge}/api/metrics", headers=token)[
         "counters"].get("rasa_turns", 0)
     # The same callback delivered four times at once, as WeCom's retries can.
@@ -188,8 +117,11 @@ def test_handoff_reaches_the_staff_group(stack_up: Running) -> None:
     http_json("POST", f"{stack_up.sandbox}/sandbox/say",
               {"group": "sandbox", "userid": "aqiang", "text": "@福利官 我要找人工客服"})
     staff = wait_for(lambda: [i for i in feed(stack_up.sandbox, "staff")
-                              if "aqiang" in i["content"]])
-    assert "<@kefu01>" in staff[0]["content"]
+                              if "阿强" in i["content"]],
+                     explain=lambda: [i["content"] for i in feed(stack_up.sandbox, "staff")])
+    card = staff[0]["content"]
+    assert "<@kefu01>" in card, card
+    assert "小满咖啡·福利群（沙盒）" in card and "aqiang" not in card, card  # names, not ids
 
 
 def test_sandbox_page_in_headless_chromium(stack_up: Running) -> None:

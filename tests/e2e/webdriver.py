@@ -82,6 +82,31 @@ class Browser:
         """Run JavaScript in the page and return its result."""
         return self._s("POST", "/execute/sync", {"script": script, "args": list(args)})
 
+    def seen(self, css: str) -> str:
+        """The text a person sees in the first match: "" when it is missing or not rendered."""
+        return str(self.run(
+            "const e = document.querySelector(arguments[0]);"
+            "return e && e.getClientRects().length && e.checkVisibility() ? e.innerText : '';",
+            css))
+
+    def value(self, css: str) -> str:
+        """The current value of an input."""
+        return str(self.run("return document.querySelector(arguments[0]).value;", css))
+
+    def fill(self, css: str, text: str) -> None:
+        """Put text into an input at once, as pasting does (typing 5000 characters is slow)."""
+        self.run("const e = document.querySelector(arguments[0]); e.focus();"
+                 "e.value = arguments[1];"
+                 "e.dispatchEvent(new Event('input', {bubbles: true}));", css, text)
+
+    def choose(self, select_css: str, value: str) -> None:
+        """Pick an option of a <select> by its value, as a click on it does."""
+        self.click(f"{select_css} option[value='{value}']")
+
+    def refresh(self) -> None:
+        """Reload the page (the profile, and so localStorage, stays)."""
+        self._s("POST", "/refresh", {})
+
     def screenshot(self, path: Path) -> None:
         """Save a PNG of the page."""
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,215 @@
+"""The sandbox page as a person uses it, and conversations that span several turns.
+
+This module gets its own stack on a flushed Redis (see conftest.py): nobody has checked in
+yet when it starts, whatever test_stack.py did. Its last test takes the bridge and the
+simulator down, so it stays last.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import Running, feed, http_json, http_status, wait_for
+from tests.e2e.webdriver import Browser
+
+pytestmark = pytest.mark.e2e
+GROUP_NAME = "小满咖啡·福利群（沙盒）"
+RESULTS = Path("results")
+
+
+@pytest.fixture
+def browser(stack_up: Running) -> Iterator[Browser]:
+    """Headless Chromium on a fresh profile (empty localStorage: a first-time visitor)."""
+    b = Browser()
+    try:
+        b.open(stack_up.sandbox + "/")
+        wait_for(lambda: b.run("return document.querySelectorAll('#as option').length"))
+        yield b
+    finally:
+        b.close()
+
+
+def bot_replies_to(browser: Browser, name: str) -> list[str]:
+    """What a person reads in the bot's bubbles that @-mention this member."""
+    replies: list[str] = browser.run(
+        "return [...document.querySelectorAll('#feed .msg.bot .bubble')]"
+        ".map(e => e.innerText).filter(t => t.includes('@' + arguments[0]));", name)
+    return replies
+
+
+def say_in_page(browser: Browser, userid: str, name: str, text: str) -> str:
+    """Speak as a member through the page and wait for the bot's reply to them."""
+    before = len(bot_replies_to(browser, name))
+    browser.choose("#as", userid)
+    browser.fill("#text", "")
+    browser.type("#text", text)
+    browser.click("#send")
+    return wait_for(lambda: bot_replies_to(browser, name)[before:])[0]
+
+
+def test_first_visit_hint_too_long_message_and_staff_view(stack_up: Running,
+                                                          browser: Browser) -> None:
+    hint = browser.seen("#hint")
+    assert "选一位群成员" in hint and "@福利官 打卡" in hint, hint
+
+    # Too long: the page says so, nothing is sent, and the text stays to be shortened.
+    long_text = "@福利官 " + "领" * 5000
+    browser.fill("#text", long_text)
+    browser.click("#send")
+    problem = wait_for(lambda: browser.seen("#notice"), 10)
+    assert "太长" in problem and "5000" in problem, problem
+    assert browser.value("#text") == long_text
+    assert "领领领" not in browser.seen("#feed")
+    assert not [i for i in feed(stack_up.sandbox) if "领领领" in i["content"]]
+    browser.fill("#text", "@福利官 打卡规则")  # shortened: the notice goes
+    assert browser.seen("#notice") == ""
+    browser.fill("#text", long_text)
+    browser.click("#send")
+    browser.screenshot(RESULTS / "sandbox-first-visit.png")
+
+    # The simulator refuses it too, in words the page can show as they are.
+    status, doc = http_status("POST", f"{stack_up.sandbox}/sandbox/say",
+                              {"group": "sandbox", "userid": "xiaoming", "text": long_text})
+    assert status == 400 and "太长" in doc["error"], doc
+
+    # A refusal by the simulator is shown as well, and the text stays.
+    browser.run("const s = document.getElementById('as');"
+                "s.add(new Option('路人甲', 'passerby')); s.value = 'passerby';")
+    browser.fill("#text", "@福利官 打卡")
+    browser.click("#send")
+    refused = wait_for(lambda: browser.seen("#notice"), 10)
+    assert "没有发出去" in refused and "群成员" in refused, refused
+    assert browser.value("#text") == "@福利官 打卡"
+
+    # The hint can be dismissed, and stays dismissed on this browser.
+    assert browser.seen("#hint")
+    browser.click("#hint-close")
+    assert browser.seen("#hint") == ""
+    browser.refresh()
+    wait_for(lambda: browser.run("return document.querySelectorAll('#as option').length"))
+    assert browser.seen("#hint") == ""
+
+    # The staff group: read-only, no member chips and no "who am I".
+    browser.click("#groups button[data-id='staff']")
+    wait_for(lambda: "客服值班群" in browser.seen("header"), 10)
+    assert browser.seen("#chips") == "" and browser.seen("#as") == ""
+    assert browser.seen("#composer") == ""
+    assert "交接卡片" in browser.seen("#readonly")
+    main = browser.seen("main")
+    assert "积分兑换" not in main and "发送" not in main, main
+    assert "邀请" not in browser.seen("aside")
+    browser.screenshot(RESULTS / "sandbox-staff.png")
+
+    browser.click("#groups button[data-id='sandbox']")
+    wait_for(lambda: GROUP_NAME in browser.seen("header"), 10)
+    assert "积分兑换" in browser.seen("#chips") and "小明" in browser.seen("#as")
+    assert browser.seen("#readonly") == ""
+
+
+def test_three_members_check_in_and_the_leaderboard_shows_their_names_in_order(
+        browser: Browser) -> None:
+    assert "@福利官 打卡" in browser.seen("#hint")  # a fresh profile
+    members = [("aqiang", "阿强"), ("xiaohong", "小红"), ("lili", "莉莉")]
+    for userid, name in members:
+        reply = say_in_page(browser, userid, name, "@福利官 打卡")
+        assert "1 天" in reply and "5" in reply, reply
+        assert browser.seen("#hint") == ""  # gone after the first message
+    board = say_in_page(browser, "lili", "莉莉", "@福利官 排行榜")
+    browser.screenshot(RESULTS / "sandbox-leaderboard.png")
+    rows = re.findall(r"(阿强|小红|莉莉)\s*[:：]?\s*(\d+)\s*分", board)
+    assert rows == [("阿强", "5"), ("小红", "5"), ("莉莉", "5")], board  # tied: first come first
+    for userid, _name in members:
+        assert userid not in board, board  # names, not ids
+
+
+# ------------------------------------------------------------------ offers of a person
+def bot_replies(sandbox: str, userid: str) -> list[str]:
+    return [i["content"] for i in feed(sandbox)
+            if i["sender"] == "bot" and i["via"] == "response_url"
+            and i["content"].startswith(f"<@{userid}>")]
+
+
+def member_turn(sandbox: str, userid: str, text: str) -> str:
+    """A member says something in the sandbox group; the bot's reply to it."""
+    before = len(bot_replies(sandbox, userid))
+    doc = http_json("POST", f"{sandbox}/sandbox/say",
+                    {"group": "sandbox", "userid": userid, "text": f"@福利官 {text}"})
+    assert doc["delivered"], doc
+    return wait_for(lambda: bot_replies(sandbox, userid)[before:])[0]
+
+
+def staff_cards(sandbox: str) -> list[str]:
+    """Handoff cards in the staff group, oldest first (only this module's members ask)."""
+    return [i["content"] for i in feed(sandbox, "staff") if i["sender"] == "bot"]
+
+
+def offer_a_person(sandbox: str, userid: str) -> None:
+    """Two messages the bot cannot understand: it offers a person."""
+    member_turn(sandbox, userid, "唔")
+    offer = member_turn(sandbox, userid, "哦")
+    assert "人工" in offer, offer
+
+
+def is_handoff(reply: str) -> bool:
+    """The member was told a person will follow up (any wording of utter_handoff)."""
+    domain = yaml.safe_load(Path("domain.yml").read_text(encoding="utf-8"))
+    fixed = [v["text"].split("{", 1)[0] for v in domain["responses"]["utter_handoff"]]
+    return any(text in reply for text in fixed)
+
+
+def test_an_offer_accepted_at_once_pages_staff(stack_up: Running) -> None:
+    sandbox = stack_up.sandbox
+    before = len(staff_cards(sandbox))
+    offer_a_person(sandbox, "xiaoming")
+    taken = member_turn(sandbox, "xiaoming", "好的")
+    assert is_handoff(taken), taken
+    cards = wait_for(lambda: staff_cards(sandbox)[before:], 30)
+    assert len(cards) == 1 and "<@kefu01>" in cards[0] and "原话：好的" in cards[0], cards
+    assert "唔" in cards[0] and "哦" in cards[0]  # the conversation so far, for staff
+
+
+def test_an_offer_followed_by_another_turn_and_then_yes_does_not_page_staff(
+        stack_up: Running) -> None:
+    sandbox = stack_up.sandbox
+    before = len(staff_cards(sandbox))
+    offer_a_person(sandbox, "xiaohong")
+    assert "7:30" in member_turn(sandbox, "xiaohong", "营业时间")  # an unrelated turn
+    ack = member_turn(sandbox, "xiaohong", "好的")
+    assert not is_handoff(ack) and "人工" not in ack, ack  # a light acknowledgement
+
+    # Requests reach staff in order: once an explicit request's card is there, a card for
+    # that "好的" would have been there before it.
+    assert is_handoff(member_turn(sandbox, "xiaohong", "转人工"))
+    wait_for(lambda: staff_cards(sandbox)[before:], 30)
+    time.sleep(1)  # and a moment for anything out of order
+    cards = staff_cards(sandbox)[before:]
+    assert len(cards) == 1 and "原话：转人工" in cards[0], cards
+
+
+# ------------------------------------------------------------------ when things are down
+def test_undelivered_messages_show_an_inline_error(stack_up: Running, browser: Browser) -> None:
+    """Last in the module: it stops the bridge, then the simulator."""
+    stack_up.stop("bridge")
+    browser.choose("#as", "aqiang")
+    browser.type("#text", "@福利官 我的积分")
+    browser.click("#send")
+    error = wait_for(lambda: browser.run(
+        "const m = [...document.querySelectorAll('#feed .msg.member')]"
+        ".filter(d => d.innerText.includes('我的积分') && d.querySelector('.undelivered'));"
+        "return m.length ? m[m.length - 1].querySelector('.undelivered').innerText : '';"), 60)
+    assert "没有送达福利官" in error and "稍后再试" in error, error
+    assert browser.seen("#notice") == ""  # the simulator took it; the bridge did not
+    browser.screenshot(RESULTS / "sandbox-undelivered.png")
+
+    stack_up.stop("simulator")
+    browser.type("#text", "@福利官 在吗")
+    browser.click("#send")
+    down = wait_for(lambda: browser.seen("#notice"), 20)
+    assert "连不上沙盒" in down, down
+    assert browser.value("#text") == "@福利官 在吗"
