@@ -45,9 +45,10 @@ browser:  ## Debian's Chromium + chromedriver, for the sandbox page's browser te
 	    $(SUDO) apt-get update -qq && \
 	    $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
 	fi
-	@if ! fc-list 2>/dev/null | grep -qi "noto sans cjk"; then \
-	    echo "installing CJK fonts so screenshots show Chinese"; \
-	    $(SUDO) apt-get install -y -qq --no-install-recommends fonts-noto-cjk || true; \
+	@if ! fc-list 2>/dev/null | grep -qi "noto sans cjk" || ! fc-list 2>/dev/null | grep -qi "emoji"; then \
+	    echo "installing CJK and emoji fonts so screenshots show what a person sees"; \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends fonts-noto-cjk \
+	        fonts-noto-color-emoji || true; \
 	fi
 
 install-dev: $(VENV)/.installed-dev  ## install the runtime plus test and lint tools
