@@ -75,6 +75,7 @@ class HandoffRelay:
                     await self.deliver(entry.id, entry.fields)
             except (RedisError, OSError) as exc:
                 log.warning("handoff relay paused (%s)", type(exc).__name__)
+                await self._store.recover_group(self._stream, GROUP, exc)
                 await asyncio.sleep(1)
 
     async def deliver(self, entry_id: str, fields: dict[str, str]) -> None:

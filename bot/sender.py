@@ -124,6 +124,7 @@ class Sender:
                 )
             except (RedisError, OSError) as exc:
                 log.warning("outbox read failed (%s); retrying", type(exc).__name__)
+                await self._store.recover_group(OUTBOX, SENDERS, exc)
                 await asyncio.sleep(1)
                 continue
             for _stream, rows_of_stream in rows or []:

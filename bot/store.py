@@ -7,13 +7,17 @@ tag `{bridge}` so multi-key scripts stay in one Redis Cluster slot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
+
+log = logging.getLogger(__name__)
 
 PREFIX = "qz:{bridge}:"
 INBOX = PREFIX + "inbox"
@@ -181,6 +185,14 @@ class BridgeStore:
                 return
             except (RedisError, OSError):
                 await asyncio.sleep(1)
+
+    async def recover_group(self, stream: str, group: str, exc: BaseException) -> None:
+        """After a read failed: re-create the group if Redis lost it (restarted empty,
+        stream deleted), so a reader never loops on NOGROUP forever."""
+        if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+            log.warning("consumer group %s of %s was gone; created it again", group, stream)
+            with contextlib.suppress(RedisError, OSError):
+                await self.ensure_group(stream, group)
 
     async def ensure_group(self, stream: str, group: str) -> None:
         """XGROUP CREATE … MKSTREAM, ignoring 'already exists'."""

@@ -98,6 +98,7 @@ class TurnWorker:
                 )
             except (RedisError, OSError) as exc:
                 log.warning("inbox read failed (%s); retrying", type(exc).__name__)
+                await self._store.recover_group(INBOX, WORKERS, exc)
                 await asyncio.sleep(1)
                 continue
             for _stream, rows_of_stream in rows or []:

@@ -281,3 +281,21 @@ def test_rasa_url_lists_are_checked() -> None:
     for bad in ("", " , ", "a:5005", "http://a:5005,ftp://b"):
         with pytest.raises(ValueError, match="RASA_URL"):
             RasaReplicas.parse(bad)
+
+
+async def test_redis_that_comes_back_empty_does_not_leave_the_bridge_stuck(
+    make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
+    redis_client: aioredis.Redis,
+) -> None:
+    stand_in, server = rasa
+    await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
+    await live.callbacks.member_says("g5", "alice", "打卡", base_url=live.url, bot_name="福利官")
+    await eventually(lambda: len(bot_lines(live, "g5")) == 1)
+    await redis_client.flushdb()  # restarted without its data: streams and groups are gone
+    await asyncio.sleep(1.5)
+    await live.callbacks.member_says("g5", "bob", "打卡", base_url=live.url, bot_name="福利官")
+    await eventually(lambda: len(bot_lines(live, "g5")) == 2)
+    await redis_client.xadd("qz:{xiaoman}:handoff", {
+        "user": "bob", "group": "g5", "conversation_id": "g5:bob", "text": "转人工",
+        "history": "[]", "at": "0"})
+    await eventually(lambda: len(bot_lines(live, "staff")) == 1)
