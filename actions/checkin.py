@@ -77,5 +77,5 @@ class ActionCheckIn(GameAction):
             text = render(domain, "utter_announce_streak", user=mention(who.user), streak=streak)
             if text:
                 await post_to_group(svc.poster, group=who.group, text=text,
-                                    idem=f"streak:{who.msgid}")
+                                    idem=f"streak:{who.user}:{who.msgid}")
         return []

@@ -12,14 +12,16 @@ from qunzhu.config import (
     CouponCampaign,
     Games,
     brand_file,
+    brand_loader,
     games_file,
+    is_range,
     load_brand,
     load_games,
 )
 from qunzhu.liveconfig import LiveFile
 
 __all__ = ["Brand", "ConfigError", "CouponCampaign", "Games", "brand", "brand_file", "games",
-           "games_file", "live_files", "load_brand", "load_games"]
+           "games_file", "is_range", "live_files", "load_brand", "load_games"]
 
 _brand: LiveFile[Brand] | None = None
 _games: LiveFile[Games] | None = None
@@ -29,7 +31,7 @@ def live_files() -> tuple[LiveFile[Brand], LiveFile[Games]]:
     """Load both files once (ConfigError only if one never had a good version)."""
     global _brand, _games
     if _brand is None:
-        _brand = LiveFile("brand", brand_file(), load_brand)
+        _brand = LiveFile("brand", brand_file(), brand_loader())
     if _games is None:
         _games = LiveFile("games", games_file(), load_games)
     return _brand, _games

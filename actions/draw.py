@@ -97,5 +97,5 @@ class ActionLuckyDraw(GameAction):
                           prize=prize.name)
             if text:
                 await post_to_group(svc.poster, group=who.group, text=text,
-                                    idem=f"draw:{who.msgid}")
+                                    idem=f"draw:{who.user}:{who.msgid}")
         return []

@@ -42,7 +42,7 @@ def opening_hours_text(domain: dict[str, Any], brand: config.Brand) -> str:
     note = ""
     if brand.hours_note:
         note = render(domain, "utter_fmt_hours_note", note=brand.hours_note) or ""
-    if all(s.usual for s in stores):
+    if all(s.usual for s in stores) and config.is_range(brand.opening_hours):
         return render(domain, "utter_fmt_hours_all", hours=brand.opening_hours, note=note) or ""
     if brand.most_stores_keep_usual_hours():
         exceptions = lines(domain, "utter_fmt_store_hours_line",

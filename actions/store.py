@@ -28,18 +28,19 @@ local prior = redis.call('GET', KEYS[1])
 if prior then return prior end
 """
 
-# Leaderboard tie-break: score = points + (SPAN - 1 - seconds since EPOCH) / SPAN. With
+# Leaderboard tie-break: score = points + (SPAN - 1 - n) / SPAN, where n counts the group's
+# check-ins (one counter, incremented in the same script: no clock, so two check-ins in the
+# same second, skewed replicas or a pinned demo clock still rank in arrival order). With
 # SPAN = 2^32 and fewer than 2^21 points the sum is exact in a double, so floor() gives the
-# points back and an earlier time always ranks higher among equal points.
-TIE_EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z
+# points back and whoever got there earlier ranks higher among equal points.
 TIE_SPAN = 2**32
-_TIE = f"local TIE_EPOCH, TIE_SPAN = {TIE_EPOCH}, {TIE_SPAN}\n"
+_TIE = f"local TIE_SPAN = {TIE_SPAN}\n"
 
 CHECKIN_LUA = (
     _TIE
     + """
 -- KEYS[1] idempotency key   KEYS[2] member hash   KEYS[3] group leaderboard zset
--- KEYS[4] ledger stream
+-- KEYS[4] ledger stream   KEYS[5] group check-in counter (orders ties)
 -- ARGV[1] today (YYYY-MM-DD, Asia/Shanghai)   ARGV[2] yesterday   ARGV[3] base points
 -- ARGV[4] streak bonus JSON {"7": 20}   ARGV[5] idempotency TTL s   ARGV[6] user
 -- ARGV[7] group ('' if none)   ARGV[8] msgid   ARGV[9] now (unix s)   ARGV[10] ledger maxlen
@@ -71,8 +72,8 @@ else
              'checkins', checkins, 'best_streak', best)
   if ARGV[7] ~= '' then
     local before = math.floor(tonumber(redis.call('ZSCORE', KEYS[3], ARGV[6]) or '0'))
-    local since = math.max(0, math.min(tonumber(ARGV[9]) - TIE_EPOCH, TIE_SPAN - 1))
-    local score = before + earned + (TIE_SPAN - 1 - since) / TIE_SPAN
+    local n = math.min(redis.call('INCR', KEYS[5]), TIE_SPAN - 1)
+    local score = before + earned + (TIE_SPAN - 1 - n) / TIE_SPAN
     redis.call('ZADD', KEYS[3], string.format('%.17g', score), ARGV[6])
   end
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[10], '*', 'user', ARGV[6], 'delta', earned,
@@ -323,6 +324,7 @@ class GameStore:
                 self.key("member", user),
                 self.key("lb", group or "-"),
                 self.key("ledger"),
+                self.key("lbseq", group or "-"),
             ],
             args=[
                 today,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +22,9 @@ from bot import logsafe
 from bot.groups import Directory, load_directory
 from bot.outbox import Post
 from bot.texts import Texts
-from qunzhu.config import Brand, Games, brand_file, games_file, load_brand, load_games
+from qunzhu.config import Brand, Games, brand_file, brand_loader, games_file, load_games
 from qunzhu.liveconfig import LiveFile, Problem
-from qunzhu.settings import PROJECT_ROOT
+from qunzhu.settings import shown_path
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,12 @@ class OperatorFiles:
     @classmethod
     def load(cls, groups_file: Path) -> OperatorFiles:
         """Load all three (ConfigError only for a file that never had a good version)."""
+        # Only ConfigWatch reloads (check_every_s=inf): a request never parses a file.
+        never = math.inf
         return cls(
-            brand=LiveFile("brand", brand_file(), load_brand),
-            games=LiveFile("games", games_file(), load_games),
-            groups=LiveFile("groups", groups_file,
-                            lambda path, text: load_directory(path, text=text)),
+            brand=LiveFile("brand", brand_file(), brand_loader(), check_every_s=never),
+            games=LiveFile("games", games_file(), load_games, check_every_s=never),
+            groups=LiveFile("groups", groups_file, load_groups, check_every_s=never),
         )
 
     def all(self) -> Sequence[LiveFile[Any]]:
@@ -53,12 +55,11 @@ class OperatorFiles:
         return (self.brand, self.games, self.groups)
 
 
-def shown_path(path: Path) -> str:
-    """A path as an operator knows it: relative to the project when it is inside it."""
-    try:
-        return str(path.resolve().relative_to(PROJECT_ROOT))
-    except ValueError:
-        return str(path)
+def load_groups(path: Path, text: str) -> Directory:
+    """The groups file; every webhook key it names is redacted from logs from now on."""
+    directory = load_directory(path, text=text)
+    logsafe.remember(r.key for r in directory.robots.values())
+    return directory
 
 
 class ConfigWatch:
@@ -86,11 +87,12 @@ class ConfigWatch:
     async def run(self) -> None:
         """Reload changed files and announce new problems until stopped."""
         while not self._stopping.is_set():
-            for live in self._files:
-                if live.refresh() and isinstance(live.value, Directory):
-                    # A reloaded groups file may name new webhook keys: never log them.
-                    logsafe.remember(r.key for r in live.value.robots.values())
-            await self.announce()
+            try:
+                for live in self._files:
+                    live.refresh()
+                await self.announce()
+            except Exception:  # a bug here must not end the watching
+                log.exception("checking the operator files failed; trying again")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval_s)
 

@@ -7,6 +7,7 @@ brand's handoff stream; this relay turns each into one post for the staff group,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -18,10 +19,12 @@ from bot.names import NameResolver
 from bot.outbox import Post
 from bot.store import BridgeStore, entries
 from bot.texts import Texts
+from bot.wecom.api import WeComApiError
 
 log = logging.getLogger(__name__)
 
 GROUP = "bridge"
+NAME_WAIT_S = 1.5  # then the card goes out with the name the directory has (or the mask)
 PostFn = Callable[[Post, str], Awaitable[str]]
 
 
@@ -83,8 +86,9 @@ class HandoffRelay:
         directory = self._directory()
         if fields and directory.staff_chatid:
             group, user = fields.get("group", ""), fields.get("user", "")
-            if user:  # staff read names: look this member up now if nobody has yet
-                await self._names.resolve(group, user)
+            if user:  # staff read names: look this member up now, but never hold the page up
+                with contextlib.suppress(asyncio.TimeoutError, WeComApiError):
+                    await asyncio.wait_for(self._names.resolve(group, user), NAME_WAIT_S)
             book = self._names.book
             where = await book.group(group) if group else self._texts.say("utter_fmt_direct_chat")
             text = self._texts.say(

@@ -103,6 +103,10 @@ class NameResolver:
             await self.refresh_group(chatid)
         if chatid and await self.book.known_in(chatid, userid):
             return
+        if chatid and not await self.book.listed_recently(chatid):
+            await self.refresh_group(chatid)  # they may have joined since the list was taken
+            if await self.book.known_in(chatid, userid):
+                return
         if await self.book.person_is_fresh(userid):
             return
         try:

@@ -63,10 +63,10 @@ def watch_group_posts(sim_url: str, group: Callable[[], str], stop: threading.Ev
             stop.wait(2)
             continue
         names: dict[str, str] = doc.get("names") or {}
+        first_poll = after < 0  # what the group said before the chat opened is not news
         for item in doc.get("items") or []:
-            seen_before = after < 0
             after = max(after, int(item.get("seq", 0)))
-            if seen_before or item.get("via") != "webhook" or item.get("group") != group():
+            if first_poll or item.get("via") != "webhook" or item.get("group") != group():
                 continue
             text = MENTION.sub(lambda m, n=names: "@" + n.get(m.group(1), m.group(1)),  # type: ignore[misc]
                                str(item.get("content", "")))

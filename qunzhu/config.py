@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -46,12 +47,27 @@ _DASHES = re.compile(r"\s*[-~～—–至到]\s*")
 _HOURS = re.compile(r"^([01]?\d|2[0-4]):[0-5]\d–([01]?\d|2[0-4]):[0-5]\d$")
 
 
+_WORDS = re.compile(r"[^\d\s:：\-~～—–.]")
+
+
 def _hours(value: Any) -> str:
-    """Accept '7:30-21:00', '7:30 ~ 21:00' or '7:30–21:00'; store it one way (7:30–21:00)."""
-    text = _DASHES.sub("–", str(value).strip().replace("：", ":"))
-    if not _HOURS.match(text):
-        raise ValueError("expected opening hours like 7:30–21:00")
-    return text
+    """Hours as a range, stored one way ('7:30-21:00' → 7:30–21:00), or words kept as written.
+
+    Words ("工作日 7:30–21:00，周末 9:00–22:00") are a description to quote as is; digits and
+    dashes that are not a valid range are a typo ("25:00-26:00", "8:00").
+    """
+    raw = str(value).strip()
+    text = _DASHES.sub("–", raw.replace("：", ":"))
+    if _HOURS.match(text):
+        return text
+    if raw and _WORDS.search(raw):
+        return raw
+    raise ValueError("expected opening hours like 7:30–21:00, or words describing them")
+
+
+def is_range(hours: str) -> bool:
+    """Whether hours are a plain range (7:30–21:00) rather than a description."""
+    return bool(_HOURS.match(hours))
 
 
 class Store(Strict):
@@ -106,6 +122,16 @@ class Brand(Strict):
 
     _check_hours = validator("opening_hours", pre=True, allow_reuse=True)(_hours)
 
+    @root_validator(skip_on_failure=True)
+    def _described_hours_need_every_store(cls, values: dict[str, Any]) -> dict[str, Any]:
+        if not is_range(values["opening_hours"]):
+            missing = [s.name for s in values["stores"] if not s.hours]
+            if missing:
+                raise ValueError(
+                    "opening_hours is a description, not a range like 7:30–21:00, so every "
+                    f"store needs its own hours: (missing for {', '.join(missing)})")
+        return values
+
     def store_hours(self) -> list[StoreHours]:
         """Every store with the hours it keeps: one source of truth for every answer."""
         return [StoreHours(name=s.name, address=s.address, hours=s.hours or self.opening_hours,
@@ -114,6 +140,8 @@ class Brand(Strict):
 
     def most_stores_keep_usual_hours(self) -> bool:
         """True when 'most stores' is an honest way to state the usual hours."""
+        if not is_range(self.opening_hours):
+            return False
         counts = Counter(s.hours for s in self.store_hours())
         return counts.get(self.opening_hours, 0) * 2 > len(self.stores)
 
@@ -269,19 +297,14 @@ class Games(Strict):
         return values
 
 
-def _project_path(setting: str) -> Path:
-    path = Path(settings.get(setting))
-    return path if path.is_absolute() else settings.PROJECT_ROOT / path
-
-
 def brand_file() -> Path:
     """Where the brand facts live (QZ_BRAND_FILE)."""
-    return _project_path("QZ_BRAND_FILE")
+    return settings.project_path("QZ_BRAND_FILE")
 
 
 def games_file() -> Path:
     """Where the game rules live (QZ_GAMES_FILE)."""
-    return _project_path("QZ_GAMES_FILE")
+    return settings.project_path("QZ_GAMES_FILE")
 
 
 def load_brand(path: Path | None = None, text: str | None = None) -> Brand:
@@ -296,3 +319,22 @@ def load_games(path: Path | None = None, text: str | None = None) -> Games:
     path = path or games_file()
     games: Games = validate(path, load_yaml(path, text), Games, None)
     return games
+
+
+def brand_loader() -> Callable[[Path, str], Brand]:
+    """load_brand for a running process: brand.id may not change until a restart.
+
+    Every key in Redis is under the brand's id; the services built at start keep using it,
+    so a new id would split members' data in two. The change is reported, not applied.
+    """
+    first: list[str] = []
+
+    def load(path: Path, text: str) -> Brand:
+        brand = load_brand(path, text)
+        if first and brand.id != first[0]:
+            raise ConfigError(f"{path}: brand.id: cannot change from {first[0]} to {brand.id} "
+                              "while running (it names all stored data); restart to switch")
+        first[:] = [brand.id]
+        return brand
+
+    return load

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ class LiveFile(Generic[T]):
                 raise
             try:
                 value = self._parse(self.path, read_text(self._keep))
-            except ConfigError:
+            except Exception:
                 raise exc from None
             self._report(str(exc), serving="the last good version")
             return value
@@ -89,20 +90,29 @@ class LiveFile(Generic[T]):
     def _load(self) -> T:
         """Parse the file once and keep that exact text as the last good copy."""
         text = read_text(self.path)
-        value = self._parse(self.path, text)
+        try:
+            value = self._parse(self.path, text)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(f"{self.path}: cannot be read as configuration "
+                              f"({type(exc).__name__})") from None
         self._save_good(text)
         self.problem = None
         return value
 
     def _save_good(self, text: str) -> None:
+        """Keep the text (owner-only: groups files may hold webhook keys), atomically."""
         try:
-            self._keep.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._keep.with_suffix(self._keep.suffix + ".tmp")
-            with tmp.open("w", encoding="utf-8") as out:
+            if self._keep.exists() and self._keep.read_text(encoding="utf-8") == text:
+                return
+            self._keep.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(dir=self._keep.parent, prefix=".tmp-")  # mode 0600
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(text)
                 out.flush()
                 os.fsync(out.fileno())
-            tmp.replace(self._keep)
+            os.replace(tmp, self._keep)
         except OSError as exc:  # serving matters more than the copy
             log.warning("cannot keep a copy of %s (%s)", self.path, exc.strerror)
 

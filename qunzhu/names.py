@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 NAMES_TTL_S = 30 * 24 * 3600  # a directory entry nobody refreshed for a month is dropped
 MAX_NAME_CHARS = 32
+RELIST_AFTER_S = 300  # a member missing from a list older than this asks for a new list
 
 
 def masked(userid: str, label: str = "群友") -> str:
@@ -25,9 +26,14 @@ def masked(userid: str, label: str = "群友") -> str:
     return f"{label}·{base64.b32encode(digest).decode()[:4].lower()}"
 
 
+# Names are chosen by members and land in markdown (leaderboards, staff cards): characters
+# markdown acts on become their full-width look-alikes, so a name never becomes a link.
+_MARKDOWN_SAFE = str.maketrans("[]()<>*#`_~|", "［］（）＜＞＊＃｀＿～｜")
+
+
 def clean_name(name: object) -> str:
-    """A display name as people see it: one line, trimmed, bounded."""
-    text = " ".join(str(name or "").split())
+    """A display name as people see it: one line, trimmed, bounded, inert in markdown."""
+    text = " ".join(str(name or "").split()).translate(_MARKDOWN_SAFE)
     return text[:MAX_NAME_CHARS]
 
 
@@ -59,6 +65,10 @@ class NameKeys:
     def fresh(self, chatid: str) -> str:
         """Present while a group's member list is fresh (its TTL is the refresh interval)."""
         return f"{self.prefix}:fresh:{chatid}"
+
+    def listed(self, chatid: str) -> str:
+        """Present for a few minutes after a group's list was fetched (newcomers re-list)."""
+        return f"{self.prefix}:listed:{chatid}"
 
     def person_fresh(self, userid: str) -> str:
         """Present while a person's name is fresh."""
@@ -122,7 +132,12 @@ class NameBook:
                 pipe.hset(key, mapping=named)
                 pipe.expire(key, NAMES_TTL_S)
             pipe.set(self.keys.fresh(chatid), "1", ex=max(1, fresh_s))
+            pipe.set(self.keys.listed(chatid), "1", ex=RELIST_AFTER_S)
             await pipe.execute()
+
+    async def listed_recently(self, chatid: str) -> bool:
+        """Whether this group's member list was fetched in the last few minutes."""
+        return bool(await self._r.exists(self.keys.listed(chatid)))
 
     async def remember_group_name(self, chatid: str, name: str) -> None:
         """A group's name from configuration (data/groups.yml)."""

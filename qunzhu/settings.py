@@ -109,3 +109,17 @@ def redis_parts(url: str) -> RedisParts:
         password=unquote(parsed.password or ""),
         use_ssl=parsed.scheme == "rediss",
     )
+
+
+def project_path(name: str) -> Path:
+    """A path setting, relative to the project unless absolute."""
+    path = Path(get(name))
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def shown_path(path: Path) -> str:
+    """A path as an operator knows it: relative to the project when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)

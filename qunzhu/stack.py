@@ -182,13 +182,13 @@ def start_bridge(stack: Stack, env: dict[str, str]) -> str | None:
 
 
 def check_addresses() -> None:
-    """Refuse a RASA_URL / BRIDGE_URL that misses the servers this launcher starts.
+    """Refuse a RASA_URL that misses the Rasa server this launcher starts.
 
-    Their defaults follow QZ_RASA_PORT and BRIDGE_PORT; one set by hand to another address
-    would have every member answered "网络开小差了", so say so before starting anything.
+    Its default follows QZ_RASA_PORT; one set by hand to another address would have every
+    member answered "网络开小差了", so say so before starting anything. (The actions are
+    always pointed at the bridge this launcher starts: stack_env derives BRIDGE_URL.)
     """
-    for url_setting, port_setting, what in (("RASA_URL", "QZ_RASA_PORT", "Rasa"),
-                                            ("BRIDGE_URL", "BRIDGE_PORT", "bridge")):
+    for url_setting, port_setting, what in (("RASA_URL", "QZ_RASA_PORT", "Rasa"),):
         port = settings.get(port_setting)
         urls = [u.strip().rstrip("/") for u in settings.get(url_setting).split(",")]
         local = {f"http://127.0.0.1:{port}", f"http://localhost:{port}"}

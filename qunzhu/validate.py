@@ -13,27 +13,14 @@ from typing import Any
 
 from qunzhu import settings
 from qunzhu.config import brand_file, games_file, load_brand, load_games
+from qunzhu.settings import shown_path
 from qunzhu.yamlconfig import ConfigError
-
-
-def groups_file() -> Path:
-    """The groups file the bridge reads (BRIDGE_GROUPS_FILE)."""
-    path = Path(settings.get("BRIDGE_GROUPS_FILE"))
-    return path if path.is_absolute() else settings.PROJECT_ROOT / path
 
 
 def _load_groups(path: Path) -> Any:
     from bot.groups import load_directory  # the groups schema lives with the bridge
 
     return load_directory(path, env={})
-
-
-def shown(path: Path) -> str:
-    """A path relative to the project when it is inside it."""
-    try:
-        return str(path.resolve().relative_to(settings.PROJECT_ROOT))
-    except ValueError:
-        return str(path)
 
 
 def check(files: list[tuple[Path, Callable[[Path], Any]]]) -> list[str]:
@@ -43,21 +30,23 @@ def check(files: list[tuple[Path, Callable[[Path], Any]]]) -> list[str]:
         try:
             load(path)
         except ConfigError as exc:
-            problems += [line.replace(str(path), shown(path)) for line in str(exc).splitlines()]
+            shown = shown_path(path)
+            problems += [line.replace(str(path), shown) for line in str(exc).splitlines()]
     return problems
 
 
 def main(argv: list[str] | None = None) -> int:
     """Validate brand, games and groups; 0 when all are good."""
     files: list[tuple[Path, Callable[[Path], Any]]] = [
-        (brand_file(), load_brand), (games_file(), load_games), (groups_file(), _load_groups)]
+        (brand_file(), load_brand), (games_file(), load_games),
+        (settings.project_path("BRIDGE_GROUPS_FILE"), _load_groups)]
     problems = check(files)
     for line in problems:
         print(line, file=sys.stderr)
     if problems:
         print(f"operator YAML: {len(problems)} problem(s)", file=sys.stderr)
         return 1
-    print("operator YAML: ok (" + ", ".join(shown(p) for p, _ in files) + ")")
+    print("operator YAML: ok (" + ", ".join(shown_path(p) for p, _ in files) + ")")
     return 0
 
 

@@ -64,6 +64,8 @@ def load_yaml(path: Path, text: str | None = None) -> Any:
         text = read_text(path)
     try:
         return YAML(typ="rt").load(text)
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be configuration") from None
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -76,8 +78,19 @@ def validate(path: Path, raw: Any, model: type[BaseModel], root: str | None) -> 
     data = raw.get(root) if root and isinstance(raw, dict) else raw
     if data is None:
         raise ConfigError(f"{path}: expected a top-level '{root}:' mapping")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: {root or '(top level)'}: expected a mapping of names to "
+                          "values")
+    odd = next((k for k in data if not isinstance(k, str)), None)
+    if odd is not None:
+        line = line_of(data, (odd,))
+        raise ConfigError(f"{path}{f':{line}' if line else ''}: {root or '(top level)'}: "
+                          f"{odd!s} is not a field name (write names, not numbers or dates)")
     try:
         return model.parse_obj(data)
+    except (TypeError, RecursionError) as exc:  # non-string keys deeper down, absurd nesting
+        raise ConfigError(f"{path}: {root or '(top level)'}: not valid configuration "
+                          f"({type(exc).__name__})") from None
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -445,3 +445,31 @@ async def test_two_members_whose_messages_share_a_msgid_each_get_their_own_resul
     msgs, _ = await run(ActionCheckIn(), tracker("打卡", user="bob", msgid="same-id"))
     assert responses(msgs) == ["utter_checkin_done_next"]
     assert (await services.store.member_stats("bob")).checkins == 1
+
+
+async def test_a_rules_reload_leaves_member_state_as_it_was(
+    services: runtime.Services, clock: FixedClock, tmp_path: Any,
+) -> None:
+    from pathlib import Path
+
+    from actions import config
+    from qunzhu.config import load_games
+    from qunzhu.liveconfig import LiveFile
+
+    text = config.games_file().read_text(encoding="utf-8")
+    games = Path(str(tmp_path)) / "games.yml"
+    games.write_text(text, encoding="utf-8")
+    live = LiveFile("games", games, load_games, keep=Path(str(tmp_path)) / "keep",
+                    check_every_s=0)
+    services.games_now = lambda: live.value
+    await run(ActionCheckIn(), tracker("打卡"))
+    before = await services.store.member_stats("alice")
+    games.write_text(text.replace("base_points: 5", "base_points: 9"), encoding="utf-8")
+    import os
+    import time
+    os.utime(games, (time.time() - 5, time.time() - 5))
+    assert live.value.checkin.base_points == 9
+    assert await services.store.member_stats("alice") == before  # nothing stored changed
+    clock.advance(days=1)
+    msgs, _ = await run(ActionCheckIn(), tracker("打卡"))
+    assert msgs[0]["earned"] == 9 and msgs[0]["points"] == before.points + 9

@@ -94,7 +94,18 @@ def test_hours_answer_is_generated_so_it_cannot_contradict_itself(tmp_path: Path
     assert "大部分" not in each and "店0：8:00–22:30" in each and "店2：9:00–18:00" in each
 
 
-@pytest.mark.parametrize("bad", ["8点到22点", "25:00–26:00", "8:00"])
+@pytest.mark.parametrize("bad", ["25:00–26:00", "8:00", "7:30-"])
 def test_hours_must_look_like_hours(tmp_path: Path, bad: str) -> None:
     with pytest.raises(config.ConfigError, match="opening_hours"):
         _brand(tmp_path, bad, [None])
+
+
+def test_hours_described_in_words_are_quoted_store_by_store(tmp_path: Path) -> None:
+    # The format before this version: a sentence, and every store's own hours.
+    described = "大部分门店每天 7:30–21:00 营业，节假日照常开门"
+    with pytest.raises(config.ConfigError, match="every store needs its own hours"):
+        _brand(tmp_path, described, [None, "7:00–22:00"])
+    brand = _brand(tmp_path, described, ["7:30–21:00", "周一至周五 7:00–22:00，周末休息"])
+    answer = opening_hours_text(domain(), brand)
+    assert "大部分" not in answer and "所有门店" not in answer
+    assert "店0：7:30–21:00" in answer and "店1：周一至周五 7:00–22:00，周末休息" in answer

@@ -115,3 +115,30 @@ def test_action_server_starts_on_the_last_good_copy(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "1"
     assert "lucky_draw.daily_limit" in proc.stderr  # reported, with file:line:field
+
+
+@pytest.mark.parametrize("broken", ["2026: x\n", "checkin:\n  2026-01-01: 5\n", "- a\n- b\n",
+                                    "x: " + "[" * 5000 + "]" * 5000 + "\n"])
+def test_any_malformed_file_is_a_reported_problem_never_a_crash(
+    tmp_path: Path, broken: str,
+) -> None:
+    path = tmp_path / "games.yml"
+    _write(path, GOOD)
+    live = _live(tmp_path)
+    _write(path, broken)
+    assert live.value.checkin.base_points == 5
+    assert live.problem is not None and "games.yml" in live.problem.message
+    restarted = _live(tmp_path)  # and a restart on it serves the last good copy
+    assert restarted.value.checkin.base_points == 5
+
+
+def test_brand_id_cannot_change_under_a_running_process(tmp_path: Path) -> None:
+    from qunzhu.config import brand_loader
+
+    text = (ROOT / "data" / "brand.yml").read_text(encoding="utf-8")
+    path = tmp_path / "brand.yml"
+    _write(path, text)
+    live = LiveFile("brand", path, brand_loader(), keep=tmp_path / "keep", check_every_s=0)
+    _write(path, text.replace("id: xiaoman", "id: other").replace("name: 小满咖啡", "name: 新名"))
+    assert live.value.id == "xiaoman" and live.value.name == "小满咖啡"
+    assert live.problem is not None and "brand.id" in live.problem.message

@@ -58,9 +58,10 @@ async def _check_in(store: GameStore, user: str, now: int, msgid: str,
 
 async def test_ties_rank_whoever_reached_the_score_first(store: GameStore) -> None:
     base = 1_795_000_000
-    # 阿强 checks in before 莉莉 and 小红: reverse-alphabetical ids must not matter.
+    # 阿强 checks in before 莉莉 and 小红 — in the same second: neither reverse-alphabetical
+    # ids nor the clock's resolution may decide.
     for i, user in enumerate(["aqiang", "lili", "xiaohong"]):
-        await _check_in(store, user, base + i, f"m{i}")
+        await _check_in(store, user, base, f"m{i}")
     top = await store.leaderboard("g1", 10)
     assert [(s.user, s.score, s.rank) for s in top] == [
         ("aqiang", 5, 1), ("lili", 5, 2), ("xiaohong", 5, 3)]
@@ -99,3 +100,10 @@ async def test_leaderboard_shows_names_in_check_in_order(
     assert not any(i in rows for i in ("aqiang", "xiaohong", "wm_fyhkn8xo", "n8xo"))
     assert msgs[0]["rank"] == 2  # what she is told matches where she is listed
     assert all("{" not in t for t in texts(msgs))
+
+
+async def test_a_name_never_becomes_markdown(redis_client: aioredis.Redis) -> None:
+    book = NameBook(redis_client, TEST_BRAND)
+    await book.remember_group("g1", "群", {"u1": "[领奖](http://x.cn) <font>*#`"}, 60)
+    name = await book.member("g1", "u1")
+    assert not any(ch in name for ch in "[]()<>*#`") and "领奖" in name

@@ -164,13 +164,32 @@ class WeComApi:
         return (await self.group_chat(chat_id)).members
 
     async def person_name(self, userid: str) -> str:
-        """An employee's name (user/get) or an external contact's (externalcontact/get)."""
+        """An employee's name (user/get) or an external contact's (externalcontact/get).
+
+        The id's prefix picks the likelier API first (external ids start wm/wo, but an
+        admin may name an employee "woody"); a refusal tries the other one.
+        """
+        lookups = [self._employee_name, self._contact_name]
         if is_external(userid):
-            doc = await self._call("externalcontact/get", query={"external_userid": userid})
-            contact = doc.get("external_contact")
-            return str(contact.get("name") or "") if isinstance(contact, dict) else ""
+            lookups.reverse()
+        try:
+            return await lookups[0](userid)
+        except WeComApiError as first:
+            if first.transient:
+                raise
+            try:
+                return await lookups[1](userid)
+            except WeComApiError:
+                raise first from None
+
+    async def _employee_name(self, userid: str) -> str:
         doc = await self._call("user/get", query={"userid": userid})
         return str(doc.get("name") or "")
+
+    async def _contact_name(self, userid: str) -> str:
+        doc = await self._call("externalcontact/get", query={"external_userid": userid})
+        contact = doc.get("external_contact")
+        return str(contact.get("name") or "") if isinstance(contact, dict) else ""
 
     async def send_text(self, agent_id: str, userid: str, content: str) -> None:
         """Reply 1:1 through the app (message/send)."""

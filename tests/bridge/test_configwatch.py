@@ -87,3 +87,26 @@ async def test_a_broken_games_file_is_reported_once_and_never_silences_anything(
             assert (await _json(session, f"{base}/healthz"))[1]["config_errors"] == {}
     finally:
         await server.close()
+
+
+def test_webhook_keys_of_a_reloaded_groups_file_are_redacted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from bot import logsafe
+    from bot.configwatch import load_groups
+
+    logsafe.install([])
+    try:
+        caplog.handler.addFilter(logsafe._installed[-1])
+        path = tmp_path / "groups.yml"
+        key = "brand-new-webhook-key-0123456789"
+        path.write_text(f"groups:\n  - chatid: g9\n    name: 新群\n    webhook_key: {key}\n",
+                        encoding="utf-8")
+        directory = load_groups(path, path.read_text(encoding="utf-8"))
+        assert directory.robot("g9") is not None
+        logging.getLogger("qz.test").warning("posting with %s", key)
+        assert key not in caplog.text and "***" in caplog.text
+    finally:
+        logsafe._installed.pop()

@@ -81,3 +81,22 @@ async def test_a_turn_only_notes_the_member_and_the_loop_names_them(
     finally:
         resolver.stop()
         await task
+
+
+async def test_an_employee_whose_id_looks_external_is_still_named(
+    resolver: NameResolver, sim: Sim,
+) -> None:
+    sim.state.groups["staff"].members["woody"] = SimMember("woody", "伍迪", 0, type=1)
+    await resolver.resolve("g1", "woody")  # externalcontact/get refuses; user/get answers
+    assert await resolver.book.member("g1", "woody") == "伍迪"
+
+
+async def test_a_newcomer_missing_from_an_older_list_gets_the_group_listed_again(
+    resolver: NameResolver, sim: Sim, redis_client: aioredis.Redis,
+) -> None:
+    await resolver.resolve("g1", "alice")
+    sim.state.groups["g1"].members["wm_new1"] = SimMember("wm_new1", "新朋友", 0, type=2)
+    await redis_client.delete(resolver.book.keys.listed("g1"))  # five minutes later
+    await resolver.resolve("g1", "wm_new1")
+    assert await resolver.book.member("g1", "wm_new1") == "新朋友"
+    assert ("externalcontact/get", "wm_new1") not in sim.state.directory_lookups  # the list had it

@@ -287,7 +287,7 @@ async def test_redis_that_comes_back_empty_does_not_leave_the_bridge_stuck(
     make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
     redis_client: aioredis.Redis,
 ) -> None:
-    stand_in, server = rasa
+    _stand_in, server = rasa
     await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
     await live.callbacks.member_says("g5", "alice", "打卡", base_url=live.url, bot_name="福利官")
     await eventually(lambda: len(bot_lines(live, "g5")) == 1)
