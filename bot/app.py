@@ -143,6 +143,7 @@ def create_app(
                 bot_names=lambda: (brand.value.bot_name,),
                 reclaim_idle_ms=settings.reclaim_idle_ms,
                 turn_ttl_s=settings.dedupe_ttl_s, post=post, names=names,
+                fresh_s=settings.turn_fresh_s,
             )
             runners.append((worker.stop, asyncio.create_task(worker.run())))
             runners.append((names.stop, asyncio.create_task(names.run())))

@@ -22,6 +22,7 @@ class BridgeSettings:
     redis_url: str = "redis://127.0.0.1:6390/0"
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_timeout_s: float = 8.0
+    turn_fresh_s: float = 90.0
     wecom_api_base: str = "https://qyapi.weixin.qq.com"
     groups_file: Path = Path("data/groups.yml")
     workers: int = 16
@@ -46,6 +47,7 @@ class BridgeSettings:
             redis_url=env.redis_url(),
             rasa_url=",".join(RasaReplicas.parse(env.get("RASA_URL")).urls),
             rasa_timeout_s=float(env.get("BRIDGE_RASA_TIMEOUT_S")),
+            turn_fresh_s=float(env.get("BRIDGE_TURN_FRESH_S")),
             wecom_api_base=env.get("WECOM_API_BASE").rstrip("/"),
             groups_file=groups if groups.is_absolute() else env.PROJECT_ROOT / groups,
             workers=int(env.get("BRIDGE_WORKERS")),

@@ -30,6 +30,15 @@ from qunzhu.textnorm import strip_invisible, strip_mentions
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 2000
+RETRY_FIRST_S = 1.0  # a failed turn is asked again after 1, 2, 4, 8, 8 … seconds
+RETRY_MAX_S = 8.0
+
+
+def _float(value: str | None, default: float) -> float:
+    try:
+        return float(value) if value else default
+    except ValueError:
+        return default
 
 
 def canned_reply(msgtype: str) -> str:
@@ -63,6 +72,7 @@ class TurnWorker:
         turn_ttl_s: int,
         post: Any,
         names: NameResolver,
+        fresh_s: float = 90.0,
     ) -> None:
         self._store = store
         self._session = session
@@ -79,6 +89,7 @@ class TurnWorker:
         self._turn_ttl_s = turn_ttl_s
         self._post = post  # async (Post, idem) -> post id: the outbox
         self._names = names
+        self._fresh_s = fresh_s  # how long a failed turn is retried before the busy reply
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
 
@@ -141,10 +152,11 @@ class TurnWorker:
             kind = entry.fields.get("kind", "")
             payload = json.loads(entry.fields.get("payload", "{}"))
             dedupe = entry.fields.get("dedupe", entry.id)
+            received = _float(entry.fields.get("received_at"), self._clock.now())
             if kind == "aibot_message":
-                await self._aibot_message(dedupe, payload)
+                await self._aibot_message(dedupe, payload, received)
             elif kind == "app_message":
-                await self._app_message(dedupe, payload)
+                await self._app_message(dedupe, payload, received)
             elif kind == "app_event":
                 await self._app_event(payload)
             async with self._store.r.pipeline(transaction=True) as pipe:
@@ -162,7 +174,7 @@ class TurnWorker:
     # ------------------------------------------------------------------ kinds
     async def _replies_for(
         self, dedupe: str, conversation_id: str, text: str, metadata: dict[str, str],
-        msgtype: str,
+        msgtype: str, received: float,
     ) -> tuple[list[str], bool]:
         """The turn's reply texts (from Rasa, or saved by an earlier attempt); replied yet?"""
         saved = await self._store.turn_result(dedupe)
@@ -171,21 +183,49 @@ class TurnWorker:
         if not text:
             texts = [self._texts.say(canned_reply(msgtype))]
         else:
+            answered = await self._ask_rasa(conversation_id, text, metadata, received)
+            if answered is None:
+                await self._store.incr("rasa_failures")
+                texts = [self._texts.say("utter_busy")]
+            else:
+                texts = answered
+        await self._store.save_turn(dedupe, texts, self._turn_ttl_s)
+        return texts, False
+
+    async def _ask_rasa(self, conversation_id: str, text: str, metadata: dict[str, str],
+                        received: float) -> list[str] | None:
+        """Rasa's replies, retried while the message is fresh; None when it never answered.
+
+        Every intent leads to an action that says something, so an empty answer is a
+        failure too: Rasa answers 200 with nothing when the action server is down ("the
+        actions events are lost"). Game actions are idempotent on the member's message, so
+        asking again cannot pay twice.
+        """
+        delay = RETRY_FIRST_S
+        while True:
             try:
                 replies = await rasa_client.turn(
                     self._session, self._rasa, conversation_id, text, metadata,
                     self._rasa_timeout_s,
                 )
                 texts = rasa_client.reply_texts(replies)
-                await self._store.incr("rasa_turns")
+                if texts:
+                    await self._store.incr("rasa_turns")
+                    return texts
+                await self._store.incr("rasa_empty_turns")
+                why = "an empty answer (actions unavailable?)"
             except rasa_client.RasaUnavailable as exc:
-                log.warning("turn for %s fell back: %s", conversation_id, exc)
-                await self._store.incr("rasa_failures")
-                texts = [self._texts.say("utter_busy")]
-        await self._store.save_turn(dedupe, texts, self._turn_ttl_s)
-        return texts, False
+                await self._store.incr("rasa_unavailable")
+                why = str(exc)
+            if self._clock.now() + delay > received + self._fresh_s:
+                log.warning("turn for a member failed (%s); answering busy", why)
+                return None
+            log.info("turn for a member failed (%s); retrying in %.0f s", why, delay)
+            await self._store.incr("turn_retries")
+            await self._clock.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
 
-    async def _aibot_message(self, dedupe: str, msg: dict[str, Any]) -> None:
+    async def _aibot_message(self, dedupe: str, msg: dict[str, Any], received: float) -> None:
         text = clean_text(str(msg.get("text", "")), self._bot_names())
         chatid, userid = str(msg.get("chatid", "")), str(msg.get("userid", ""))
         conversation_id = f"{chatid}:{userid}" if chatid else userid
@@ -193,7 +233,7 @@ class TurnWorker:
                     "chattype": str(msg.get("chattype", ""))}
         await self._names.note(chatid, userid)
         texts, replied = await self._replies_for(dedupe, conversation_id, text, metadata,
-                                                 str(msg.get("msgtype", "")))
+                                                 str(msg.get("msgtype", "")), received)
         if replied or not texts:
             return
         in_group = msg.get("chattype") == "group"
@@ -211,13 +251,13 @@ class TurnWorker:
         await self._store.mark_replied(dedupe)
         await self._store.incr("replies")
 
-    async def _app_message(self, dedupe: str, msg: dict[str, Any]) -> None:
+    async def _app_message(self, dedupe: str, msg: dict[str, Any], received: float) -> None:
         userid = str(msg.get("userid", ""))
         text = clean_text(str(msg.get("text", "")), self._bot_names())
         metadata = {"msgid": str(msg.get("msgid", "")), "chatid": "", "userid": userid,
                     "chattype": "single"}
         texts, replied = await self._replies_for(dedupe, userid, text, metadata,
-                                                 str(msg.get("msgtype", "")))
+                                                 str(msg.get("msgtype", "")), received)
         if replied or not texts:
             return
         with contextlib.suppress(WeComApiError):

@@ -47,7 +47,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RASA_URL", "http://127.0.0.1:{QZ_RASA_PORT}",
             "the Rasa server(s) the bridge sends turns to (follows QZ_RASA_PORT); several, "
             "comma-separated, share turns"),
-    Setting("BRIDGE_RASA_TIMEOUT_S", "8", "how long a turn may take before the polite fallback"),
+    Setting("BRIDGE_RASA_TIMEOUT_S", "8", "how long one Rasa call may take before it is retried"),
+    Setting("BRIDGE_TURN_FRESH_S", "90",
+            "how long a failed turn is retried before the member gets the busy reply"),
     Setting("BRIDGE_WORKERS", "16", "turns processed at once per bridge process"),
     Setting("BRIDGE_SEND_CONCURRENCY", "64", "webhook posts in flight at once per bridge"),
     Setting("BRIDGE_ROLES", "turns,sender,handoff", "background loops this bridge process runs"),

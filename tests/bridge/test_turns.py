@@ -35,12 +35,16 @@ class RasaStandIn:
         self.turns: list[dict[str, Any]] = []
         self.delay_s = 0.0
         self.finished = 0
+        self.empty_answers = 0  # answer [] this many times: the action server is down
 
     async def webhook(self, request: web.Request) -> web.Response:
         doc = await request.json()
         self.turns.append(doc)
         await asyncio.sleep(self.delay_s)
         self.finished += 1
+        if self.empty_answers > 0:
+            self.empty_answers -= 1
+            return web.json_response([])
         return web.json_response([{"recipient_id": doc["sender"],
                                    "text": f"打卡成功 ✅ 你说的是「{doc['message']}」"}])
 
@@ -121,12 +125,33 @@ async def test_slow_rasa_never_delays_the_callback(
 async def test_rasa_down_gets_a_polite_reply_and_is_counted(
     make_bridge: BridgeFactory, live: Sim, redis_client: aioredis.Redis,
 ) -> None:
-    await wired(make_bridge, live, "http://127.0.0.1:9")
+    await wired(make_bridge, live, "http://127.0.0.1:9", turn_fresh_s=2.5)
     await live.callbacks.member_says("g2", "alice", "打卡", base_url=live.url, bot_name="福利官")
     await eventually(lambda: len(bot_lines(live, "g2")) == 1)
     reply = bot_lines(live, "g2")[0]
     assert any(reply.endswith(b) for b in BUSY)
-    assert await redis_client.hget("qz:{bridge}:metrics", "rasa_failures") == b"1"
+    metrics = await redis_client.hgetall("qz:{bridge}:metrics")
+    assert metrics[b"rasa_failures"] == b"1"  # one member answered busy …
+    assert int(metrics[b"turn_retries"]) >= 1  # … after asking again while it was fresh
+
+
+async def test_lost_action_events_are_a_failure_retried_until_the_member_is_answered(
+    make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
+    redis_client: aioredis.Redis,
+) -> None:
+    stand_in, server = rasa
+    stand_in.empty_answers = 2  # Rasa says 200 [] while the action server is down
+    await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
+    await live.callbacks.member_says("g6", "alice", "打卡", base_url=live.url, bot_name="福利官")
+    await eventually(lambda: len(bot_lines(live, "g6")) == 1)
+    await asyncio.sleep(0.5)
+    [reply] = bot_lines(live, "g6")
+    assert "打卡成功" in reply  # the real answer, not silence and not the busy reply
+    assert len(stand_in.turns) == 3
+    assert {t["metadata"]["msgid"] for t in stand_in.turns} == {stand_in.turns[0]["metadata"][
+        "msgid"]}  # the same message each time: the game scripts replay, never pay twice
+    metrics = await redis_client.hgetall("qz:{bridge}:metrics")
+    assert metrics[b"rasa_empty_turns"] == b"2" and b"rasa_failures" not in metrics
 
 
 async def test_an_image_gets_a_kind_text_only_reply_without_a_turn(
