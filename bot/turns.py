@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 2000
 RETRY_FIRST_S = 1.0  # a failed turn is asked again after 1, 2, 4, 8, 8 … seconds
 RETRY_MAX_S = 8.0
+Touch = Callable[[], Awaitable[None]]
 
 
 def _float(value: str | None, default: float) -> float:
@@ -91,6 +92,7 @@ class TurnWorker:
         self._names = names
         self._fresh_s = fresh_s  # how long a failed turn is retried before the busy reply
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_progress: set[str] = set()  # entry ids this process is working on
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -127,9 +129,11 @@ class TurnWorker:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _spawn(self, entry: Entry) -> None:
+        self._in_progress.add(entry.id)
         task = asyncio.create_task(self._process(entry))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _t: self._in_progress.discard(entry.id))
 
     async def _reclaim(self) -> None:
         start = "0-0"
@@ -142,6 +146,8 @@ class TurnWorker:
                 if not entry.fields:
                     await self._store.r.xack(INBOX, WORKERS, entry.id)
                     continue
+                if entry.id in self._in_progress:
+                    continue  # ours, still being retried: not a dead worker's
                 await self._sem.acquire()
                 self._spawn(entry)
             if start == "0-0":
@@ -153,10 +159,16 @@ class TurnWorker:
             payload = json.loads(entry.fields.get("payload", "{}"))
             dedupe = entry.fields.get("dedupe", entry.id)
             received = _float(entry.fields.get("received_at"), self._clock.now())
+
+            async def still_mine() -> None:
+                """While retrying, keep the entry from looking idle (or it is reclaimed)."""
+                await self._store.r.xclaim(INBOX, WORKERS, self._consumer, 0, [entry.id],
+                                           justid=True)
+
             if kind == "aibot_message":
-                await self._aibot_message(dedupe, payload, received)
+                await self._aibot_message(dedupe, payload, received, still_mine)
             elif kind == "app_message":
-                await self._app_message(dedupe, payload, received)
+                await self._app_message(dedupe, payload, received, still_mine)
             elif kind == "app_event":
                 await self._app_event(payload)
             async with self._store.r.pipeline(transaction=True) as pipe:
@@ -174,7 +186,7 @@ class TurnWorker:
     # ------------------------------------------------------------------ kinds
     async def _replies_for(
         self, dedupe: str, conversation_id: str, text: str, metadata: dict[str, str],
-        msgtype: str, received: float,
+        msgtype: str, received: float, still_mine: Touch,
     ) -> tuple[list[str], bool]:
         """The turn's reply texts (from Rasa, or saved by an earlier attempt); replied yet?"""
         saved = await self._store.turn_result(dedupe)
@@ -183,7 +195,8 @@ class TurnWorker:
         if not text:
             texts = [self._texts.say(canned_reply(msgtype))]
         else:
-            answered = await self._ask_rasa(conversation_id, text, metadata, received)
+            answered = await self._ask_rasa(conversation_id, text, metadata, received,
+                                            still_mine)
             if answered is None:
                 await self._store.incr("rasa_failures")
                 texts = [self._texts.say("utter_busy")]
@@ -193,7 +206,7 @@ class TurnWorker:
         return texts, False
 
     async def _ask_rasa(self, conversation_id: str, text: str, metadata: dict[str, str],
-                        received: float) -> list[str] | None:
+                        received: float, still_mine: Touch) -> list[str] | None:
         """Rasa's replies, retried while the message is fresh; None when it never answered.
 
         Every intent leads to an action that says something, so an empty answer is a
@@ -222,10 +235,12 @@ class TurnWorker:
                 return None
             log.info("turn for a member failed (%s); retrying in %.0f s", why, delay)
             await self._store.incr("turn_retries")
+            await still_mine()
             await self._clock.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
 
-    async def _aibot_message(self, dedupe: str, msg: dict[str, Any], received: float) -> None:
+    async def _aibot_message(self, dedupe: str, msg: dict[str, Any], received: float,
+                             still_mine: Touch) -> None:
         text = clean_text(str(msg.get("text", "")), self._bot_names())
         chatid, userid = str(msg.get("chatid", "")), str(msg.get("userid", ""))
         conversation_id = f"{chatid}:{userid}" if chatid else userid
@@ -233,7 +248,8 @@ class TurnWorker:
                     "chattype": str(msg.get("chattype", ""))}
         await self._names.note(chatid, userid)
         texts, replied = await self._replies_for(dedupe, conversation_id, text, metadata,
-                                                 str(msg.get("msgtype", "")), received)
+                                                 str(msg.get("msgtype", "")), received,
+                                                 still_mine)
         if replied or not texts:
             return
         in_group = msg.get("chattype") == "group"
@@ -251,13 +267,15 @@ class TurnWorker:
         await self._store.mark_replied(dedupe)
         await self._store.incr("replies")
 
-    async def _app_message(self, dedupe: str, msg: dict[str, Any], received: float) -> None:
+    async def _app_message(self, dedupe: str, msg: dict[str, Any], received: float,
+                           still_mine: Touch) -> None:
         userid = str(msg.get("userid", ""))
         text = clean_text(str(msg.get("text", "")), self._bot_names())
         metadata = {"msgid": str(msg.get("msgid", "")), "chatid": "", "userid": userid,
                     "chattype": "single"}
         texts, replied = await self._replies_for(dedupe, userid, text, metadata,
-                                                 str(msg.get("msgtype", "")), received)
+                                                 str(msg.get("msgtype", "")), received,
+                                                 still_mine)
         if replied or not texts:
             return
         with contextlib.suppress(WeComApiError):

@@ -140,18 +140,19 @@ async def test_lost_action_events_are_a_failure_retried_until_the_member_is_answ
     redis_client: aioredis.Redis,
 ) -> None:
     stand_in, server = rasa
-    stand_in.empty_answers = 2  # Rasa says 200 [] while the action server is down
-    await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
+    stand_in.empty_answers = 3  # Rasa says 200 [] while the action server is down
+    # Entries idle for 200 ms count as a dead worker's: the retrying one must not be taken.
+    await wired(make_bridge, live, str(server.make_url("")).rstrip("/"), reclaim_idle_ms=200)
     await live.callbacks.member_says("g6", "alice", "打卡", base_url=live.url, bot_name="福利官")
     await eventually(lambda: len(bot_lines(live, "g6")) == 1)
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(2.0)  # a second worker taking the entry would answer again by now
     [reply] = bot_lines(live, "g6")
     assert "打卡成功" in reply  # the real answer, not silence and not the busy reply
-    assert len(stand_in.turns) == 3
+    assert len(stand_in.turns) == 4
     assert {t["metadata"]["msgid"] for t in stand_in.turns} == {stand_in.turns[0]["metadata"][
         "msgid"]}  # the same message each time: the game scripts replay, never pay twice
     metrics = await redis_client.hgetall("qz:{bridge}:metrics")
-    assert metrics[b"rasa_empty_turns"] == b"2" and b"rasa_failures" not in metrics
+    assert metrics[b"rasa_empty_turns"] == b"3" and b"rasa_failures" not in metrics
 
 
 async def test_an_image_gets_a_kind_text_only_reply_without_a_turn(
