@@ -81,21 +81,73 @@ def _wait(what: str, ready: Callable[[], bool], proc: subprocess.Popen[bytes] | 
         time.sleep(0.25)
 
 
+RESTART_LIMIT = 5  # restarts of one part within RESTART_WINDOW_S before giving up
+RESTART_WINDOW_S = 600.0
+RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0)
+
+
+@dataclass
+class Child:
+    """One started part: how to start it again, and its recent restarts."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes]
+    restarts: list[float] = field(default_factory=list)  # monotonic times
+    restart_at: float | None = None  # when a restart is due (after its back-off)
+
+
 @dataclass
 class Stack:
-    """The processes of one `make run`, stopped in reverse order."""
+    """The processes of one `make run`: restarted when one dies, stopped in reverse order.
 
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    A part that dies is started again after a growing pause (1, 2, 4, 8, 16 s); one that
+    dies more than RESTART_LIMIT times in ten minutes stops the whole stack with a clear
+    message. In a deployment each part is its own command and the platform's restart
+    policy plays this role.
+    """
+
+    children: list[Child] = field(default_factory=list)
+
+    @property
+    def procs(self) -> list[tuple[str, subprocess.Popen[bytes]]]:
+        """(name, process) of every part, oldest first."""
+        return [(c.name, c.proc) for c in self.children]
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         """Start a child in its own process group so Ctrl-C reaches us first."""
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)
-        self.procs.append((name, proc))
+        self.children.append(Child(name, argv, env, proc))
         return proc
+
+    def supervise(self, now: float) -> str | None:
+        """Restart parts that died (after their back-off); the name of one that gave up."""
+        for child in self.children:
+            if child.proc.poll() is None:
+                continue
+            if child.restart_at is None:
+                child.restarts = [t for t in child.restarts if now - t < RESTART_WINDOW_S]
+                if len(child.restarts) >= RESTART_LIMIT:
+                    return child.name
+                pause = RESTART_BACKOFF_S[min(len(child.restarts), len(RESTART_BACKOFF_S) - 1)]
+                child.restart_at = now + pause
+                print(f"qunzhu: {child.name} stopped (exit code {child.proc.returncode}); "
+                      f"starting it again in {pause:.0f} s "
+                      f"(restart {len(child.restarts) + 1} of {RESTART_LIMIT})",
+                      file=sys.stderr, flush=True)
+            elif now >= child.restart_at:
+                child.proc = subprocess.Popen(child.argv, cwd=ROOT, env=child.env,
+                                              start_new_session=True)
+                child.restarts.append(now)
+                child.restart_at = None
+                print(f"qunzhu: {child.name} started again", file=sys.stderr, flush=True)
+        return None
 
     def stop(self) -> None:
         """SIGTERM each child, newest first, waiting for it (Redis goes last); SIGKILL hangs."""
-        for name, proc in reversed(self.procs):
+        for child in reversed(self.children):
+            name, proc = child.name, child.proc
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
             try:
@@ -104,7 +156,7 @@ class Stack:
                 print(f"qunzhu: {name} did not stop, killing it", file=sys.stderr)
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        self.procs.clear()
+        self.children.clear()
 
 
 def start_embedded_redis(stack: Stack, env: dict[str, str]) -> str:
@@ -264,12 +316,14 @@ def main(argv: list[str] | None = None) -> int:
             chat([])
         else:
             print("qunzhu: running; press Ctrl-C to stop")
-            while all(proc.poll() is None for _, proc in stack.procs):
-                time.sleep(1)
-            dead = [name for name, proc in stack.procs if proc.poll() is not None]
-            if dead:
-                print(f"qunzhu: {', '.join(dead)} stopped unexpectedly", file=sys.stderr)
-                return 1
+            while True:
+                gave_up = stack.supervise(time.monotonic())
+                if gave_up:
+                    print(f"qunzhu: {gave_up} keeps stopping ({RESTART_LIMIT} restarts in "
+                          f"{RESTART_WINDOW_S / 60:.0f} minutes); stopping everything — "
+                          "see its messages above", file=sys.stderr)
+                    return 1
+                time.sleep(0.5)
     except KeyboardInterrupt:
         print("\nqunzhu: stopping…")
     except RuntimeError as exc:
