@@ -37,6 +37,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("QZ_CHAT_GROUP", "sandbox", "chat id the terminal chat uses for its group"),
     Setting("QZ_CHAT_USER", "xiaoming", "sandbox member the terminal chat starts as"),
     Setting("QZ_SHOW_DEPRECATIONS", "", "1 = show the libraries' deprecation notices again"),
+    Setting("QZ_FUZZ_EXAMPLES", "10000", "tests only: generated inputs per bridge route"),
     # The WeCom bridge (bot/).
     Setting("BRIDGE_HOST", "127.0.0.1", "address the bridge listens on"),
     Setting("BRIDGE_PORT", "5080", "port of the bridge (WeCom callbacks and the HTTP API)"),
