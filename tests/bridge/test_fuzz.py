@@ -156,6 +156,14 @@ def test_unauthenticated_callbacks(bridge: Any, params: dict[str, str],
 
 AIBOT_CRYPTO = WeComCrypto(TOKEN, AES_KEY, "", clock=lambda: NOW)
 APP_CRYPTO = WeComCrypto(TOKEN, AES_KEY, CORP_ID, clock=lambda: NOW)
+
+
+def _signed(crypto: WeComCrypto, plaintext: str) -> tuple[str, str]:
+    """The signed query string and the encrypt field of a callback carrying `plaintext`."""
+    env = crypto.seal(plaintext.encode("utf-8", "surrogatepass").decode("utf-8", "replace"))
+    query = urlencode({"msg_signature": env.msg_signature, "timestamp": env.timestamp,
+                       "nonce": env.nonce})
+    return query, env.encrypt
 messages = st.fixed_dictionaries(
     {"msgid": st.text(max_size=12) | json_values, "msgtype": st.sampled_from(
         ["text", "mixed", "image", "voice", "file", "event", "stream", "x"]) | json_values},
@@ -168,15 +176,12 @@ messages = st.fixed_dictionaries(
 @fuzz(PER_ROUTE // 2)
 @given(plaintext=messages.map(lambda m: json.dumps(m)) | json_values.map(json.dumps)
        | st.text(max_size=300))
-def test_signed_aibot_callbacks_with_any_plaintext(bridge: Any, redis_url: str,
-                                                   plaintext: str) -> None:
+def test_signed_aibot_callbacks_with_any_plaintext(bridge: Any, plaintext: str) -> None:
     r, conn, watch = bridge
     before = depths(r)
-    env = AIBOT_CRYPTO.seal(plaintext.encode("utf-8", "surrogatepass").decode("utf-8", "replace"))
-    query = urlencode({"msg_signature": env.msg_signature, "timestamp": env.timestamp,
-                       "nonce": env.nonce})
+    query, encrypt = _signed(AIBOT_CRYPTO, plaintext)
     status = request(conn, "POST", f"/wecom/aibot?{query}",
-                     json.dumps({"encrypt": env.encrypt}).encode())
+                     json.dumps({"encrypt": encrypt}).encode())
     _check(status, before, r, watch)
 
 
@@ -193,14 +198,11 @@ app_plaintexts = st.builds(
 
 @fuzz(PER_ROUTE // 2)
 @given(plaintext=app_plaintexts)
-def test_signed_app_callbacks_with_any_plaintext(bridge: Any, redis_url: str,
-                                                 plaintext: str) -> None:
+def test_signed_app_callbacks_with_any_plaintext(bridge: Any, plaintext: str) -> None:
     r, conn, watch = bridge
     before = depths(r)
-    env = APP_CRYPTO.seal(plaintext.encode("utf-8", "surrogatepass").decode("utf-8", "replace"))
-    query = urlencode({"msg_signature": env.msg_signature, "timestamp": env.timestamp,
-                       "nonce": env.nonce})
-    body = f"<xml><ToUserName>{CORP_ID}</ToUserName><Encrypt>{env.encrypt}</Encrypt></xml>"
+    query, encrypt = _signed(APP_CRYPTO, plaintext)
+    body = f"<xml><ToUserName>{CORP_ID}</ToUserName><Encrypt>{encrypt}</Encrypt></xml>"
     status = request(conn, "POST", f"/wecom/app?{query}", body.encode())
     _check(status, before, r, watch)
 
