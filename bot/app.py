@@ -156,7 +156,8 @@ def create_app(
             runners.append((sender.stop, asyncio.create_task(sender.run())))
         if background.handoff:
             relay = HandoffRelay(store, f"qz:{{{brand.value.id}}}:handoff", groups, texts_,
-                                 post, settings.consumer, names)
+                                 post, settings.consumer, names,
+                                 reclaim_idle_ms=settings.reclaim_idle_ms)
             runners.append((relay.stop, asyncio.create_task(relay.run())))
         yield
         for stop, _task in runners:

@@ -48,8 +48,10 @@ class HandoffRelay:
     """Reads the brand's handoff stream with a consumer group and posts to staff."""
 
     def __init__(self, store: BridgeStore, stream: str, directory: Callable[[], Directory],
-                 texts: Texts, post: PostFn, consumer: str, names: NameResolver) -> None:
+                 texts: Texts, post: PostFn, consumer: str, names: NameResolver,
+                 reclaim_idle_ms: int = 60_000) -> None:
         self._store = store
+        self._reclaim_idle_ms = reclaim_idle_ms
         self._stream = stream
         self._directory = directory
         self._names = names
@@ -63,11 +65,21 @@ class HandoffRelay:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Pending first (a restart), then new requests."""
+        """Pending first (a restart), requests a dead relay left (by idle time), then new ones.
+
+        A relay that read a request and died before acknowledging it leaves it pending under
+        its consumer name; without the idle-time reclaim a member who asked for a person
+        would never be relayed if that relay never came back under the same name.
+        """
         await self._store.ensure_group_patiently(self._stream, GROUP)
         cursor = "0"
+        loop = asyncio.get_running_loop()
+        last_reclaim = -1e9
         while not self._stopping.is_set():
             try:
+                if loop.time() - last_reclaim >= max(1.0, self._reclaim_idle_ms / 3000):
+                    last_reclaim = loop.time()
+                    await self._reclaim()
                 rows = await self._store.r.xreadgroup(
                     GROUP, self._consumer, {self._stream: cursor}, count=50, block=1000
                 )
@@ -80,6 +92,19 @@ class HandoffRelay:
                 log.warning("handoff relay paused (%s)", type(exc).__name__)
                 await self._store.recover_group(self._stream, GROUP, exc)
                 await asyncio.sleep(1)
+
+    async def _reclaim(self) -> None:
+        """Deliver requests other relays read and left unacknowledged for too long."""
+        start = "0-0"
+        while True:
+            reply = await self._store.r.xautoclaim(self._stream, GROUP, self._consumer,
+                                                   self._reclaim_idle_ms, start_id=start,
+                                                   count=50)
+            start = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+            for entry in entries(reply[1]):
+                await self.deliver(entry.id, entry.fields)
+            if start == "0-0":
+                return
 
     async def deliver(self, entry_id: str, fields: dict[str, str]) -> None:
         """One staff post per request (idempotent on the entry id), then acknowledge it."""

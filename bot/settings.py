@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,8 @@ class BridgeSettings:
             corp_secret=env.get("WECOM_CORP_SECRET"),
             api_token=env.get("BRIDGE_API_TOKEN"),
             roles=roles(env.get("BRIDGE_ROLES")),
+            consumer=env.get("BRIDGE_CONSUMER")
+            or f"bridge-{socket.gethostname()}-{env.get('BRIDGE_PORT')}",
         )
 
 

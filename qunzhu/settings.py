@@ -54,6 +54,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BRIDGE_WORKERS", "16", "turns processed at once per bridge process"),
     Setting("BRIDGE_SEND_CONCURRENCY", "64", "webhook posts in flight at once per bridge"),
     Setting("BRIDGE_ROLES", "turns,sender,handoff", "background loops this bridge process runs"),
+    Setting("BRIDGE_CONSUMER", "", "this process's name in the streams' consumer groups; unset ="
+            " bridge-<host>-<BRIDGE_PORT>, the same after a restart"),
     Setting("WECOM_TOKEN", "", "callback Token (secret); unset = callbacks refused"),
     Setting("WECOM_ENCODING_AES_KEY", "", "callback EncodingAESKey, 43 characters (secret)"),
     Setting("WECOM_CORP_ID", "", "CorpID: the app callback's receiveid and API identity"),

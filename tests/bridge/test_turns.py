@@ -325,3 +325,35 @@ async def test_redis_that_comes_back_empty_does_not_leave_the_bridge_stuck(
         "user": "bob", "group": "g5", "conversation_id": "g5:bob", "text": "转人工",
         "history": "[]", "at": "0"})
     await eventually(lambda: len(bot_lines(live, "staff")) == 1)
+
+
+async def test_a_handoff_left_pending_by_a_dead_relay_still_reaches_staff(
+    make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
+    redis_client: aioredis.Redis,
+) -> None:
+    _stand_in, server = rasa
+    stream = "qz:{xiaoman}:handoff"
+    await redis_client.xgroup_create(stream, "bridge", id="0", mkstream=True)
+    await redis_client.xadd(stream, {"user": "alice", "group": "g7", "conversation_id": "g7:alice",
+                                     "text": "转人工", "history": "[]", "at": "0"})
+    # A relay read it and died before posting: the request is pending under its name.
+    read = await redis_client.xreadgroup("bridge", "bridge-otherhost-5080", {stream: ">"})
+    assert read and len(read[0][1]) == 1
+    await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))  # another consumer
+    await eventually(lambda: len(bot_lines(live, "staff")) == 1)
+    assert "转人工" in bot_lines(live, "staff")[0]
+    for _ in range(100):  # acknowledged right after the post
+        if (await redis_client.xpending(stream, "bridge"))["pending"] == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert (await redis_client.xpending(stream, "bridge"))["pending"] == 0
+
+
+def test_a_restarted_bridge_keeps_its_consumer_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.settings import BridgeSettings
+
+    monkeypatch.setenv("BRIDGE_PORT", "5081")
+    first, second = BridgeSettings.from_env(), BridgeSettings.from_env()
+    assert first.consumer == second.consumer and first.consumer.endswith("-5081")
+    monkeypatch.setenv("BRIDGE_CONSUMER", "turns-a")
+    assert BridgeSettings.from_env().consumer == "turns-a"
