@@ -1,26 +1,31 @@
 """The bridge's HTTP API for actions and operators: queue a post, ask how it went.
 
-`POST /api/groups/{group}/messages` answers 202 with an id only once the post is in the
-Redis stream (so an accepted post is never lost); the same idempotency key returns the
-same id. Everything needs `Authorization: Bearer <BRIDGE_API_TOKEN>`.
+`POST /api/groups/{group}/messages` answers 202 with an id only once the post is durable:
+in the Redis stream, or — while Redis is down — fsynced to the bridge's disk spool, from
+which it moves into the stream under the same id when Redis is back. A full spool answers
+503: never accept and lose. The same idempotency key returns the same id. Everything needs
+`Authorization: Bearer <BRIDGE_API_TOKEN>`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from bot import appkeys
+from bot import appkeys, spooled
 from bot.outbox import Post, parse_request
-from bot.store import INBOX, OUTBOX
+from bot.spool import Spool, SpoolFull
+from bot.store import INBOX, OUTBOX, new_post_id
 from bot.wecom import safejson
 from bot.wecom.webhook import PayloadError
 
 log = logging.getLogger(__name__)
 MAX_API_BODY = 256 * 1024
+REDIS_WAIT_S = 2.0  # how long a post waits on Redis before it is spooled instead
 
 
 def _problem(status: int, message: str) -> web.Response:
@@ -35,10 +40,29 @@ def _authorised(request: web.Request) -> bool:
     return hmac.compare_digest(given[7:].encode(), token.encode())
 
 
-async def enqueue(app: web.Application, post: Post, idem: str) -> tuple[str, bool]:
+async def enqueue(app: web.Application, post: Post, idem: str,
+                  post_id: str = "") -> tuple[str, bool]:
     """Queue a post in the outbox (also used by the bridge's own welcome/handoff/replies)."""
     return await app[appkeys.STORE].enqueue(post.group, post.fields(), idem,
-                                            app[appkeys.CLOCK].now())
+                                            app[appkeys.CLOCK].now(), post_id=post_id)
+
+
+def _accepted(post_id: str, duplicate: bool, state: str = "queued") -> web.Response:
+    return web.json_response({"id": post_id, "status_url": f"/api/messages/{post_id}",
+                              "duplicate": duplicate, "state": state}, status=202)
+
+
+async def _spool_post(app: web.Application, spool: Spool, post: Post, idem: str,
+                      post_id: str) -> web.Response:
+    """202 once the post is fsynced to the spool; 503 if the spool is full."""
+    record = spooled.post_record(post_id, post.group, post.fields(), idem,
+                                 app[appkeys.CLOCK].now())
+    try:
+        await spool.put(record)
+    except SpoolFull as exc:
+        log.error("post refused: %s", exc)
+        return _problem(503, "queue unavailable and the spool is full, retry")
+    return _accepted(post_id, False, "spooled")
 
 
 async def post_message(request: web.Request) -> web.Response:
@@ -59,21 +83,35 @@ async def post_message(request: web.Request) -> web.Response:
     except PayloadError as exc:
         return _problem(400, str(exc))
     idem = request.headers.get("Idempotency-Key", "") or idem
+    spool = request.app[appkeys.SPOOL]
+    waiting = spool.find(f"idem:{idem}") if spool is not None and idem else None
+    if waiting is not None:
+        return _accepted(str(waiting["id"]), True, "spooled")
+    # The id is chosen here, so a post that reached Redis after we gave up waiting and was
+    # spooled as well is still one post (no idempotency key: the id is the key).
+    post_id = new_post_id()
+    if spool is not None and spool.pending:  # behind what waits, to keep the order
+        return await _spool_post(request.app, spool, post, idem, post_id)
     try:
-        post_id, new = await enqueue(request.app, post, idem)
-    except (RedisError, OSError) as exc:
+        post_id, new = await asyncio.wait_for(enqueue(request.app, post, idem, post_id),
+                                              REDIS_WAIT_S)
+    except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        if spool is not None:
+            log.warning("outbox unavailable (%s); spooling the post to disk",
+                        type(exc).__name__)
+            return await _spool_post(request.app, spool, post, idem, post_id)
         log.error("outbox unavailable: %s", type(exc).__name__)
         return _problem(503, "queue unavailable, retry")
-    return web.json_response(
-        {"id": post_id, "status_url": f"/api/messages/{post_id}", "duplicate": not new},
-        status=202,
-    )
+    return _accepted(post_id, not new)
 
 
 async def message_status(request: web.Request) -> web.Response:
     """Where a post is: queued, sent, digested (merged into a digest) or dead."""
     if not _authorised(request):
         return _problem(401, "missing or wrong bearer token")
+    spool = request.app[appkeys.SPOOL]
+    if spool is not None and spool.find(f"post:{request.match_info['post_id']}") is not None:
+        return web.json_response({"id": request.match_info["post_id"], "state": "spooled"})
     try:
         status = await request.app[appkeys.STORE].status(request.match_info["post_id"])
     except (RedisError, OSError):
@@ -94,7 +132,18 @@ async def metrics(request: web.Request) -> web.Response:
     except (RedisError, OSError):
         return _problem(503, "metrics unavailable, retry")
     return web.json_response({"counters": counters, "queues": depths,
+                              "spool": spool_state(request.app),
                               "config": config_state(request.app)})
+
+
+def spool_state(app: web.Application) -> dict[str, int]:
+    """What waits on disk for Redis, and what the spool did since this process started."""
+    spool = app[appkeys.SPOOL]
+    if spool is None:
+        return {}
+    return {"records": spool.pending_records, "bytes": spool.pending_bytes,
+            "spooled": spool.stats.spooled, "drained": spool.stats.drained,
+            "refused_full": spool.stats.refused_full}
 
 
 def config_state(app: web.Application) -> dict[str, str]:
@@ -104,20 +153,28 @@ def config_state(app: web.Application) -> dict[str, str]:
 
 
 async def health(request: web.Request) -> web.Response:
-    """Liveness, whether Redis answers, and "degraded" while an operator file is invalid.
+    """Liveness, whether Redis answers, and "degraded" while an operator file is invalid
+    or Redis is down but the disk spool takes callbacks and posts.
 
-    A degraded bridge still serves (with the last good configuration), so it answers 200:
-    an orchestrator must not restart it for an operator's typo.
+    A degraded bridge still serves (with the last good configuration, or onto the spool), so
+    it answers 200: an orchestrator must not restart it for an operator's typo or take it
+    out of service while it is the one keeping members' messages.
     """
     problems = request.app[appkeys.CONFIG_WATCH].problems()
     config = {p.name: p.message for p in problems}
     try:
         await request.app[appkeys.REDIS].ping()
     except (RedisError, OSError):
+        if request.app[appkeys.SPOOL] is not None:  # still accepting, onto the disk spool
+            return web.json_response({"ok": True, "status": "degraded", "redis": False,
+                                      "spool": spool_state(request.app),
+                                      "config_errors": config})
         return web.json_response({"ok": False, "status": "down", "redis": False,
+                                  "spool": spool_state(request.app),
                                   "config_errors": config}, status=503)
     return web.json_response({"ok": True, "status": "degraded" if problems else "ok",
-                              "redis": True, "config_errors": config})
+                              "redis": True, "spool": spool_state(request.app),
+                              "config_errors": config})
 
 
 def add_routes(app: web.Application) -> None:

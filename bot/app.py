@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
-from bot import api, appkeys
+from bot import api, appkeys, spooled
 from bot.clock import Clock, RealClock
 from bot.configwatch import ConfigWatch, OperatorFiles
 from bot.groups import Directory
@@ -25,6 +25,7 @@ from bot.newcomers import Newcomers
 from bot.outbox import Post
 from bot.sender import Sender, SenderConfig
 from bot.settings import MAX_BODY_BYTES, BridgeSettings
+from bot.spool import Record, Spool
 from bot.store import BridgeStore
 from bot.texts import Texts
 from bot.turns import TurnWorker
@@ -167,7 +168,33 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    app.cleanup_ctx.extend([redis_ctx, session_ctx, loops_ctx])
+    async def spool_ctx(app: web.Application) -> AsyncIterator[None]:
+        """The disk spool and its drainer: what Redis could not take moves in when it is back."""
+        if settings.spool_dir is None:
+            app[appkeys.SPOOL] = None
+            yield
+            return
+        spool = Spool(settings.spool_dir, settings.spool_max_bytes)
+        app[appkeys.SPOOL] = spool
+        store, stopping = app[appkeys.STORE], asyncio.Event()
+
+        async def redis_answers() -> bool:
+            try:
+                return bool(await asyncio.wait_for(store.r.ping(), 2.0))
+            except (RedisError, OSError, asyncio.TimeoutError):
+                return False
+
+        async def apply(records: list[Record]) -> None:
+            await spooled.apply(store, records)
+
+        drainer = asyncio.create_task(spool.run(redis_answers, apply, stopping))
+        yield
+        stopping.set()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(drainer, 5)
+        spool.close()
+
+    app.cleanup_ctx.extend([redis_ctx, spool_ctx, session_ctx, loops_ctx])
     _add_callback_routes(app, settings, clock)
     api.add_routes(app)
     return app
@@ -182,6 +209,8 @@ def _add_callback_routes(app: web.Application, settings: BridgeSettings, clock: 
             lambda: app[appkeys.STORE],
             clock,
             settings.dedupe_ttl_s,
+            spool=lambda: app.get(appkeys.SPOOL),
+            redis_wait_s=settings.inbox_wait_s,
         )
         app.router.add_get(f"/wecom/{kind}", handler.verify)
         app.router.add_post(f"/wecom/{kind}", handler.receive)

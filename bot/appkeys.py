@@ -12,6 +12,7 @@ from bot.clock import Clock
 from bot.configwatch import ConfigWatch
 from bot.groups import Directory
 from bot.settings import BridgeSettings
+from bot.spool import Spool
 from bot.store import BridgeStore
 from bot.texts import Texts
 
@@ -24,3 +25,4 @@ TEXTS = web.AppKey("texts", Texts)
 REDIS = web.AppKey("redis", aioredis.Redis)
 STORE = web.AppKey("store", BridgeStore)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
+SPOOL: web.AppKey[Spool | None] = web.AppKey("spool")  # None: no disk spool configured

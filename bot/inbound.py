@@ -1,12 +1,16 @@
 """WeCom callbacks in: verify → decrypt → dedupe → durable inbox → 200, in milliseconds.
 
 The callback never waits on NLU: once the message is in the Redis inbox (atomically with
-its dedupe mark) WeCom gets an empty 200 and the turn runs in the background. If Redis is
-down we answer 503, so WeCom's retry keeps the message instead of us losing it.
+its dedupe mark) WeCom gets an empty 200 and the turn runs in the background. If Redis does
+not answer within a moment, the message goes to the durable disk spool instead (fsynced
+before the 200) and moves into the inbox, with the same dedupe, when Redis is back. While
+anything waits in the spool, new messages queue behind it so a member's order holds. Only
+a full spool (or no spool configured) answers 503, so WeCom's retry keeps the message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -16,7 +20,9 @@ from typing import Literal
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from bot import spooled
 from bot.clock import Clock
+from bot.spool import Spool, SpoolFull
 from bot.store import BridgeStore
 from bot.wecom import errors
 from bot.wecom.crypto import WeComCrypto
@@ -66,11 +72,14 @@ class CallbackHandler:
 
     def __init__(
         self, kind: Kind, crypto: WeComCrypto | None, store: Callable[[], BridgeStore],
-        clock: Clock, dedupe_ttl_s: int,
+        clock: Clock, dedupe_ttl_s: int, *,
+        spool: Callable[[], Spool | None] = lambda: None, redis_wait_s: float = 2.0,
     ) -> None:
         self.kind = kind
         self._crypto = crypto
         self._store = store  # created at startup, after the routes
+        self._spool = spool
+        self._redis_wait_s = redis_wait_s
         self._clock = clock
         self._ttl = dedupe_ttl_s
 
@@ -109,13 +118,30 @@ class CallbackHandler:
             "payload": json.dumps(asdict(parsed), ensure_ascii=False),
             "received_at": f"{self._clock.now():.3f}",
         }
+        spool = self._spool()
+        if spool is not None and spool.pending:  # behind what waits, to keep the order
+            return await self._to_spool(spool, parsed.dedupe_key, fields)
         try:
-            entry = await self._store().accept(parsed.dedupe_key, fields, self._ttl)
-        except (RedisError, OSError) as exc:
+            entry = await asyncio.wait_for(
+                self._store().accept(parsed.dedupe_key, fields, self._ttl), self._redis_wait_s)
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            if spool is not None:
+                log.warning("inbox unavailable (%s); spooling the callback to disk",
+                            type(exc).__name__)
+                return await self._to_spool(spool, parsed.dedupe_key, fields)
             log.error("inbox unavailable, asking WeCom to retry: %s", type(exc).__name__)
             return _error(503, "temporarily unavailable, retry")
         if entry is None:
             log.info("duplicate callback %s ignored", parsed.dedupe_key)
+        return web.Response(status=200, body=b"")
+
+    async def _to_spool(self, spool: Spool, dedupe: str, fields: dict[str, str]) -> web.Response:
+        """200 once the callback is fsynced to disk; 503 (WeCom retries) if the spool is full."""
+        try:
+            await spool.put(spooled.callback_record(dedupe, fields, self._ttl))
+        except SpoolFull as exc:
+            log.error("callback refused, asking WeCom to retry: %s", exc)
+            return _error(503, "temporarily unavailable, retry")
         return web.Response(status=200, body=b"")
 
 

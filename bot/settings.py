@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import socket
 from dataclasses import dataclass, field
@@ -37,11 +38,16 @@ class BridgeSettings:
     roles: frozenset[str] = frozenset({"turns", "sender", "handoff"})
     reclaim_idle_ms: int = 60_000
     dedupe_ttl_s: int = DEDUPE_TTL_S
+    spool_dir: Path | None = None  # None: no spool, a Redis outage answers 503 (tests)
+    spool_max_bytes: int = 64 * 1024 * 1024
+    inbox_wait_s: float = 2.0  # how long a callback waits on Redis before spooling instead
 
     @classmethod
     def from_env(cls) -> BridgeSettings:
         """Read every BRIDGE_*/WECOM_* variable with its documented default."""
         groups = Path(env.get("BRIDGE_GROUPS_FILE"))
+        consumer = (env.get("BRIDGE_CONSUMER")
+                    or f"bridge-{socket.gethostname()}-{env.get('BRIDGE_PORT')}")
         return cls(
             host=env.get("BRIDGE_HOST"),
             port=int(env.get("BRIDGE_PORT")),
@@ -59,8 +65,9 @@ class BridgeSettings:
             corp_secret=env.get("WECOM_CORP_SECRET"),
             api_token=env.get("BRIDGE_API_TOKEN"),
             roles=roles(env.get("BRIDGE_ROLES")),
-            consumer=env.get("BRIDGE_CONSUMER")
-            or f"bridge-{socket.gethostname()}-{env.get('BRIDGE_PORT')}",
+            consumer=consumer,
+            spool_dir=env.project_path("BRIDGE_SPOOL_DIR") / re.sub(r"[^\w.-]", "_", consumer),
+            spool_max_bytes=int(float(env.get("BRIDGE_SPOOL_MAX_MB")) * 1024 * 1024),
         )
 
 

@@ -227,9 +227,9 @@ class BridgeStore:
         await self.r.hset(turn_key(dedupe), "replied", "1")
 
     # ------------------------------------------------------------------ outbound
-    def _enqueue_call(self, group: str, fields: dict[str, str], idem: str,
-                      now: float) -> tuple[list[str], list[object]]:
-        post_id = new_post_id()
+    def _enqueue_call(self, group: str, fields: dict[str, str], idem: str, now: float,
+                      post_id: str = "") -> tuple[list[str], list[object]]:
+        post_id = post_id or new_post_id()
         flat: list[str] = ["group", group]
         for k, v in fields.items():
             flat += [k, v]
@@ -237,11 +237,14 @@ class BridgeStore:
         return ([idem_key, OUTBOX, post_key(post_id), METRICS],
                 [post_id, IDEMPOTENCY_TTL_S, STATUS_TTL_S, group, f"{now:.3f}", *flat])
 
-    async def enqueue(self, group: str, fields: dict[str, str], idem: str, now: float) -> tuple[
-        str, bool
-    ]:
-        """Put a post in the outbox once per idempotency key; (post id, newly accepted)."""
-        keys, args = self._enqueue_call(group, fields, idem, now)
+    async def enqueue(self, group: str, fields: dict[str, str], idem: str, now: float,
+                      post_id: str = "") -> tuple[str, bool]:
+        """Put a post in the outbox once per idempotency key; (post id, newly accepted).
+
+        A given `post_id` (one the API already answered with, from the spool) is kept; with
+        no idempotency key the post id itself is the key, so applying it twice posts once.
+        """
+        keys, args = self._enqueue_call(group, fields, idem, now, post_id)
         raw = await self._enqueue(keys=keys, args=args)
         return _decode(raw[0]), bool(int(raw[1]))
 
@@ -258,6 +261,12 @@ class BridgeStore:
                 await self._enqueue(keys=keys, args=args, client=pipe)
             replies = await pipe.execute()
         return [(_decode(raw[0]), bool(int(raw[1]))) for raw in replies]
+
+    async def alias_post(self, post_id: str, same_as: str) -> None:
+        """A spooled post turned out to repeat an earlier one: its id points there."""
+        key = post_key(post_id)
+        await self.r.hset(key, mapping={"state": "duplicate", "same_as": same_as})
+        await self.r.expire(key, STATUS_TTL_S)
 
     async def status(self, post_id: str) -> dict[str, str]:
         """A post's state: queued, sent, digested or dead (with errcode)."""

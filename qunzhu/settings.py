@@ -56,6 +56,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BRIDGE_ROLES", "turns,sender,handoff", "background loops this bridge process runs"),
     Setting("BRIDGE_CONSUMER", "", "this process's name in the streams' consumer groups; unset ="
             " bridge-<host>-<BRIDGE_PORT>, the same after a restart"),
+    Setting("BRIDGE_SPOOL_DIR", "{QZ_DATA_DIR}/spool",
+            "where callbacks and posts wait on disk while Redis is down (one folder per "
+            "consumer; keep it on a persistent volume)"),
+    Setting("BRIDGE_SPOOL_MAX_MB", "64", "size bound of the spool; when full, callbacks get 503"),
     Setting("WECOM_TOKEN", "", "callback Token (secret); unset = callbacks refused"),
     Setting("WECOM_ENCODING_AES_KEY", "", "callback EncodingAESKey, 43 characters (secret)"),
     Setting("WECOM_CORP_ID", "", "CorpID: the app callback's receiveid and API identity"),

@@ -160,7 +160,11 @@ class Stack:
 
 
 def start_embedded_redis(stack: Stack, env: dict[str, str]) -> str:
-    """Start (or reuse) the embedded Redis, persisting to QZ_DATA_DIR with AOF + snapshots."""
+    """Start (or reuse) the embedded Redis, persisting to QZ_DATA_DIR with AOF + snapshots.
+
+    The append-only file is fsynced on every write (`always`, group-committed per event-loop
+    turn), so a callback answered 200 survives a kill -9 of Redis.
+    """
     port = settings.get("QZ_EMBEDDED_REDIS_PORT")
     url = f"redis://127.0.0.1:{port}/0"
     if _ping(url):
@@ -170,7 +174,7 @@ def start_embedded_redis(stack: Stack, env: dict[str, str]) -> str:
     data_dir.mkdir(parents=True, exist_ok=True)
     proc = stack.start("redis", [
         redis_server_binary(), "--bind", "127.0.0.1", "--port", port,
-        "--dir", str(data_dir), "--appendonly", "yes", "--appendfsync", "everysec",
+        "--dir", str(data_dir), "--appendonly", "yes", "--appendfsync", "always",
         "--save", "60 1", "--protected-mode", "yes", "--loglevel", "warning",
         "--logfile", str(data_dir / "redis.log"),  # its start-up notices are not ours to show
     ], env)
