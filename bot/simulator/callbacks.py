@@ -99,7 +99,7 @@ class CallbackSender:
             "chatid": group,
             "chattype": "group",
             "from": {"userid": userid},
-            "response_url": self._state.new_response_url(base_url, group, userid),
+            "response_url": self._state.new_response_url(base_url, group, userid, msgid),
             "msgtype": "text",
             "text": {"content": f"@{bot_name}\u2005{text}"},
         }

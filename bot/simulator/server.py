@@ -3,6 +3,7 @@
 Webhook: 20 posts/min per key (sliding) → 45009, byte limits → 40058, unknown key → 93000,
 `\\uXXXX` escapes → 40033, unknown msgtype → 40008. response_url: once, for an hour.
 Faults (latency, 5xx, -1, 45009, timeouts, resets) are injected through /sim/faults.
+Harnesses add members quietly (/sim/members) and read each message's answer (/sim/replies).
 """
 
 from __future__ import annotations
@@ -172,6 +173,7 @@ async def aibot_response(request: web.Request) -> web.Response:
     if slot is None:
         return _errcode(state, 40001, "invalid response_code")
     if slot.used or state.clock.now() - slot.created > state.RESPONSE_URL_TTL_S:
+        slot.refused += int(slot.used)
         return _errcode(state, 40001, "response_url used or expired")
     try:
         payload = json.loads((await request.read()).decode("utf-8"))
@@ -181,6 +183,7 @@ async def aibot_response(request: web.Request) -> web.Response:
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
         return _errcode(state, 40035, "invalid json")
     slot.used = True
+    slot.replied_at, slot.reply = state.clock.now(), str(content)
     state.say(slot.group, "bot", msgtype, str(content), via="response_url")
     state.replied(code)
     return web.json_response({"errcode": 0, "errmsg": "ok"})
@@ -311,6 +314,40 @@ async def sim_log(request: web.Request) -> web.Response:
     })
 
 
+async def add_members(request: web.Request) -> web.Response:
+    """Put members into a group quietly, as if they had always been there (no join event)."""
+    state = request.app[STATE]
+    try:
+        doc = await request.json()
+        group = state.groups[str(doc["group"])]
+        people = [(str(userid), str(name)) for userid, name in doc["members"]]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return web.json_response({"error": "need a known group and members [[userid, name]]"},
+                                 status=400)
+    joined = int(state.clock.now()) - 86400
+    for userid, name in people:
+        group.members.setdefault(userid, SimMember(userid, name, joined))
+    return web.json_response({"members": len(group.members)})
+
+
+async def replies(request: web.Request) -> web.Response:
+    """Each response_url handed out (to userids with a prefix): its message, reply, refusals.
+
+    With the callback statuses of that message, a harness can tell a message WeCom never got
+    accepted from one the bot never answered, and see second replies the simulator refused.
+    """
+    state = request.app[STATE]
+    prefix = request.query.get("prefix", "")
+    statuses: dict[str, list[int]] = {}
+    for tag, status in state.callback_attempts:
+        statuses.setdefault(tag, []).append(status)
+    return web.json_response({"replies": [
+        {"msgid": slot.msgid, "group": slot.group, "userid": slot.userid,
+         "created": slot.created, "replied_at": slot.replied_at, "reply": slot.reply,
+         "refused": slot.refused, "statuses": statuses.get(slot.msgid, [])}
+        for slot in state.response_urls.values() if slot.userid.startswith(prefix)]})
+
+
 def create_sim_app(state: SimState, callbacks: CallbackSender, *, bot_name: str,
                    public_url: str) -> web.Application:
     """Build the simulator's app."""
@@ -333,5 +370,7 @@ def create_sim_app(state: SimState, callbacks: CallbackSender, *, bot_name: str,
     r.add_post("/sandbox/join", sandbox_join)
     r.add_post("/sim/faults", set_faults)
     r.add_get("/sim/log", sim_log)
+    r.add_post("/sim/members", add_members)
+    r.add_get("/sim/replies", replies)
     r.add_static("/static", STATIC)
     return app

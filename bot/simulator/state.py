@@ -77,6 +77,10 @@ class ResponseUrl:
     userid: str
     created: float
     used: bool = False
+    msgid: str = ""  # the callback it came with, so a harness can tell which message was answered
+    replied_at: float | None = None
+    reply: str = ""  # what the bot answered through it
+    refused: int = 0  # later calls refused because it was already used (a second reply tried)
 
 
 class SimState:
@@ -131,10 +135,10 @@ class SimState:
             del self.feed[:1000]
         return item
 
-    def new_response_url(self, base: str, group: str, userid: str) -> str:
+    def new_response_url(self, base: str, group: str, userid: str, msgid: str = "") -> str:
         """A fresh one-shot response_url."""
         code = secrets.token_urlsafe(16)
-        self.response_urls[code] = ResponseUrl(group, userid, self.clock.now())
+        self.response_urls[code] = ResponseUrl(group, userid, self.clock.now(), msgid=msgid)
         return f"{base}/cgi-bin/aibot/response?response_code={code}"
 
     def expect_reply(self, response_url: str) -> asyncio.Future[float]:
