@@ -113,8 +113,8 @@ def create_app(
         app[appkeys.REDIS] = client
         app[appkeys.STORE] = BridgeStore(client)
         try:
-            await app[appkeys.STORE].ensure_groups()
-        except (RedisError, OSError) as exc:  # serve anyway: callbacks answer 503 until it is back
+            await client.ping()
+        except (RedisError, OSError) as exc:  # serve anyway: callbacks are spooled until it is back
             log.warning("Redis unreachable at start-up (%s)", type(exc).__name__)
         yield
         await client.close()

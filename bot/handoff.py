@@ -12,12 +12,11 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 
-from redis.exceptions import RedisError
-
 from bot.groups import Directory
 from bot.names import NameResolver
 from bot.outbox import Post
-from bot.store import BridgeStore, entries
+from bot.store import BridgeStore
+from bot.streams import Entry, StreamConsumer
 from bot.texts import Texts
 from bot.wecom.api import WeComApiError
 
@@ -50,14 +49,13 @@ class HandoffRelay:
     def __init__(self, store: BridgeStore, stream: str, directory: Callable[[], Directory],
                  texts: Texts, post: PostFn, consumer: str, names: NameResolver,
                  reclaim_idle_ms: int = 60_000) -> None:
-        self._store = store
-        self._reclaim_idle_ms = reclaim_idle_ms
+        self._requests = StreamConsumer(store.r, stream, GROUP, consumer,
+                                        reclaim_idle_ms=reclaim_idle_ms, read_count=50)
         self._stream = stream
         self._directory = directory
         self._names = names
         self._texts = texts
         self._post = post
-        self._consumer = consumer
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -65,46 +63,17 @@ class HandoffRelay:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Pending first (a restart), requests a dead relay left (by idle time), then new ones.
+        """Own pending requests first (a restart), a dead relay's by idle time, then new ones.
 
         A relay that read a request and died before acknowledging it leaves it pending under
-        its consumer name; without the idle-time reclaim a member who asked for a person
-        would never be relayed if that relay never came back under the same name.
+        its consumer name; the idle-time reclaim relays it even if that relay never comes
+        back under the same name, so a member who asked for a person is never stranded.
         """
-        await self._store.ensure_group_patiently(self._stream, GROUP)
-        cursor = "0"
-        loop = asyncio.get_running_loop()
-        last_reclaim = -1e9
-        while not self._stopping.is_set():
-            try:
-                if loop.time() - last_reclaim >= max(1.0, self._reclaim_idle_ms / 3000):
-                    last_reclaim = loop.time()
-                    await self._reclaim()
-                rows = await self._store.r.xreadgroup(
-                    GROUP, self._consumer, {self._stream: cursor}, count=50, block=1000
-                )
-                batch = [e for _s, r in rows or [] for e in entries(r)]
-                if cursor == "0" and not batch:
-                    cursor = ">"
-                for entry in batch:
-                    await self.deliver(entry.id, entry.fields)
-            except (RedisError, OSError) as exc:
-                log.warning("handoff relay paused (%s)", type(exc).__name__)
-                await self._store.recover_group(self._stream, GROUP, exc)
-                await asyncio.sleep(1)
+        await self._requests.run(self._deliver_all, self._stopping)
 
-    async def _reclaim(self) -> None:
-        """Deliver requests other relays read and left unacknowledged for too long."""
-        start = "0-0"
-        while True:
-            reply = await self._store.r.xautoclaim(self._stream, GROUP, self._consumer,
-                                                   self._reclaim_idle_ms, start_id=start,
-                                                   count=50)
-            start = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
-            for entry in entries(reply[1]):
-                await self.deliver(entry.id, entry.fields)
-            if start == "0-0":
-                return
+    async def _deliver_all(self, batch: list[Entry]) -> None:
+        for entry in batch:
+            await self.deliver(entry.id, entry.fields)
 
     async def deliver(self, entry_id: str, fields: dict[str, str]) -> None:
         """One staff post per request (idempotent on the entry id), then acknowledge it."""
@@ -127,4 +96,4 @@ class HandoffRelay:
                 Post(directory.staff_chatid, "markdown", text, directory.staff_mention),
                 f"handoff:{self._stream}:{entry_id}",
             )
-        await self._store.r.xack(self._stream, GROUP, entry_id)
+        await self._requests.ack(entry_id, delete=False)  # the stream is the actions' log

@@ -1,8 +1,8 @@
 """Drain the outbox to group robots: ≤ 20 posts per robot in any 60 s, retried, never lost.
 
-Posts are read with a consumer group, held in one lane per group, and acknowledged only
-after WeCom answers errcode 0 or a permanent error (then dead-lettered). A sender that
-dies leaves its posts pending; any sender reclaims them with XAUTOCLAIM. The limiter lives
+Posts are read through the one StreamConsumer, held in one lane per group, and acknowledged
+only after WeCom answers errcode 0 or a permanent error (then dead-lettered). A sender that
+dies leaves its posts pending; any sender reclaims them by idle time. The limiter lives
 in Redis so every sender process shares each robot's budget. When a group's backlog
 cannot drain within a minute, its text posts are merged into digests (≤ 4096 bytes).
 """
@@ -10,18 +10,19 @@ cannot drain within a minute, its text posts are merged into digests (≤ 4096 b
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from bot.clock import Clock
 from bot.groups import Directory, Robot
 from bot.outbox import Post
-from bot.store import DEAD, DEAD_MAXLEN, OUTBOX, SENDERS, BridgeStore, Entry, entries, post_key
+from bot.store import DEAD, DEAD_MAXLEN, METRICS, OUTBOX, SENDERS, BridgeStore, post_key
+from bot.streams import Entry, StreamConsumer
 from bot.texts import Texts
 from bot.wecom import webhook
 from bot.wecom.textsplit import utf8_len
@@ -74,10 +75,13 @@ class Sender:
         self._directory = directory
         self._texts = texts
         self._clock = clock
-        self._consumer = consumer
         self.config = config or SenderConfig()
+        self._outbox = StreamConsumer(
+            store.r, OUTBOX, SENDERS, consumer,
+            reclaim_idle_ms=self.config.reclaim_idle_ms, read_count=self.config.read_count,
+            heartbeat_s=self.config.heartbeat_s, dead_stream=DEAD, dead_maxlen=DEAD_MAXLEN,
+        )
         self._lanes: dict[str, Lane] = {}
-        self._held: set[str] = set()
         self._sem = asyncio.Semaphore(self.config.concurrency)
         self._acks: list[tuple[list[Entry], str, asyncio.Future[None]]] = []
         self._ack_flusher: asyncio.Task[None] | None = None
@@ -87,89 +91,22 @@ class Sender:
 
     # ------------------------------------------------------------------ the loops
     async def run(self) -> None:
-        """Reclaim what dead senders left, then read, heartbeat and reclaim until stopped."""
-        await self._store.ensure_group_patiently(OUTBOX, SENDERS)
-        await self.reclaim()
-        loops = [asyncio.create_task(self._read_loop()), asyncio.create_task(self._keepalive())]
+        """Own pending posts first (a restart), dead senders' by idle time, then new ones."""
         try:
-            await self._stopping.wait()
+            await self._outbox.run(self._take, self._stopping,
+                                   paused=lambda: len(self._outbox.held) >= self.config.max_held)
         finally:
-            for task in loops:
-                task.cancel()
             for lane in list(self._lanes.values()):
                 if lane.task is not None:
                     lane.task.cancel()
-            for task in loops:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
 
     def stop(self) -> None:
         """Ask run() to return; unacknowledged posts stay pending for whoever comes next."""
         self._stopping.set()
 
-    @property
-    def held(self) -> int:
-        """Posts this process holds in its lanes."""
-        return len(self._held)
-
-    async def _read_loop(self) -> None:
-        while not self._stopping.is_set():
-            if len(self._held) >= self.config.max_held:
-                await asyncio.sleep(0.05)
-                continue
-            try:
-                rows = await self._store.r.xreadgroup(
-                    SENDERS, self._consumer, {OUTBOX: ">"},
-                    count=self.config.read_count, block=1000,
-                )
-            except (RedisError, OSError) as exc:
-                log.warning("outbox read failed (%s); retrying", type(exc).__name__)
-                await self._store.recover_group(OUTBOX, SENDERS, exc)
-                await asyncio.sleep(1)
-                continue
-            for _stream, rows_of_stream in rows or []:
-                self._take(entries(rows_of_stream))
-
-    async def _keepalive(self) -> None:
-        """Refresh our claim on held posts and pick up posts of senders that died."""
-        while not self._stopping.is_set():
-            await asyncio.sleep(self.config.heartbeat_s)
-            try:
-                held = list(self._held)
-                for i in range(0, len(held), 1000):
-                    await self._store.r.xclaim(
-                        OUTBOX, SENDERS, self._consumer, 0, held[i : i + 1000], justid=True
-                    )
-                await self.reclaim()
-            except (RedisError, OSError) as exc:
-                log.warning("outbox keepalive failed (%s)", type(exc).__name__)
-
-    async def reclaim(self) -> int:
-        """XAUTOCLAIM posts idle longer than reclaim_idle_ms (their sender died)."""
-        claimed = 0
-        start = "0-0"
-        while True:
-            reply = await self._store.r.xautoclaim(
-                OUTBOX, SENDERS, self._consumer, self.config.reclaim_idle_ms,
-                start_id=start, count=500,
-            )
-            start = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
-            rows = [e for e in entries(reply[1]) if e.id not in self._held]
-            gone = [e.id for e in rows if not e.fields]  # deleted while pending: just ack
-            if gone:
-                await self._store.r.xack(OUTBOX, SENDERS, *gone)
-            fresh = [e for e in rows if e.fields]
-            claimed += len(fresh)
-            self._take(fresh)
-            if start == "0-0":
-                return claimed
-
-    def _take(self, new: list[Entry]) -> None:
-        """Put posts into their group's lane and make sure the lane is being drained."""
+    async def _take(self, new: list[Entry]) -> None:
+        """Put posts (now held by the consumer) into their group's lane, and drain it."""
         for entry in new:
-            if entry.id in self._held:
-                continue
-            self._held.add(entry.id)
             group = entry.fields.get("group", "")
             lane = self._lanes.setdefault(group, Lane())
             lane.entries.append(entry)
@@ -189,8 +126,7 @@ class Sender:
         except (RedisError, OSError) as exc:
             # Posts stay pending in Redis; drop our hold so a reclaim can retry them.
             log.warning("lane %s paused: Redis %s", group, type(exc).__name__)
-            for entry in lane.entries:
-                self._held.discard(entry.id)
+            self._outbox.release(*(entry.id for entry in lane.entries))
             lane.entries.clear()
         finally:
             if not lane.entries:
@@ -353,21 +289,18 @@ class Sender:
                     done.set_exception(exc)  # the lane pauses; the posts stay pending
                 continue
             for batch, _state, done in round_:
-                for entry in batch:
-                    self._held.discard(entry.id)
+                self._outbox.release(*(entry.id for entry in batch))
                 done.set_result(None)
 
     async def _dead(self, entry: Entry, errcode: int, reason: str) -> None:
         """Dead-letter a post (kept with its reason), count it, and acknowledge it."""
         log.error("post %s to %s dead-lettered: errcode %s",
                   entry.fields.get("id"), entry.fields.get("group"), errcode)
-        async with self._store.r.pipeline(transaction=True) as pipe:
-            pipe.xadd(DEAD, {**entry.fields, "errcode": str(errcode), "reason": reason[:200]},
-                      maxlen=DEAD_MAXLEN, approximate=True)
-            pipe.xack(OUTBOX, SENDERS, entry.id)
-            pipe.xdel(OUTBOX, entry.id)
-            pipe.hset(post_key(entry.fields.get("id", "")),
-                      mapping={"state": "dead", "errcode": str(errcode)})
-            pipe.hincrby("qz:{bridge}:metrics", "posts_dead", 1)
-            await pipe.execute()
-        self._held.discard(entry.id)
+        post_id = entry.fields.get("id", "")
+
+        def record(pipe: Pipeline) -> None:
+            pipe.hset(post_key(post_id), mapping={"state": "dead", "errcode": str(errcode)})
+            pipe.hincrby(METRICS, "posts_dead", 1)
+
+        await self._outbox.dead_letter(
+            entry, {"errcode": str(errcode), "reason": reason[:200]}, also=record)

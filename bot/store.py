@@ -6,16 +6,12 @@ tag `{bridge}` so multi-key scripts stay in one Redis Cluster slot.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
 
 log = logging.getLogger(__name__)
 
@@ -138,27 +134,8 @@ def new_post_id() -> str:
     return "p_" + secrets.token_hex(8)
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One stream entry: id and decoded fields."""
-
-    id: str
-    fields: dict[str, str]
-
-
 def _decode(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-
-def entries(rows: Any) -> list[Entry]:
-    """Decode XRANGE/XREADGROUP/XAUTOCLAIM rows (deleted entries come back as None)."""
-    out: list[Entry] = []
-    for entry_id, fields in rows or []:
-        if fields is None:
-            out.append(Entry(_decode(entry_id), {}))
-            continue
-        out.append(Entry(_decode(entry_id), {_decode(k): _decode(v) for k, v in fields.items()}))
-    return out
 
 
 class BridgeStore:
@@ -171,36 +148,6 @@ class BridgeStore:
         self._take_slot = client.register_script(TAKE_SLOT)
         self._block = client.register_script(BLOCK)
         self._ack_posts = client.register_script(ACK_POSTS)
-
-    async def ensure_groups(self) -> None:
-        """Create the consumer groups (idempotent)."""
-        for stream, group in ((INBOX, WORKERS), (OUTBOX, SENDERS)):
-            await self.ensure_group(stream, group)
-
-    async def ensure_group_patiently(self, stream: str, group: str) -> None:
-        """ensure_group, retrying every second while Redis is unreachable (start-up order)."""
-        while True:
-            try:
-                await self.ensure_group(stream, group)
-                return
-            except (RedisError, OSError):
-                await asyncio.sleep(1)
-
-    async def recover_group(self, stream: str, group: str, exc: BaseException) -> None:
-        """After a read failed: re-create the group if Redis lost it (restarted empty,
-        stream deleted), so a reader never loops on NOGROUP forever."""
-        if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
-            log.warning("consumer group %s of %s was gone; created it again", group, stream)
-            with contextlib.suppress(RedisError, OSError):
-                await self.ensure_group(stream, group)
-
-    async def ensure_group(self, stream: str, group: str) -> None:
-        """XGROUP CREATE … MKSTREAM, ignoring 'already exists'."""
-        try:
-            await self.r.xgroup_create(stream, group, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
 
     # ------------------------------------------------------------------ inbound
     async def accept(self, dedupe: str, fields: dict[str, str], ttl_s: int) -> str | None:

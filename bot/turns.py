@@ -1,7 +1,7 @@
 """The background half of a callback: one Rasa turn per accepted message, one reply.
 
-Inbox entries are read with a consumer group. A turn's replies are saved before the
-reply is sent and the reply is marked once sent, so an entry reclaimed after a crash
+Inbox entries are read through the one StreamConsumer. A turn's replies are saved before
+the reply is sent and the reply is marked once sent, so an entry reclaimed after a crash
 neither runs Rasa again nor replies twice.
 """
 
@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -22,7 +22,8 @@ from bot.clock import Clock
 from bot.names import NameResolver
 from bot.newcomers import Newcomers
 from bot.outbox import Post
-from bot.store import INBOX, WORKERS, BridgeStore, Entry, entries
+from bot.store import INBOX, WORKERS, BridgeStore
+from bot.streams import Entry, StreamConsumer
 from bot.texts import Texts
 from bot.wecom.api import WeComApi, WeComApiError
 from qunzhu.textnorm import strip_invisible, strip_mentions
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 2000
 RETRY_FIRST_S = 1.0  # a failed turn is asked again after 1, 2, 4, 8, 8 … seconds
 RETRY_MAX_S = 8.0
-Touch = Callable[[], Awaitable[None]]
 
 
 def _float(value: str | None, default: float) -> float:
@@ -83,75 +83,33 @@ class TurnWorker:
         self._clock = clock
         self._rasa = rasa_client.RasaReplicas.parse(rasa_url)
         self._rasa_timeout_s = rasa_timeout_s
-        self._consumer = consumer
+        self._inbox = StreamConsumer(store.r, INBOX, WORKERS, consumer,
+                                     reclaim_idle_ms=reclaim_idle_ms, read_count=64,
+                                     block_ms=500)
         self._sem = asyncio.Semaphore(concurrency)
         self._bot_names = bot_names
-        self._reclaim_idle_ms = reclaim_idle_ms
         self._turn_ttl_s = turn_ttl_s
         self._post = post  # async (Post, idem) -> post id: the outbox
         self._names = names
         self._fresh_s = fresh_s  # how long a failed turn is retried before the busy reply
         self._tasks: set[asyncio.Task[None]] = set()
-        self._in_progress: set[str] = set()  # entry ids this process is working on
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
-        """Reclaim what a crashed worker left, then process new entries until stopped."""
-        await self._store.ensure_group_patiently(INBOX, WORKERS)
-        reclaim_every = max(1.0, self._reclaim_idle_ms / 3000)
-        last_reclaim = -1e9
-        loop = asyncio.get_running_loop()
-        while not self._stopping.is_set():
-            try:
-                if loop.time() - last_reclaim >= reclaim_every:
-                    last_reclaim = loop.time()
-                    await self._reclaim()
-                rows = await self._store.r.xreadgroup(
-                    WORKERS, self._consumer, {INBOX: ">"}, count=64, block=500
-                )
-            except (RedisError, OSError) as exc:
-                log.warning("inbox read failed (%s); retrying", type(exc).__name__)
-                await self._store.recover_group(INBOX, WORKERS, exc)
-                await asyncio.sleep(1)
-                continue
-            for _stream, rows_of_stream in rows or []:
-                for entry in entries(rows_of_stream):
-                    await self._sem.acquire()
-                    self._spawn(entry)
+        """Own pending turns first (a restart), a dead worker's by idle time, then new ones."""
+        await self._inbox.run(self._start_turns, self._stopping)
 
     def stop(self) -> None:
-        """Stop reading; entries in progress finish or stay pending for a reclaim."""
+        """Stop reading; turns in progress finish or stay pending for a reclaim."""
         self._stopping.set()
 
-    async def drain(self) -> None:
-        """Wait for turns in progress (shutdown)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _spawn(self, entry: Entry) -> None:
-        self._in_progress.add(entry.id)
-        task = asyncio.create_task(self._process(entry))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(lambda _t: self._in_progress.discard(entry.id))
-
-    async def _reclaim(self) -> None:
-        start = "0-0"
-        while True:
-            reply = await self._store.r.xautoclaim(
-                INBOX, WORKERS, self._consumer, self._reclaim_idle_ms, start_id=start, count=64
-            )
-            start = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
-            for entry in entries(reply[1]):
-                if not entry.fields:
-                    await self._store.r.xack(INBOX, WORKERS, entry.id)
-                    continue
-                if entry.id in self._in_progress:
-                    continue  # ours, still being retried: not a dead worker's
-                await self._sem.acquire()
-                self._spawn(entry)
-            if start == "0-0":
-                return
+    async def _start_turns(self, batch: list[Entry]) -> None:
+        """Each entry becomes a task, at most `concurrency` at once (back-pressure)."""
+        for entry in batch:
+            await self._sem.acquire()
+            task = asyncio.create_task(self._process(entry))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _process(self, entry: Entry) -> None:
         try:
@@ -159,34 +117,27 @@ class TurnWorker:
             payload = json.loads(entry.fields.get("payload", "{}"))
             dedupe = entry.fields.get("dedupe", entry.id)
             received = _float(entry.fields.get("received_at"), self._clock.now())
-
-            async def still_mine() -> None:
-                """While retrying, keep the entry from looking idle (or it is reclaimed)."""
-                await self._store.r.xclaim(INBOX, WORKERS, self._consumer, 0, [entry.id],
-                                           justid=True)
-
             if kind == "aibot_message":
-                await self._aibot_message(dedupe, payload, received, still_mine)
+                await self._aibot_message(dedupe, payload, received)
             elif kind == "app_message":
-                await self._app_message(dedupe, payload, received, still_mine)
+                await self._app_message(dedupe, payload, received)
             elif kind == "app_event":
                 await self._app_event(payload)
-            async with self._store.r.pipeline(transaction=True) as pipe:
-                pipe.xack(INBOX, WORKERS, entry.id)
-                pipe.xdel(INBOX, entry.id)
-                await pipe.execute()
+            await self._inbox.ack(entry.id)
         except (RedisError, OSError) as exc:
             # Left pending: a reclaim retries it once Redis is back.
             log.warning("turn %s postponed: %s", entry.id, type(exc).__name__)
+            self._inbox.release(entry.id)
         except Exception:  # a bug must not kill the worker loop; the entry stays pending
             log.exception("turn %s failed", entry.id)
+            self._inbox.release(entry.id)
         finally:
             self._sem.release()
 
     # ------------------------------------------------------------------ kinds
     async def _replies_for(
         self, dedupe: str, conversation_id: str, text: str, metadata: dict[str, str],
-        msgtype: str, received: float, still_mine: Touch,
+        msgtype: str, received: float,
     ) -> tuple[list[str], bool]:
         """The turn's reply texts (from Rasa, or saved by an earlier attempt); replied yet?"""
         saved = await self._store.turn_result(dedupe)
@@ -195,8 +146,7 @@ class TurnWorker:
         if not text:
             texts = [self._texts.say(canned_reply(msgtype))]
         else:
-            answered = await self._ask_rasa(conversation_id, text, metadata, received,
-                                            still_mine)
+            answered = await self._ask_rasa(conversation_id, text, metadata, received)
             if answered is None:
                 await self._store.incr("rasa_failures")
                 texts = [self._texts.say("utter_busy")]
@@ -206,7 +156,7 @@ class TurnWorker:
         return texts, False
 
     async def _ask_rasa(self, conversation_id: str, text: str, metadata: dict[str, str],
-                        received: float, still_mine: Touch) -> list[str] | None:
+                        received: float) -> list[str] | None:
         """Rasa's replies, retried while the message is fresh; None when it never answered.
 
         Every intent leads to an action that says something, so an empty answer is a
@@ -234,13 +184,11 @@ class TurnWorker:
                 log.warning("turn for a member failed (%s); answering busy", why)
                 return None
             log.info("turn for a member failed (%s); retrying in %.0f s", why, delay)
-            await self._store.incr("turn_retries")
-            await still_mine()
+            await self._store.incr("turn_retries")  # held: the heartbeat keeps it ours
             await self._clock.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
 
-    async def _aibot_message(self, dedupe: str, msg: dict[str, Any], received: float,
-                             still_mine: Touch) -> None:
+    async def _aibot_message(self, dedupe: str, msg: dict[str, Any], received: float) -> None:
         text = clean_text(str(msg.get("text", "")), self._bot_names())
         chatid, userid = str(msg.get("chatid", "")), str(msg.get("userid", ""))
         conversation_id = f"{chatid}:{userid}" if chatid else userid
@@ -248,8 +196,7 @@ class TurnWorker:
                     "chattype": str(msg.get("chattype", ""))}
         await self._names.note(chatid, userid)
         texts, replied = await self._replies_for(dedupe, conversation_id, text, metadata,
-                                                 str(msg.get("msgtype", "")), received,
-                                                 still_mine)
+                                                 str(msg.get("msgtype", "")), received)
         if replied or not texts:
             return
         in_group = msg.get("chattype") == "group"
@@ -267,15 +214,13 @@ class TurnWorker:
         await self._store.mark_replied(dedupe)
         await self._store.incr("replies")
 
-    async def _app_message(self, dedupe: str, msg: dict[str, Any], received: float,
-                           still_mine: Touch) -> None:
+    async def _app_message(self, dedupe: str, msg: dict[str, Any], received: float) -> None:
         userid = str(msg.get("userid", ""))
         text = clean_text(str(msg.get("text", "")), self._bot_names())
         metadata = {"msgid": str(msg.get("msgid", "")), "chatid": "", "userid": userid,
                     "chattype": "single"}
         texts, replied = await self._replies_for(dedupe, userid, text, metadata,
-                                                 str(msg.get("msgtype", "")), received,
-                                                 still_mine)
+                                                 str(msg.get("msgtype", "")), received)
         if replied or not texts:
             return
         with contextlib.suppress(WeComApiError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -118,6 +119,8 @@ async def make_bridge(
         values: dict[str, Any] = {"token": TOKEN, "encoding_aes_key": AES_KEY,
                                   "corp_id": CORP_ID, "corp_secret": CORP_SECRET,
                                   "wecom_api_base": wecom_api_base, **overrides}
+        # Live processes have distinct consumer names (a name is one process's pending list).
+        values.setdefault("consumer", f"test-{os.getpid()}-{len(started)}")
         settings = bridge_settings(values.pop("redis_url", redis_url), **values)
         app = create_app(settings, clock=clock, directory=directory(extra_groups),
                          background=background or Background(False, False, False),

@@ -1,0 +1,264 @@
+"""One way to consume a Redis stream: a consumer group member that never strands an entry.
+
+Every stream the bridge reads (the inbox of turns, the outbox of posts, the handoff
+requests) and every one that comes later is read through `StreamConsumer`, so there is one
+recovery rule, tested once for all:
+
+- a consumer has a stable name (the same after a restart of the same role on the same
+  host), so on start it first re-reads its own pending entries (cursor "0");
+- entries a dead consumer read and never acknowledged are taken over by idle time
+  (XAUTOCLAIM after `reclaim_idle_ms`), by whichever consumer looks first;
+- the entries this process is working on (`held`) are re-claimed every heartbeat, so a
+  slow turn or a post waiting for its rate-limit slot never looks idle and is never
+  taken from a live consumer;
+- an entry deleted while pending comes back empty from a reclaim and is just acknowledged;
+- a consumer group Redis lost (restarted empty, stream deleted) is created again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError, ResponseError
+
+log = logging.getLogger(__name__)
+
+Handle = Callable[[list["Entry"]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One stream entry: id and decoded fields (empty when it was deleted while pending)."""
+
+    id: str
+    fields: dict[str, str]
+
+
+def _decode(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def entries(rows: Any) -> list[Entry]:
+    """Decode XRANGE/XREADGROUP/XAUTOCLAIM rows (deleted entries come back as None)."""
+    out: list[Entry] = []
+    for entry_id, fields in rows or []:
+        if fields is None:  # Redis 6.2's XAUTOCLAIM even loses the id: ""
+            out.append(Entry("" if entry_id is None else _decode(entry_id), {}))
+            continue
+        out.append(Entry(_decode(entry_id), {_decode(k): _decode(v) for k, v in fields.items()}))
+    return out
+
+
+class StreamConsumer:
+    """This process's member of one stream's consumer group."""
+
+    def __init__(
+        self, client: aioredis.Redis, stream: str, group: str, consumer: str, *,
+        reclaim_idle_ms: int = 60_000, read_count: int = 64, block_ms: int = 1000,
+        heartbeat_s: float | None = None, dead_stream: str = "", dead_maxlen: int = 100_000,
+    ) -> None:
+        self.r = client
+        self.stream = stream
+        self.group = group
+        self.consumer = consumer
+        self.reclaim_idle_ms = reclaim_idle_ms
+        self.read_count = read_count
+        self.block_ms = block_ms
+        # Often enough that a held entry is re-claimed well before it looks idle.
+        self.heartbeat_s = heartbeat_s if heartbeat_s is not None else reclaim_idle_ms / 4000
+        self.dead_stream = dead_stream
+        self.dead_maxlen = dead_maxlen
+        self.held: set[str] = set()  # entry ids this process is working on
+        self._cursor = "0"  # own pending entries first (a restart under the same name)
+
+    # ------------------------------------------------------------------ group
+    async def ensure_group(self) -> None:
+        """XGROUP CREATE … MKSTREAM, ignoring 'already exists'."""
+        try:
+            await self.r.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def ensure_group_patiently(self, stopping: asyncio.Event | None = None) -> None:
+        """ensure_group, retrying every second while Redis is unreachable (start-up order)."""
+        while stopping is None or not stopping.is_set():
+            try:
+                await self.ensure_group()
+                return
+            except (RedisError, OSError):
+                await asyncio.sleep(1)
+
+    async def recover(self, exc: BaseException) -> None:
+        """After a failed call: re-create the group if Redis lost it, so we never loop on
+        NOGROUP forever."""
+        if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+            log.warning("consumer group %s of %s was gone; created it again",
+                        self.group, self.stream)
+            self._cursor = "0"
+            with contextlib.suppress(RedisError, OSError):
+                await self.ensure_group()
+
+    # ------------------------------------------------------------------ reading
+    async def read(self) -> list[Entry]:
+        """The next entries for this consumer: its own pending ones first, then new ones."""
+        while self._cursor != ">":
+            rows = await self.r.xreadgroup(self.group, self.consumer,
+                                           {self.stream: self._cursor}, count=self.read_count)
+            page = [e for _s, r in rows or [] for e in entries(r)]
+            # page through our own backlog; a short page is its end
+            self._cursor = page[-1].id if len(page) >= self.read_count else ">"
+            mine = [e for e in page if e.id not in self.held]
+            gone = [e.id for e in mine if not e.fields]  # deleted while pending: just ack
+            if gone:
+                await self.r.xack(self.stream, self.group, *gone)
+            batch = [e for e in mine if e.fields]
+            if batch:
+                self.held.update(e.id for e in batch)
+                return batch
+        rows = await self.r.xreadgroup(self.group, self.consumer, {self.stream: ">"},
+                                       count=self.read_count, block=self.block_ms)
+        batch = [e for _s, r in rows or [] for e in entries(r)]
+        self.held.update(e.id for e in batch)
+        return batch
+
+    async def reclaim(self) -> list[Entry]:
+        """Entries idle longer than reclaim_idle_ms (their consumer died), now ours."""
+        claimed: list[Entry] = []
+        start = "0-0"
+        while True:
+            reply = await self.r.xautoclaim(self.stream, self.group, self.consumer,
+                                            self.reclaim_idle_ms, start_id=start,
+                                            count=max(self.read_count, 100))
+            start = _decode(reply[0])
+            rows = [e for e in entries(reply[1]) if e.id not in self.held]
+            gone = [e.id for e in rows if not e.fields and e.id]  # deleted while pending
+            if gone:
+                await self.r.xack(self.stream, self.group, *gone)
+            if any(not e.id for e in rows):
+                await self._ack_deleted_pending()
+            fresh = [e for e in rows if e.fields]
+            self.held.update(e.id for e in fresh)
+            claimed += fresh
+            if start == "0-0":
+                return claimed
+
+    async def _ack_deleted_pending(self, pages: int = 10) -> None:
+        """Acknowledge pending entries that no longer exist (Redis 6.2 keeps them in the
+        pending list and returns them from XAUTOCLAIM without their id)."""
+        start = "-"
+        for _ in range(pages):
+            pending = await self.r.xpending_range(self.stream, self.group, min=start, max="+",
+                                                  count=100)
+            for item in pending:
+                entry_id = _decode(item["message_id"])
+                if not await self.r.xrange(self.stream, entry_id, entry_id):
+                    await self.r.xack(self.stream, self.group, entry_id)
+            if len(pending) < 100:
+                return
+            start = "(" + _decode(pending[-1]["message_id"])
+
+    async def heartbeat(self) -> None:
+        """Re-claim every held entry, so no other consumer takes it while we work on it."""
+        held = list(self.held)
+        for i in range(0, len(held), 1000):
+            await self.r.xclaim(self.stream, self.group, self.consumer, 0, held[i:i + 1000],
+                                justid=True)
+
+    # ------------------------------------------------------------------ finishing
+    async def ack(self, *ids: str, delete: bool = True) -> None:
+        """Done with these entries: acknowledge (and delete, unless the stream is a log)."""
+        if not ids:
+            return
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.xack(self.stream, self.group, *ids)
+            if delete:
+                pipe.xdel(self.stream, *ids)
+            await pipe.execute()
+        self.release(*ids)
+
+    def release(self, *ids: str) -> None:
+        """Stop holding entries (acknowledged elsewhere, or left pending for a reclaim)."""
+        self.held.difference_update(ids)
+
+    async def dead_letter(self, entry: Entry, reason: dict[str, str],
+                          also: Callable[[Pipeline], None] | None = None) -> None:
+        """Move an entry that can never succeed to the dead-letter stream, atomically with
+        its acknowledgement (and whatever `also` adds to the same transaction)."""
+        if not self.dead_stream:
+            raise RuntimeError(f"no dead-letter stream for {self.stream}")
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.dead_stream, {**entry.fields, **reason}, maxlen=self.dead_maxlen,
+                      approximate=True)
+            pipe.xack(self.stream, self.group, entry.id)
+            pipe.xdel(self.stream, entry.id)
+            if also is not None:
+                also(pipe)
+            await pipe.execute()
+        self.release(entry.id)
+
+    # ------------------------------------------------------------------ the loop
+    async def run(self, handle: Handle, stopping: asyncio.Event,
+                  paused: Callable[[], bool] = lambda: False) -> None:
+        """Read, reclaim and heartbeat until stopped, handing every batch to `handle`.
+
+        `handle` owns the entries it is given: it acknowledges them (ack, dead_letter, or
+        its own atomic script then release) or releases them to be reclaimed later.
+        `paused()` is back-pressure: no new reads while it is true.
+        """
+        await self.ensure_group_patiently(stopping)
+        beat = asyncio.create_task(self._beat(stopping))
+        reclaim_every = max(1.0, self.reclaim_idle_ms / 3000)
+        loop = asyncio.get_running_loop()
+        last_reclaim = -1e9
+        try:
+            while not stopping.is_set():
+                try:
+                    if loop.time() - last_reclaim >= reclaim_every:
+                        last_reclaim = loop.time()
+                        await self._hand(handle, await self.reclaim())
+                    if paused():
+                        await asyncio.sleep(0.05)
+                        continue
+                    await self._hand(handle, await self.read())
+                except (RedisError, OSError) as exc:
+                    log.warning("reading %s paused (%s); retrying", self.stream,
+                                type(exc).__name__)
+                    await self.recover(exc)
+                    await asyncio.sleep(1)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+
+    async def _hand(self, handle: Handle, batch: list[Entry]) -> None:
+        """Give a batch to `handle`; if it fails, the entries are let go (a reclaim retries
+        them after the idle time) — never held forever, and a bug never stops the loop."""
+        if not batch:
+            return
+        try:
+            await handle(batch)
+        except (RedisError, OSError):
+            self.release(*(e.id for e in batch))
+            raise
+        except Exception:
+            log.exception("handling entries of %s failed; they will be retried", self.stream)
+            self.release(*(e.id for e in batch))
+
+    async def _beat(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            await asyncio.sleep(self.heartbeat_s)
+            if not self.held:
+                continue
+            try:
+                await self.heartbeat()
+            except (RedisError, OSError) as exc:
+                log.warning("heartbeat on %s failed (%s)", self.stream, type(exc).__name__)
+
