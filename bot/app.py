@@ -14,21 +14,22 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
-from bot import api, appkeys, spooled
-from bot.clock import Clock, RealClock
-from bot.configwatch import ConfigWatch, OperatorFiles
-from bot.groups import Directory
-from bot.handoff import HandoffRelay
-from bot.inbound import CallbackHandler
-from bot.names import NameResolver
-from bot.newcomers import Newcomers
-from bot.outbox import Post
-from bot.sender import Sender, SenderConfig
-from bot.settings import MAX_BODY_BYTES, BridgeSettings
-from bot.spool import Record, Spool
-from bot.store import BridgeStore
-from bot.texts import Texts
-from bot.turns import TurnWorker
+from bot.common import appkeys, spooled
+from bot.common.clock import Clock, RealClock
+from bot.common.configwatch import ConfigWatch, OperatorFiles
+from bot.common.groups import Directory
+from bot.common.names import NameResolver
+from bot.common.posts import Post
+from bot.common.settings import MAX_BODY_BYTES, BridgeSettings
+from bot.common.spool import Record, Spool
+from bot.common.store import BridgeStore
+from bot.common.texts import Texts
+from bot.inbound.callbacks import CallbackHandler
+from bot.inbound.newcomers import Newcomers
+from bot.inbound.turns import TurnWorker
+from bot.outbound import api
+from bot.outbound.handoff import HandoffRelay
+from bot.outbound.sender import Sender, SenderConfig
 from bot.wecom.api import WeComApi
 from bot.wecom.crypto import WeComCrypto
 from bot.wecom.webhook import WebhookClient

@@ -23,8 +23,8 @@ from actions.clock import SHANGHAI, FixedClock
 from actions.posts import BridgePoster
 from actions.store import GameStore
 from bot.app import Background, create_app
-from bot.groups import Directory, Robot
-from bot.settings import BridgeSettings
+from bot.common.groups import Directory, Robot
+from bot.common.settings import BridgeSettings
 from qunzhu.names import NameBook
 
 TEST_BRAND = "testbrand"

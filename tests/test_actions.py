@@ -19,7 +19,7 @@ from actions.handoff import ActionHumanHandoff
 from actions.points import ActionLeaderboard, ActionMyPoints
 from actions.redeem import ActionRedeemPoints
 from actions.store import GameStore
-from bot.store import OUTBOX
+from bot.common.store import OUTBOX
 from tests.helpers import responses, run, texts, tracker
 
 pytestmark = pytest.mark.redis

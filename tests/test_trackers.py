@@ -13,7 +13,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from qunzhu.trackers import FastRedisTrackerStore, append_events, merge_events
+from qunzhu.plugins.trackers import FastRedisTrackerStore, append_events, merge_events
 
 pytestmark = pytest.mark.redis
 DOMAIN = Domain.load(str(Path(__file__).resolve().parent.parent / "domain.yml"))

@@ -15,9 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.app import Background, create_app
-from bot.clock import Clock, VirtualClock
-from bot.groups import Directory, Robot
-from bot.sender import SenderConfig
+from bot.common.clock import Clock, VirtualClock
+from bot.common.groups import Directory, Robot
+from bot.outbound.sender import SenderConfig
 from bot.simulator.callbacks import CallbackSender
 from bot.simulator.server import CONFIG, create_sim_app
 from bot.simulator.state import SimMember, SimState

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.store import OUTBOX
+from bot.common.store import OUTBOX
 from tests.bridge.conftest import BridgeFactory
 from tests.conftest import API_TOKEN
 

@@ -13,9 +13,9 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 
 from bot.app import Background, create_app
-from bot.configwatch import OperatorFiles
-from bot.groups import load_directory
-from bot.store import OUTBOX
+from bot.common.configwatch import OperatorFiles
+from bot.common.groups import load_directory
+from bot.common.store import OUTBOX
 from qunzhu.config import load_brand, load_games
 from qunzhu.liveconfig import LiveFile
 from tests.bridge.conftest import directory
@@ -94,8 +94,8 @@ def test_webhook_keys_of_a_reloaded_groups_file_are_redacted(
 ) -> None:
     import logging
 
-    from bot import logsafe
-    from bot.configwatch import load_groups
+    from bot.common import logsafe
+    from bot.common.configwatch import load_groups
 
     logsafe.install([])
     try:

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.app import Background, create_app
-from bot.store import INBOX, OUTBOX
+from bot.common.store import INBOX, OUTBOX
 from bot.wecom.crypto import WeComCrypto
 from qunzhu import settings as settings_of
 from tests.bridge.conftest import AES_KEY, CORP_ID, TOKEN, directory

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.store import INBOX
+from bot.common.store import INBOX
 from bot.wecom.crypto import WeComCrypto, signature
 from tests.bridge.conftest import AES_KEY, TOKEN, BridgeFactory
 from tests.bridge.test_inbound import NOW, FixedNow, aibot_message, post, sealed_aibot

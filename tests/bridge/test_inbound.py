@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.store import INBOX, METRICS
+from bot.common.store import INBOX, METRICS
 from bot.wecom.crypto import WeComCrypto
 from tests.bridge.conftest import AES_KEY, CORP_ID, TOKEN, BridgeFactory
 

@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.clock import RealClock
-from bot.names import NameResolver
+from bot.common.clock import RealClock
+from bot.common.names import NameResolver
 from bot.simulator.state import SimMember
 from bot.wecom.api import WeComApi
 from qunzhu.names import NameBook, masked

@@ -13,12 +13,12 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot import appkeys
 from bot.app import Background
-from bot.clock import VirtualClock
-from bot.outbox import Post
-from bot.sender import SenderConfig
-from bot.store import DEAD, OUTBOX
+from bot.common import appkeys
+from bot.common.clock import VirtualClock
+from bot.common.posts import Post
+from bot.common.store import DEAD, OUTBOX
+from bot.outbound.sender import SenderConfig
 from tests.bridge.conftest import Bridge, BridgeFactory, Sim
 from tests.conftest import API_TOKEN
 

@@ -18,8 +18,8 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from bot.spool import Record, Spool, SpoolFull, encode
-from bot.store import INBOX, METRICS, OUTBOX
+from bot.common.spool import Record, Spool, SpoolFull, encode
+from bot.common.store import INBOX, METRICS, OUTBOX
 from tests.bridge.conftest import Bridge, BridgeFactory
 from tests.bridge.test_inbound import FixedNow, aibot_message, post, sealed_aibot
 from tests.conftest import API_TOKEN, _free_port, _redis_server_binary

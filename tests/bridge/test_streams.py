@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from bot.streams import Entry, StreamConsumer
+from bot.common.streams import Entry, StreamConsumer
 from qunzhu.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.redis
@@ -25,7 +25,7 @@ STREAM, GROUP = "qz:{test}:jobs", "workers"
 WORKER = f"""
 import asyncio, sys
 import redis.asyncio as aioredis
-from bot.streams import StreamConsumer
+from bot.common.streams import StreamConsumer
 
 async def main(url, name):
     r = aioredis.Redis.from_url(url)

@@ -18,9 +18,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.app import Background
-from bot.clock import RealClock
-from bot.rasa_client import RasaReplicas
-from bot.texts import Texts
+from bot.common.clock import RealClock
+from bot.common.texts import Texts
+from bot.inbound.rasa_client import RasaReplicas
 from tests.bridge.conftest import Bridge, BridgeFactory, Sim, start_sim
 
 pytestmark = pytest.mark.redis
@@ -350,7 +350,7 @@ async def test_a_handoff_left_pending_by_a_dead_relay_still_reaches_staff(
 
 
 def test_a_restarted_bridge_keeps_its_consumer_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.settings import BridgeSettings
+    from bot.common.settings import BridgeSettings
 
     monkeypatch.setenv("BRIDGE_PORT", "5081")
     first, second = BridgeSettings.from_env(), BridgeSettings.from_env()

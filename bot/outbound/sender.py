@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
-from bot.clock import Clock
-from bot.groups import Directory, Robot
-from bot.outbox import Post
-from bot.store import DEAD, DEAD_MAXLEN, METRICS, OUTBOX, SENDERS, BridgeStore, post_key
-from bot.streams import Entry, StreamConsumer
-from bot.texts import Texts
+from bot.common.clock import Clock
+from bot.common.groups import Directory, Robot
+from bot.common.posts import Post
+from bot.common.store import DEAD, DEAD_MAXLEN, METRICS, OUTBOX, SENDERS, BridgeStore, post_key
+from bot.common.streams import Entry, StreamConsumer
+from bot.common.texts import Texts
 from bot.wecom import webhook
 from bot.wecom.textsplit import utf8_len
 from bot.wecom.webhook import Outcome, PayloadError, WebhookClient

@@ -16,10 +16,7 @@ from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from qunzhu import rasa_speedups
 from qunzhu.textnorm import normalise
-
-rasa_speedups.install()  # the Rasa server imports this module when it loads the model
 
 ORIGINAL_TEXT = "text_original"
 

@@ -8,7 +8,6 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.rasa_client import RasaReplicas
 from qunzhu import settings as env
 
 DEDUPE_TTL_S = 3 * 24 * 3600  # WeCom retries within minutes; keep ids for days
@@ -52,7 +51,7 @@ class BridgeSettings:
             host=env.get("BRIDGE_HOST"),
             port=int(env.get("BRIDGE_PORT")),
             redis_url=env.redis_url(),
-            rasa_url=",".join(RasaReplicas.parse(env.get("RASA_URL")).urls),
+            rasa_url=",".join(rasa_urls(env.get("RASA_URL"))),
             rasa_timeout_s=float(env.get("BRIDGE_RASA_TIMEOUT_S")),
             turn_fresh_s=float(env.get("BRIDGE_TURN_FRESH_S")),
             wecom_api_base=env.get("WECOM_API_BASE").rstrip("/"),
@@ -69,6 +68,14 @@ class BridgeSettings:
             spool_dir=env.project_path("BRIDGE_SPOOL_DIR") / re.sub(r"[^\w.-]", "_", consumer),
             spool_max_bytes=int(float(env.get("BRIDGE_SPOOL_MAX_MB")) * 1024 * 1024),
         )
+
+
+def rasa_urls(value: str) -> tuple[str, ...]:
+    """RASA_URL: one URL, or several separated by commas."""
+    urls = tuple(u.strip().rstrip("/") for u in value.split(",") if u.strip())
+    if not urls or not all(u.startswith(("http://", "https://")) for u in urls):
+        raise ValueError("RASA_URL must be one or more http(s):// URLs, comma-separated")
+    return urls
 
 
 ROLES = ("turns", "sender", "handoff")

@@ -11,7 +11,8 @@ compiled once gives the same verdicts and errors in 0.2 ms.
 abstractness) for every event it deserialises: 11 % of a turn in a py-spy profile. The answer
 for a type name is remembered after the first lookup.
 
-Installed when the Rasa server imports qunzhu's NLU component (config.yml names it).
+Installed explicitly by `python -m qunzhu.tools.rasacli` (how the Makefile and `make run` start
+Rasa), never as a side effect of importing a plug-in.
 """
 
 from __future__ import annotations

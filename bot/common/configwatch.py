@@ -18,10 +18,10 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from bot import logsafe
-from bot.groups import Directory, load_directory
-from bot.outbox import Post
-from bot.texts import Texts
+from bot.common import logsafe
+from bot.common.groups import Directory, load_directory
+from bot.common.posts import Post
+from bot.common.texts import Texts
 from qunzhu.config import Brand, Games, brand_file, brand_loader, games_file, load_games
 from qunzhu.liveconfig import LiveFile, Problem
 from qunzhu.settings import shown_path

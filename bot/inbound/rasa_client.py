@@ -14,6 +14,8 @@ from typing import Any
 
 import aiohttp
 
+from bot.common.settings import rasa_urls
+
 
 class RasaUnavailable(Exception):
     """Rasa (or its action server) did not answer in time or answered with an error."""
@@ -28,10 +30,7 @@ class RasaReplicas:
     @classmethod
     def parse(cls, value: str) -> RasaReplicas:
         """RASA_URL: one URL, or several separated by commas."""
-        urls = tuple(u.strip().rstrip("/") for u in value.split(",") if u.strip())
-        if not urls or not all(u.startswith(("http://", "https://")) for u in urls):
-            raise ValueError("RASA_URL must be one or more http(s):// URLs, comma-separated")
-        return cls(urls)
+        return cls(rasa_urls(value))
 
     def for_conversation(self, conversation_id: str) -> list[str]:
         """This conversation's own replica first (stable hash), then the others in turn."""

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 
 from redis.exceptions import RedisError
 
-from bot.groups import Directory
+from bot.common.groups import Directory
 from bot.wecom.api import GroupChat, WeComApi, WeComApiError
 from qunzhu.names import NameBook
 

@@ -12,12 +12,12 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 
-from bot.groups import Directory
-from bot.names import NameResolver
-from bot.outbox import Post
-from bot.store import BridgeStore
-from bot.streams import Entry, StreamConsumer
-from bot.texts import Texts
+from bot.common.groups import Directory
+from bot.common.names import NameResolver
+from bot.common.posts import Post
+from bot.common.store import BridgeStore
+from bot.common.streams import Entry, StreamConsumer
+from bot.common.texts import Texts
 from bot.wecom.api import WeComApiError
 
 log = logging.getLogger(__name__)

@@ -275,7 +275,7 @@ def start_services(stack: Stack) -> dict[str, str]:
     _require_free(rasa_port, "Rasa server", "QZ_RASA_PORT")
     actions = stack.start("actions", [sys.executable, "-m", "actions"], env)
     rasa = stack.start("rasa", [
-        sys.executable, "-m", "qunzhu.rasacli", "run", "-i", "127.0.0.1", "-p", rasa_port,
+        sys.executable, "-m", "qunzhu.tools.rasacli", "run", "-i", "127.0.0.1", "-p", rasa_port,
         "-m", str(MODEL), "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
     ], env)
     _wait("action server", lambda: _http_ok(f"http://127.0.0.1:{actions_port}/health"),
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also chat in this terminal (straight to Rasa, without the bridge)")
     args = parser.parse_args(argv)
     if args.chat and _http_ok(f"http://127.0.0.1:{settings.get('QZ_RASA_PORT')}/"):
-        from qunzhu.chat import main as chat  # a `make run` is up already: just talk to it
+        from qunzhu.tools.chat import main as chat  # a `make run` is up already: just talk to it
 
         return chat([])
     stack = Stack()
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         if page:
             print(f"\nqunzhu: the sandbox group is open at {page}  (Ctrl-C stops everything)\n")
         if args.chat and sys.stdin.isatty():
-            from qunzhu.chat import main as chat
+            from qunzhu.tools.chat import main as chat
 
             chat([])
         else:

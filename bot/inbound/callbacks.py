@@ -20,10 +20,10 @@ from typing import Literal
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from bot import spooled
-from bot.clock import Clock
-from bot.spool import Spool, SpoolFull
-from bot.store import BridgeStore
+from bot.common import spooled
+from bot.common.clock import Clock
+from bot.common.spool import Spool, SpoolFull
+from bot.common.store import BridgeStore
 from bot.wecom import errors
 from bot.wecom.crypto import WeComCrypto
 from bot.wecom.parser import (

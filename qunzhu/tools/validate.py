@@ -18,7 +18,7 @@ from qunzhu.yamlconfig import ConfigError
 
 
 def _load_groups(path: Path) -> Any:
-    from bot.groups import load_directory  # the groups schema lives with the bridge
+    from bot.common.groups import load_directory  # the groups schema lives with the bridge
 
     return load_directory(path, env={})
 

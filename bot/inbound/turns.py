@@ -17,14 +17,14 @@ from typing import Any
 import aiohttp
 from redis.exceptions import RedisError
 
-from bot import rasa_client
-from bot.clock import Clock
-from bot.names import NameResolver
-from bot.newcomers import Newcomers
-from bot.outbox import Post
-from bot.store import INBOX, WORKERS, BridgeStore
-from bot.streams import Entry, StreamConsumer
-from bot.texts import Texts
+from bot.common.clock import Clock
+from bot.common.names import NameResolver
+from bot.common.posts import Post
+from bot.common.store import INBOX, WORKERS, BridgeStore
+from bot.common.streams import Entry, StreamConsumer
+from bot.common.texts import Texts
+from bot.inbound import rasa_client
+from bot.inbound.newcomers import Newcomers
 from bot.wecom.api import WeComApi, WeComApiError
 from qunzhu.textnorm import strip_invisible, strip_mentions
 

@@ -11,11 +11,11 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
-from bot.groups import Directory
-from bot.names import NameResolver
-from bot.outbox import Post
-from bot.store import BridgeStore, members_key
-from bot.texts import Texts
+from bot.common.groups import Directory
+from bot.common.names import NameResolver
+from bot.common.posts import Post
+from bot.common.store import BridgeStore, members_key
+from bot.common.texts import Texts
 from bot.wecom.api import Member, WeComApi, WeComApiError
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ when it provably can:
 - `retrieve` hands back the tracker object this process saved last, when Redis still holds
   exactly what that save wrote and the tracker has not changed since; otherwise it
   deserialises. Another replica's write, a failed turn or an expired key all fall back.
-Configured in endpoints.yml as `type: qunzhu.trackers.FastRedisTrackerStore`.
+Configured in endpoints.yml as `type: qunzhu.plugins.trackers.FastRedisTrackerStore`.
 """
 
 from __future__ import annotations

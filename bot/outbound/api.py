@@ -16,10 +16,10 @@ import logging
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from bot import appkeys, spooled
-from bot.outbox import Post, parse_request
-from bot.spool import Spool, SpoolFull
-from bot.store import INBOX, OUTBOX, new_post_id
+from bot.common import appkeys, spooled
+from bot.common.posts import Post, parse_request
+from bot.common.spool import Spool, SpoolFull
+from bot.common.store import INBOX, OUTBOX, new_post_id
 from bot.wecom import safejson
 from bot.wecom.webhook import PayloadError
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.spool import Record
-from bot.store import BridgeStore
+from bot.common.spool import Record
+from bot.common.store import BridgeStore
 
 log = logging.getLogger(__name__)
 

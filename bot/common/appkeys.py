@@ -8,13 +8,13 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from bot.clock import Clock
-from bot.configwatch import ConfigWatch
-from bot.groups import Directory
-from bot.settings import BridgeSettings
-from bot.spool import Spool
-from bot.store import BridgeStore
-from bot.texts import Texts
+from bot.common.clock import Clock
+from bot.common.configwatch import ConfigWatch
+from bot.common.groups import Directory
+from bot.common.settings import BridgeSettings
+from bot.common.spool import Spool
+from bot.common.store import BridgeStore
+from bot.common.texts import Texts
 
 SETTINGS = web.AppKey("settings", BridgeSettings)
 CLOCK = web.AppKey("clock", Clock)
