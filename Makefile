@@ -88,9 +88,10 @@ test-rasa: install-dev browser validate train  ## conversation tests, NLU gate, 
 
 test: test-unit test-rasa  ## everything CI runs
 
-lint: install-dev  ## ruff and mypy
+lint: install-dev  ## ruff, mypy, and the layer contracts (import-linter)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 bench-nlu: install-dev  ## NLU accuracy, macro-F1, FAQ accuracy, parse latency vs Rasa's default pipeline
 	$(PY) -m bench.nlu
