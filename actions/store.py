@@ -244,18 +244,6 @@ return encoded
 """
 )
 
-APPEND_ONCE_LUA = """
--- KEYS[1] idempotency key   KEYS[2] stream
--- ARGV[1] idempotency TTL s   ARGV[2] stream maxlen   ARGV[3..] field, value pairs
--- returns the stream entry id (the first one, on a repeat)
-local prior = redis.call('GET', KEYS[1])
-if prior then return prior end
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
-redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
-return id
-"""
-
-
 @dataclass(frozen=True)
 class MemberStats:
     """What a member sees for `my_points`."""
@@ -292,7 +280,6 @@ class GameStore:
         self._claim = client.register_script(CLAIM_COUPON_LUA)
         self._redeem = client.register_script(REDEEM_LUA)
         self._draw = client.register_script(DRAW_LUA)
-        self._append_once = client.register_script(APPEND_ONCE_LUA)
 
     # ------------------------------------------------------------ key names
     def key(self, *parts: str) -> str:
@@ -528,16 +515,6 @@ class GameStore:
         return int(await self._r.hget(self.key("prize", "issued"), prize) or 0)
 
     # ------------------------------------------------------------ streams
-    async def append_once(self, stream: str, user: str, idem: str, fields: dict[str, str]) -> str:
-        """Append to a stream once per idempotency key; a repeat returns the first entry id."""
-        flat: list[str] = []
-        for k, v in fields.items():
-            flat += [k, v]
-        raw = await self._append_once(
-            keys=[self._idem(stream, user, idem), self.key(stream)],
-            args=[IDEMPOTENCY_TTL_S, LEDGER_MAXLEN, *flat],
-        )
-        return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 _client: aioredis.Redis | None = None

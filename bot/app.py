@@ -22,7 +22,7 @@ from bot.common.names import NameResolver
 from bot.common.posts import Post
 from bot.common.settings import MAX_BODY_BYTES, BridgeSettings
 from bot.common.spool import Record, Spool
-from bot.common.store import BridgeStore
+from bot.common.store import HANDOFFS, BridgeStore
 from bot.common.texts import Texts
 from bot.inbound.callbacks import CallbackHandler
 from bot.inbound.newcomers import Newcomers
@@ -157,8 +157,7 @@ def create_app(
                             groups, texts_, clock, consumer=settings.consumer, config=config)
             runners.append((sender.stop, asyncio.create_task(sender.run())))
         if background.handoff:
-            relay = HandoffRelay(store, f"qz:{{{brand.value.id}}}:handoff", groups, texts_,
-                                 post, settings.consumer, names,
+            relay = HandoffRelay(store, HANDOFFS, groups, texts_, post, settings.consumer, names,
                                  reclaim_idle_ms=settings.reclaim_idle_ms)
             runners.append((relay.stop, asyncio.create_task(relay.run())))
         yield

@@ -19,7 +19,7 @@ from actions.handoff import ActionHumanHandoff
 from actions.points import ActionLeaderboard, ActionMyPoints
 from actions.redeem import ActionRedeemPoints
 from actions.store import GameStore
-from bot.common.store import OUTBOX
+from bot.common.store import HANDOFFS, OUTBOX
 from tests.helpers import responses, run, texts, tracker
 
 pytestmark = pytest.mark.redis
@@ -268,15 +268,31 @@ async def test_redeem_menu_insufficient_and_success(services: runtime.Services) 
 # ------------------------------------------------------------------ handoff, FAQ, fallback
 async def test_handoff_queues_request_with_history(services: runtime.Services) -> None:
     history = [{"event": "user", "text": "咖啡洒了"}, {"event": "bot", "text": "抱歉～"}]
-    msgs, events = await run(ActionHumanHandoff(), tracker("转人工", events=history))
+    asked = tracker("转人工", events=history)
+    msgs, events = await run(ActionHumanHandoff(), asked)
     assert responses(msgs) == ["utter_handoff"]
     texts(msgs)
     assert events == [{"event": "slot", "timestamp": None, "name": "handoff_offered",
                        "value": False}]
-    rows = await services.store._r.xrange(services.store.key("handoff"))
+    rows = await services.store._r.xrange(HANDOFFS)
     assert len(rows) == 1
     fields = {k.decode(): v.decode() for k, v in rows[0][1].items()}
     assert fields["user"] == "alice" and "咖啡洒了" in fields["history"]
+    again, _ = await run(ActionHumanHandoff(), asked)
+    assert responses(again) == ["utter_handoff"]  # a retried message: still one request
+    assert await services.store._r.xlen(HANDOFFS) == 1
+
+
+async def test_a_handoff_the_bridge_cannot_take_is_not_promised(
+    services: runtime.Services, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def refused(_request: dict[str, Any], _idem: str) -> bool:
+        return False
+
+    monkeypatch.setattr(services.poster, "handoff", refused)
+    msgs, _ = await run(ActionHumanHandoff(), tracker("转人工"))
+    assert responses(msgs) == ["utter_handoff_unsent"]
+    assert "400-820-5200" in texts(msgs)[0]
 
 
 def _selected(key: str) -> dict[str, Any]:
@@ -343,7 +359,7 @@ async def test_fallback_twice_offers_a_person_and_affirm_hands_over(
     assert events[0]["value"] is True
     msgs, events = await run(ActionAffirm(), _answer_to_offer("好的"))
     assert responses(msgs) == ["utter_handoff"]
-    assert await services.store._r.xlen(services.store.key("handoff")) == 1
+    assert await services.store._r.xlen(HANDOFFS) == 1
     msgs, _ = await run(ActionDeny(), _answer_to_offer("不用"))
     assert responses(msgs) == ["utter_handoff_declined"]
     msgs, _ = await run(ActionAffirm(), tracker("好的"))
@@ -380,7 +396,7 @@ async def test_an_offer_binds_only_the_next_message(services: runtime.Services) 
                        "value": False}]
     msgs, _ = await run(ActionDeny(), _answer_to_offer("不用", after_s=20, between=unrelated))
     assert responses(msgs) == ["utter_deny_ack"]
-    assert await services.store._r.xlen(services.store.key("handoff")) == 0
+    assert await services.store._r.xlen(HANDOFFS) == 0
 
 
 @pytest.mark.parametrize(("after_s", "hands_over"), [(599.0, True), (601.0, False)])
@@ -389,7 +405,7 @@ async def test_an_offer_lapses_after_ten_minutes(
 ) -> None:
     msgs, _ = await run(ActionAffirm(), _answer_to_offer("好的", after_s=after_s))
     assert responses(msgs) == (["utter_handoff"] if hands_over else ["utter_affirm_ack"])
-    assert await services.store._r.xlen(services.store.key("handoff")) == int(hands_over)
+    assert await services.store._r.xlen(HANDOFFS) == int(hands_over)
 
 
 def test_an_offer_withdrawn_or_never_made_is_not_open() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import pytest
@@ -214,15 +213,3 @@ async def test_draw_cost_checked_before_any_write(store: GameStore) -> None:
     await _give_points(store, "u", 10)
     paid = await _draw(store, "u", "2", r=3, cost=10)
     assert paid["status"] == "drawn" and paid["points"] == 0
-
-
-async def test_append_once(store: GameStore) -> None:
-    ids = await asyncio.gather(
-        *(store.append_once("outbox", "u1", "k1", {"group": "g", "content": "hi"})
-          for _ in range(4))
-    )
-    assert len(set(ids)) == 1
-    assert await store._r.xlen(store.key("outbox")) == 1
-    entry = (await store._r.xrange(store.key("outbox")))[0][1]
-    assert json.loads(json.dumps({k.decode(): v.decode() for k, v in entry.items()})) == {
-        "group": "g", "content": "hi"}

@@ -1,10 +1,11 @@
 """What the bridge spools while Redis is down, and how each record is moved into Redis.
 
-Two kinds of record, both applied idempotently so a drain may safely repeat:
+Three kinds of record, all applied idempotently so a drain may safely repeat:
 - a callback: its inbox fields and dedupe key — applied through the same accept script as a
   live callback, so a WeCom retry (spooled or live) of the same message is still one turn;
 - an API post: its group, fields, idempotency key and the post id the API answered with —
-  applied with that id, so the id the caller holds becomes the post's id.
+  applied with that id, so the id the caller holds becomes the post's id;
+- a handoff request: its fields and idempotency key (the member's message) — appended once.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ def post_record(post_id: str, group: str, fields: dict[str, str], idem: str,
             "now": now, "keys": keys}
 
 
+def handoff_record(idem: str, fields: dict[str, str]) -> Record:
+    """A member's request for a person, accepted while Redis could not take it."""
+    return {"t": "handoff", "idem": idem, "fields": fields, "keys": [f"handoff:{idem}"]}
+
+
 def _strings(value: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
@@ -52,6 +58,8 @@ async def apply(store: BridgeStore, records: list[Record]) -> None:
             if got != post_id:
                 await store.alias_post(post_id, got)
             posts += 1
+        elif kind == "handoff":
+            await store.add_handoff(str(record["idem"]), _strings(record.get("fields")))
         else:
             log.error("skipped a spool record of unknown kind %r", kind)
     if callbacks:

@@ -19,6 +19,9 @@ PREFIX = "qz:{bridge}:"
 INBOX = PREFIX + "inbox"
 OUTBOX = PREFIX + "outbox"
 DEAD = PREFIX + "dead"
+HANDOFFS = PREFIX + "handoffs"  # members' requests for a person, for the staff relay
+RELAYS = "relays"
+HANDOFFS_MAXLEN = 100_000
 METRICS = PREFIX + "metrics"
 WORKERS = "workers"
 SENDERS = "senders"
@@ -57,6 +60,21 @@ redis.call('HSET', KEYS[3], 'state', 'queued', 'group', ARGV[4], 'entry', entry,
 redis.call('EXPIRE', KEYS[3], ARGV[3])
 redis.call('HINCRBY', KEYS[4], 'posts_accepted', 1)
 return {ARGV[1], 1}
+"""
+
+# KEYS[1] idem:<key>  KEYS[2] stream  KEYS[3] metrics
+# ARGV[1] idempotency ttl, ARGV[2] stream maxlen (approximate), ARGV[3] counter,
+# ARGV[4..] field/value pairs
+# returns {entry id, 1 if new else 0}: the first entry for this key, appended once
+APPEND_ONCE = """
+local existing = redis.call('GET', KEYS[1])
+if existing then return {existing, 0} end
+local fields = {}
+for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
+redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
+redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
+return {id, 1}
 """
 
 # KEYS[1] rl:<robot> (sorted set of send times, ms)  KEYS[2] rl:<robot>:blocked_until
@@ -145,6 +163,7 @@ class BridgeStore:
         self.r = client
         self._accept = client.register_script(ACCEPT)
         self._enqueue = client.register_script(ENQUEUE)
+        self._append_once = client.register_script(APPEND_ONCE)
         self._take_slot = client.register_script(TAKE_SLOT)
         self._block = client.register_script(BLOCK)
         self._ack_posts = client.register_script(ACK_POSTS)
@@ -208,6 +227,16 @@ class BridgeStore:
                 await self._enqueue(keys=keys, args=args, client=pipe)
             replies = await pipe.execute()
         return [(_decode(raw[0]), bool(int(raw[1]))) for raw in replies]
+
+    async def add_handoff(self, idem: str, fields: dict[str, str]) -> tuple[str, bool]:
+        """Queue a member's request for a person once per idempotency key; (id, new)."""
+        flat: list[str] = []
+        for k, v in fields.items():
+            flat += [k, v]
+        raw = await self._append_once(
+            keys=[f"{PREFIX}idem:handoff:{idem}", HANDOFFS, METRICS],
+            args=[IDEMPOTENCY_TTL_S, HANDOFFS_MAXLEN, "handoffs_accepted", *flat])
+        return _decode(raw[0]), bool(int(raw[1]))
 
     async def alias_post(self, post_id: str, same_as: str) -> None:
         """A spooled post turned out to repeat an earlier one: its id points there."""

@@ -1,5 +1,8 @@
 """The bridge's HTTP API for actions and operators: queue a post, ask how it went.
 
+`POST /api/handoffs` queues a member's request for a person for the staff relay, the same
+way and with the same guarantees (idempotent on the member's message).
+
 `POST /api/groups/{group}/messages` answers 202 with an id only once the post is durable:
 in the Redis stream, or — while Redis is down — fsynced to the bridge's disk spool, from
 which it moves into the stream under the same id when Redis is back. A full spool answers
@@ -17,6 +20,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from bot.common import appkeys, spooled
+from bot.common.handoffs import parse_handoff
 from bot.common.posts import Post, parse_request
 from bot.common.spool import Spool, SpoolFull
 from bot.common.store import INBOX, OUTBOX, new_post_id
@@ -105,6 +109,45 @@ async def post_message(request: web.Request) -> web.Response:
     return _accepted(post_id, not new)
 
 
+async def post_handoff(request: web.Request) -> web.Response:
+    """Accept a member's request for a person: 202 once durable, once per Idempotency-Key."""
+    if not _authorised(request):
+        return _problem(401, "missing or wrong bearer token")
+    if request.content_length is not None and request.content_length > MAX_API_BODY:
+        return _problem(413, "body too large")
+    idem = request.headers.get("Idempotency-Key", "")
+    if not idem or len(idem) > 200:
+        return _problem(400, "Idempotency-Key (the member's message, at most 200 characters) "
+                             "is required")
+    try:
+        handoff = parse_handoff(safejson.loads(await request.read() or b"null"))
+    except safejson.JsonRefused as exc:
+        return _problem(400, f"body must be JSON ({exc})")
+    except PayloadError as exc:
+        return _problem(400, str(exc))
+    fields = handoff.fields()
+    spool = request.app[appkeys.SPOOL]
+    if spool is not None and spool.find(f"handoff:{idem}") is not None:
+        return web.json_response({"duplicate": True, "state": "spooled"}, status=202)
+    if spool is None or not spool.pending:
+        try:
+            entry_id, new = await asyncio.wait_for(
+                request.app[appkeys.STORE].add_handoff(idem, fields), REDIS_WAIT_S)
+            return web.json_response({"id": entry_id, "duplicate": not new,
+                                      "state": "queued"}, status=202)
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            if spool is None:
+                log.error("handoff queue unavailable: %s", type(exc).__name__)
+                return _problem(503, "queue unavailable, retry")
+            log.warning("handoff queue unavailable (%s); spooling to disk", type(exc).__name__)
+    try:
+        await spool.put(spooled.handoff_record(idem, fields))
+    except SpoolFull as exc:
+        log.error("handoff refused: %s", exc)
+        return _problem(503, "queue unavailable and the spool is full, retry")
+    return web.json_response({"duplicate": False, "state": "spooled"}, status=202)
+
+
 async def message_status(request: web.Request) -> web.Response:
     """Where a post is: queued, sent, digested (merged into a digest) or dead."""
     if not _authorised(request):
@@ -181,5 +224,6 @@ def add_routes(app: web.Application) -> None:
     """Mount the API."""
     app.router.add_post("/api/groups/{group}/messages", post_message)
     app.router.add_get("/api/messages/{post_id}", message_status)
+    app.router.add_post("/api/handoffs", post_handoff)
     app.router.add_get("/api/metrics", metrics)
     app.router.add_get("/healthz", health)

@@ -1,46 +1,36 @@
-"""Deliver the assistant's handoff requests to staff: from the actions' stream to a staff group.
+"""Deliver members' requests for a person to staff: from the handoff stream to a staff group.
 
-The action server appends each request (member, group, words, recent history) to the
-brand's handoff stream; this relay turns each into one post for the staff group, once.
+The action server sends each request (member, group, words, recent history) to the
+bridge's API, which appends it to the bridge's handoff stream once per member message;
+this relay turns each into one post for the staff group, once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
 from bot.common.groups import Directory
+from bot.common.handoffs import HandoffRequest, HistoryLine
 from bot.common.names import NameResolver
 from bot.common.posts import Post
-from bot.common.store import BridgeStore
+from bot.common.store import RELAYS, BridgeStore
 from bot.common.streams import Entry, StreamConsumer
 from bot.common.texts import Texts
 from bot.wecom.api import WeComApiError
 
 log = logging.getLogger(__name__)
 
-GROUP = "bridge"
 NAME_WAIT_S = 1.5  # then the card goes out with the name the directory has (or the mask)
 PostFn = Callable[[Post, str], Awaitable[str]]
 
 
-def history_lines(raw: str, limit: int = 6) -> str:
+def history_lines(history: tuple[HistoryLine, ...], limit: int = 6) -> str:
     """The last turns of the conversation as quoted lines for staff."""
-    try:
-        turns = json.loads(raw or "[]")
-    except json.JSONDecodeError:
-        return ""
-    lines = []
-    for turn in turns[-limit:]:
-        if isinstance(turn, dict):
-            who = "🤖" if turn.get("from") == "bot" else "👤"
-            lines.append(f"{who} {str(turn.get('text', ''))[:200]}")
-        elif isinstance(turn, str):
-            lines.append(f"👤 {turn[:200]}")
-    return "\n".join(lines)
+    return "\n".join(f"{'🤖' if line.speaker == 'bot' else '👤'} {line.text[:200]}"
+                     for line in history[-limit:])
 
 
 class HandoffRelay:
@@ -49,7 +39,7 @@ class HandoffRelay:
     def __init__(self, store: BridgeStore, stream: str, directory: Callable[[], Directory],
                  texts: Texts, post: PostFn, consumer: str, names: NameResolver,
                  reclaim_idle_ms: int = 60_000) -> None:
-        self._requests = StreamConsumer(store.r, stream, GROUP, consumer,
+        self._requests = StreamConsumer(store.r, stream, RELAYS, consumer,
                                         reclaim_idle_ms=reclaim_idle_ms, read_count=50)
         self._stream = stream
         self._directory = directory
@@ -79,7 +69,8 @@ class HandoffRelay:
         """One staff post per request (idempotent on the entry id), then acknowledge it."""
         directory = self._directory()
         if fields and directory.staff_chatid:
-            group, user = fields.get("group", ""), fields.get("user", "")
+            request = HandoffRequest.from_fields(fields)
+            group, user = request.group, request.user
             if user:  # staff read names: look this member up now, but never hold the page up
                 with contextlib.suppress(asyncio.TimeoutError, WeComApiError):
                     await asyncio.wait_for(self._names.resolve(group, user), NAME_WAIT_S)
@@ -89,11 +80,11 @@ class HandoffRelay:
                 "utter_bridge_handoff_staff",
                 group=where,
                 user=await book.member(group, user) if user else "-",
-                text=fields.get("text", "")[:500],
-                history=history_lines(fields.get("history", "")),
+                text=request.text[:500],
+                history=history_lines(request.history),
             )
             await self._post(
                 Post(directory.staff_chatid, "markdown", text, directory.staff_mention),
                 f"handoff:{self._stream}:{entry_id}",
             )
-        await self._requests.ack(entry_id, delete=False)  # the stream is the actions' log
+        await self._requests.ack(entry_id)

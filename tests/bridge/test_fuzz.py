@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.app import Background, create_app
-from bot.common.store import INBOX, OUTBOX
+from bot.common.store import HANDOFFS, INBOX, OUTBOX
 from bot.wecom.crypto import WeComCrypto
 from qunzhu import settings as settings_of
 from tests.bridge.conftest import AES_KEY, CORP_ID, TOKEN, directory
@@ -120,9 +120,10 @@ def request(conn: http.client.HTTPConnection, method: str, path: str, body: byte
     raise AssertionError("unreachable")
 
 
-def depths(r: redis.Redis) -> tuple[int, int]:
-    inbox, outbox = r.pipeline(transaction=False).xlen(INBOX).xlen(OUTBOX).execute()
-    return int(inbox), int(outbox)
+def depths(r: redis.Redis) -> tuple[int, int, int]:
+    inbox, outbox, handoffs = (r.pipeline(transaction=False).xlen(INBOX).xlen(OUTBOX)
+                               .xlen(HANDOFFS).execute())
+    return int(inbox), int(outbox), int(handoffs)
 
 
 json_values = st.recursive(
@@ -134,7 +135,8 @@ json_values = st.recursive(
 query_values = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
 
 
-def _check(status: int, before: tuple[int, int], r: redis.Redis, watch: Tracebacks) -> None:
+def _check(status: int, before: tuple[int, int, int], r: redis.Redis,
+           watch: Tracebacks) -> None:
     assert status < 500, status
     if 400 <= status < 500:
         assert depths(r) == before
@@ -237,5 +239,24 @@ def test_api_bodies(bridge: Any, group: str, body: bytes) -> None:
     before = depths(r)
     status = request(conn, "POST", f"/api/groups/{group}/messages", body,
                      {"Authorization": f"Bearer {API_TOKEN}",
+                      "Content-Type": "application/json"})
+    _check(status, before, r, watch)
+
+
+@fuzz(PER_ROUTE)
+@given(idem=st.sampled_from(["", "k" * 201, "xiaoman:alice:m1"]),
+       body=json_values.map(lambda v: json.dumps(v).encode())
+       | st.fixed_dictionaries({"user": json_values}, optional={
+           "group": json_values, "text": json_values, "conversation_id": json_values,
+           "history": st.lists(st.fixed_dictionaries({"from": json_values},
+                                                     optional={"text": json_values}),
+                               max_size=3) | json_values}).map(
+           lambda v: json.dumps(v).encode())
+       | st.binary(max_size=500))
+def test_api_handoff_bodies(bridge: Any, idem: str, body: bytes) -> None:
+    r, conn, watch = bridge
+    before = depths(r)
+    status = request(conn, "POST", "/api/handoffs", body,
+                     {"Authorization": f"Bearer {API_TOKEN}", "Idempotency-Key": idem,
                       "Content-Type": "application/json"})
     _check(status, before, r, watch)

@@ -19,7 +19,7 @@ import redis
 import redis.asyncio as aioredis
 
 from bot.common.spool import Record, Spool, SpoolFull, encode
-from bot.common.store import INBOX, METRICS, OUTBOX
+from bot.common.store import HANDOFFS, INBOX, METRICS, OUTBOX
 from tests.bridge.conftest import Bridge, BridgeFactory
 from tests.bridge.test_inbound import FixedNow, aibot_message, post, sealed_aibot
 from tests.conftest import API_TOKEN, _free_port, _redis_server_binary
@@ -212,9 +212,16 @@ async def test_redis_down_callbacks_and_posts_are_spooled_then_moved_in_exactly_
     plain_status, plain = await api_post(bridge, {"content": "没有幂等键的帖子"})
     assert plain_status == 202 and plain["state"] == "spooled"
     assert (await api_get(bridge, doc["status_url"]))[1]["state"] == "spooled"
+    handoff = {"user": "alice", "group": "g1", "text": "转人工"}
+    for duplicate in (False, True):
+        async with aiohttp.ClientSession() as s, s.post(
+            f"{bridge.url}/api/handoffs", json=handoff,
+            headers={**AUTH, "Idempotency-Key": "xiaoman:alice:m9"},
+        ) as r:
+            assert r.status == 202 and (await r.json())["duplicate"] is duplicate
     health = await api_get(bridge, "/healthz")
     assert health[0] == 200 and health[1]["status"] == "degraded"
-    assert health[1]["spool"]["records"] == 5
+    assert health[1]["spool"]["records"] == 6
 
     late_redis.start()
 
@@ -229,6 +236,7 @@ async def test_redis_down_callbacks_and_posts_are_spooled_then_moved_in_exactly_
     assert sorted(f[b"id"].decode() for _id, f in outbox) == sorted([doc["id"], plain["id"]])
     status, state = await api_get(bridge, doc["status_url"])
     assert status == 200 and state["state"] == "queued"
+    assert await late_client.xlen(HANDOFFS) == 1
     metrics = await late_client.hgetall(METRICS)
     assert metrics[b"callbacks_spooled"] == b"3" and metrics[b"callbacks_duplicate"] == b"2"
     assert metrics[b"posts_spooled"] == b"2"

@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -19,9 +20,11 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import Background
 from bot.common.clock import RealClock
+from bot.common.store import HANDOFFS, RELAYS
 from bot.common.texts import Texts
 from bot.inbound.rasa_client import RasaReplicas
 from tests.bridge.conftest import Bridge, BridgeFactory, Sim, start_sim
+from tests.conftest import API_TOKEN
 
 pytestmark = pytest.mark.redis
 TEXTS = Texts.from_domain()
@@ -233,12 +236,18 @@ async def test_handoff_requests_reach_the_staff_group_once(
     redis_client: aioredis.Redis,
 ) -> None:
     _stand_in, server = rasa
-    history = json.dumps([{"from": "member", "text": "券用不了"}, {"from": "bot", "text": "抱歉"}],
-                         ensure_ascii=False)
-    await redis_client.xadd("qz:{xiaoman}:handoff", {
-        "user": "alice", "group": "g1", "conversation_id": "g1:alice", "text": "转人工",
-        "history": history, "at": "0"})
-    await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
+    bridge = await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
+    request = {"user": "alice", "group": "g1", "conversation_id": "g1:alice", "text": "转人工",
+               "history": [{"from": "member", "text": "券用不了"}, {"from": "bot", "text": "抱歉"}]}
+    headers = {"Authorization": f"Bearer {API_TOKEN}", "Idempotency-Key": "xiaoman:alice:m1"}
+    async with aiohttp.ClientSession() as s:
+        for _ in range(2):  # the action retried: still one request, one staff post
+            async with s.post(f"{bridge.url}/api/handoffs", json=request,
+                              headers=headers) as resp:
+                assert resp.status == 202
+        async with s.post(f"{bridge.url}/api/handoffs", json={"user": ""},
+                          headers=headers) as resp:
+            assert resp.status == 400 and "user" in (await resp.json())["error"]
     await eventually(lambda: len(bot_lines(live, "staff")) == 1)
     await asyncio.sleep(0.3)
     [post] = bot_lines(live, "staff")
@@ -321,9 +330,9 @@ async def test_redis_that_comes_back_empty_does_not_leave_the_bridge_stuck(
     await asyncio.sleep(1.5)
     await live.callbacks.member_says("g5", "bob", "打卡", base_url=live.url, bot_name="福利官")
     await eventually(lambda: len(bot_lines(live, "g5")) == 2)
-    await redis_client.xadd("qz:{xiaoman}:handoff", {
+    await redis_client.xadd(HANDOFFS, {
         "user": "bob", "group": "g5", "conversation_id": "g5:bob", "text": "转人工",
-        "history": "[]", "at": "0"})
+        "history": "[]"})
     await eventually(lambda: len(bot_lines(live, "staff")) == 1)
 
 
@@ -332,21 +341,21 @@ async def test_a_handoff_left_pending_by_a_dead_relay_still_reaches_staff(
     redis_client: aioredis.Redis,
 ) -> None:
     _stand_in, server = rasa
-    stream = "qz:{xiaoman}:handoff"
-    await redis_client.xgroup_create(stream, "bridge", id="0", mkstream=True)
+    stream = HANDOFFS
+    await redis_client.xgroup_create(stream, RELAYS, id="0", mkstream=True)
     await redis_client.xadd(stream, {"user": "alice", "group": "g7", "conversation_id": "g7:alice",
-                                     "text": "转人工", "history": "[]", "at": "0"})
+                                     "text": "转人工", "history": "[]"})
     # A relay read it and died before posting: the request is pending under its name.
-    read = await redis_client.xreadgroup("bridge", "bridge-otherhost-5080", {stream: ">"})
+    read = await redis_client.xreadgroup(RELAYS, "bridge-otherhost-5080", {stream: ">"})
     assert read and len(read[0][1]) == 1
     await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))  # another consumer
     await eventually(lambda: len(bot_lines(live, "staff")) == 1)
     assert "转人工" in bot_lines(live, "staff")[0]
     for _ in range(100):  # acknowledged right after the post
-        if (await redis_client.xpending(stream, "bridge"))["pending"] == 0:
+        if (await redis_client.xpending(stream, RELAYS))["pending"] == 0:
             break
         await asyncio.sleep(0.05)
-    assert (await redis_client.xpending(stream, "bridge"))["pending"] == 0
+    assert (await redis_client.xpending(stream, RELAYS))["pending"] == 0
 
 
 def test_a_restarted_bridge_keeps_its_consumer_name(monkeypatch: pytest.MonkeyPatch) -> None:
