@@ -11,26 +11,20 @@ a full spool (or no spool configured) answers 503, so WeCom's retry keeps the me
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Literal
 
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from bot.common import spooled
+from bot.common import inbox, spooled
 from bot.common.clock import Clock
 from bot.common.spool import Spool, SpoolFull
 from bot.common.store import BridgeStore
 from bot.wecom import errors
 from bot.wecom.crypto import WeComCrypto
 from bot.wecom.parser import (
-    AibotEvent,
-    AibotMessage,
-    AppEvent,
-    AppMessage,
     aibot_encrypt_field,
     app_encrypt_field,
     parse_aibot,
@@ -112,12 +106,7 @@ class CallbackHandler:
         except errors.WeComCryptoError as exc:
             log.warning("%s callback refused: %s", self.kind, exc)
             return _error(_status_for(exc), exc)
-        fields = {
-            "kind": _kind_of(parsed),
-            "dedupe": parsed.dedupe_key,
-            "payload": json.dumps(asdict(parsed), ensure_ascii=False),
-            "received_at": f"{self._clock.now():.3f}",
-        }
+        fields = inbox.to_fields(parsed, self._clock.now())
         spool = self._spool()
         if spool is not None and spool.pending:  # behind what waits, to keep the order
             return await self._to_spool(spool, parsed.dedupe_key, fields)
@@ -144,13 +133,3 @@ class CallbackHandler:
             return _error(503, "temporarily unavailable, retry")
         return web.Response(status=200, body=b"")
 
-
-def _kind_of(parsed: AibotMessage | AibotEvent | AppMessage | AppEvent) -> str:
-    """The inbox entry's kind, which picks the worker's handler."""
-    if isinstance(parsed, AibotMessage):
-        return "aibot_message"
-    if isinstance(parsed, AibotEvent):
-        return "aibot_event"
-    if isinstance(parsed, AppMessage):
-        return "app_message"
-    return "app_event"

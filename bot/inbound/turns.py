@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 from redis.exceptions import RedisError
 
+from bot.common import inbox
 from bot.common.clock import Clock
 from bot.common.names import NameResolver
 from bot.common.posts import Post
@@ -26,6 +27,7 @@ from bot.common.texts import Texts
 from bot.inbound import rasa_client
 from bot.inbound.newcomers import Newcomers
 from bot.wecom.api import WeComApi, WeComApiError
+from bot.wecom.parser import AibotMessage, AppEvent, AppMessage
 from qunzhu.textnorm import strip_invisible, strip_mentions
 
 log = logging.getLogger(__name__)
@@ -33,13 +35,6 @@ log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 2000
 RETRY_FIRST_S = 1.0  # a failed turn is asked again after 1, 2, 4, 8, 8 … seconds
 RETRY_MAX_S = 8.0
-
-
-def _float(value: str | None, default: float) -> float:
-    try:
-        return float(value) if value else default
-    except ValueError:
-        return default
 
 
 def canned_reply(msgtype: str) -> str:
@@ -113,16 +108,16 @@ class TurnWorker:
 
     async def _process(self, entry: Entry) -> None:
         try:
-            kind = entry.fields.get("kind", "")
-            payload = json.loads(entry.fields.get("payload", "{}"))
-            dedupe = entry.fields.get("dedupe", entry.id)
-            received = _float(entry.fields.get("received_at"), self._clock.now())
-            if kind == "aibot_message":
-                await self._aibot_message(dedupe, payload, received)
-            elif kind == "app_message":
-                await self._app_message(dedupe, payload, received)
-            elif kind == "app_event":
-                await self._app_event(payload)
+            item = inbox.from_fields(entry.fields)
+            if item is None:
+                log.error("inbox entry %s of unknown kind %r dropped", entry.id,
+                          entry.fields.get("kind"))
+            elif isinstance(item.message, AibotMessage):
+                await self._aibot_message(item.dedupe, item.message, item.received_at)
+            elif isinstance(item.message, AppMessage):
+                await self._app_message(item.dedupe, item.message, item.received_at)
+            elif isinstance(item.message, AppEvent):
+                await self._app_event(item.message)
             await self._inbox.ack(entry.id)
         except (RedisError, OSError) as exc:
             # Left pending: a reclaim retries it once Redis is back.
@@ -188,24 +183,23 @@ class TurnWorker:
             await self._clock.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
 
-    async def _aibot_message(self, dedupe: str, msg: dict[str, Any], received: float) -> None:
-        text = clean_text(str(msg.get("text", "")), self._bot_names())
-        chatid, userid = str(msg.get("chatid", "")), str(msg.get("userid", ""))
-        conversation_id = f"{chatid}:{userid}" if chatid else userid
-        metadata = {"msgid": str(msg.get("msgid", "")), "chatid": chatid, "userid": userid,
-                    "chattype": str(msg.get("chattype", ""))}
+    async def _aibot_message(self, dedupe: str, msg: AibotMessage, received: float) -> None:
+        text = clean_text(msg.text, self._bot_names())
+        chatid, userid = msg.chatid, msg.userid
+        metadata = {"msgid": msg.msgid, "chatid": chatid, "userid": userid,
+                    "chattype": msg.chattype}
         await self._names.note(chatid, userid)
-        texts, replied = await self._replies_for(dedupe, conversation_id, text, metadata,
-                                                 str(msg.get("msgtype", "")), received)
+        texts, replied = await self._replies_for(dedupe, msg.conversation_id, text, metadata,
+                                                 msg.msgtype, received)
         if replied or not texts:
             return
-        in_group = msg.get("chattype") == "group"
+        in_group = msg.chattype == "group"
         body = "\n\n".join(texts)
         content = f"<@{userid}> {body}" if in_group else body
         errcode = -2
-        if msg.get("response_url"):
+        if msg.response_url:
             errcode = await self._api.respond(
-                str(msg["response_url"]), {"msgtype": "markdown", "markdown": {"content": content}}
+                msg.response_url, {"msgtype": "markdown", "markdown": {"content": content}}
             )
         if errcode != 0:
             await self._store.incr("reply_url_failures")
@@ -214,23 +208,20 @@ class TurnWorker:
         await self._store.mark_replied(dedupe)
         await self._store.incr("replies")
 
-    async def _app_message(self, dedupe: str, msg: dict[str, Any], received: float) -> None:
-        userid = str(msg.get("userid", ""))
-        text = clean_text(str(msg.get("text", "")), self._bot_names())
-        metadata = {"msgid": str(msg.get("msgid", "")), "chatid": "", "userid": userid,
+    async def _app_message(self, dedupe: str, msg: AppMessage, received: float) -> None:
+        text = clean_text(msg.text, self._bot_names())
+        metadata = {"msgid": msg.msgid, "chatid": "", "userid": msg.userid,
                     "chattype": "single"}
-        texts, replied = await self._replies_for(dedupe, userid, text, metadata,
-                                                 str(msg.get("msgtype", "")), received)
+        texts, replied = await self._replies_for(dedupe, msg.userid, text, metadata,
+                                                 msg.msgtype, received)
         if replied or not texts:
             return
         with contextlib.suppress(WeComApiError):
-            await self._api.send_text(str(msg.get("agent_id", "")), userid, "\n\n".join(texts))
+            await self._api.send_text(msg.agent_id, msg.userid, "\n\n".join(texts))
         await self._store.mark_replied(dedupe)
 
-    async def _app_event(self, event: dict[str, Any]) -> None:
-        if (event.get("event") == "change_external_chat" and event.get("change_type") == "update"
-                and event.get("update_detail") == "add_member"):
-            await self._newcomers.welcome(
-                str(event.get("chat_id", "")), int(event.get("create_time") or 0),
-                int(event.get("member_change_count") or 0),
-            )
+    async def _app_event(self, event: AppEvent) -> None:
+        if (event.event == "change_external_chat" and event.change_type == "update"
+                and event.update_detail == "add_member"):
+            await self._newcomers.welcome(event.chat_id, event.create_time,
+                                          event.member_change_count)
