@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+
+from actions.results import CheckinResult, ClaimResult, Coupon, DrawResult, RedeemResult, parse
 
 IDEMPOTENCY_TTL_S = 7 * 24 * 3600
 LEDGER_MAXLEN = 1_000_000
@@ -264,12 +266,6 @@ class Standing:
     rank: int
 
 
-def _decode(raw: Any) -> dict[str, Any]:
-    text = raw.decode() if isinstance(raw, bytes) else str(raw)
-    result: dict[str, Any] = json.loads(text)
-    return result
-
-
 class GameStore:
     """Typed access to one brand's game state; one instance per event loop."""
 
@@ -303,7 +299,7 @@ class GameStore:
         base_points: int,
         streak_bonus: dict[int, int],
         now: int,
-    ) -> dict[str, Any]:
+    ) -> CheckinResult:
         """Check a member in for today, at most once per local day."""
         raw = await self._checkin(
             keys=[
@@ -326,7 +322,7 @@ class GameStore:
                 LEDGER_MAXLEN,
             ],
         )
-        return _decode(raw)
+        return parse(CheckinResult, raw)
 
     async def member_stats(self, user: str) -> MemberStats:
         """Read a member's balance and streak (a plain read, no script needed)."""
@@ -376,8 +372,8 @@ class GameStore:
         stock: int,
         per_member_limit: int,
         code: str,
-        coupon: dict[str, Any],
-    ) -> dict[str, Any]:
+        coupon: Coupon,
+    ) -> ClaimResult:
         """Issue one coupon of a campaign atomically, or say why not."""
         raw = await self._claim(
             keys=[
@@ -396,23 +392,23 @@ class GameStore:
                 per_member_limit,
                 user,
                 code,
-                json.dumps(coupon, ensure_ascii=False),
+                json.dumps(asdict(coupon), ensure_ascii=False),
                 IDEMPOTENCY_TTL_S,
                 msgid,
                 campaign,
                 LEDGER_MAXLEN,
             ],
         )
-        return _decode(raw)
+        return parse(ClaimResult, raw)
 
     async def issued_count(self, campaign: str) -> int:
         """How many coupons of a campaign have been issued."""
         return int(await self._r.get(self.key("coupon", campaign, "issued")) or 0)
 
-    async def wallet(self, user: str) -> list[dict[str, Any]]:
+    async def wallet(self, user: str) -> list[Coupon]:
         """Every coupon a member holds (expired ones included; callers filter)."""
         raw = await self._r.hgetall(self.key("wallet", user))
-        return [_decode(v) for v in raw.values()]
+        return [parse(Coupon, v) for v in raw.values()]
 
     async def code_owner(self, code: str) -> str | None:
         """Who a coupon code was issued to, or None if it is not one of ours."""
@@ -431,9 +427,9 @@ class GameStore:
         user: str,
         msgid: str,
         code: str,
-        coupon: dict[str, Any],
+        coupon: Coupon,
         now: int,
-    ) -> dict[str, Any]:
+    ) -> RedeemResult:
         """Spend points on a reward: points deducted and coupon issued together, or neither."""
         raw = await self._redeem(
             keys=[
@@ -450,14 +446,14 @@ class GameStore:
                 reward,
                 user,
                 code,
-                json.dumps(coupon, ensure_ascii=False),
+                json.dumps(asdict(coupon), ensure_ascii=False),
                 IDEMPOTENCY_TTL_S,
                 msgid,
                 now,
                 LEDGER_MAXLEN,
             ],
         )
-        return _decode(raw)
+        return parse(RedeemResult, raw)
 
     # ------------------------------------------------------------ lucky draw
     async def draw(
@@ -473,9 +469,9 @@ class GameStore:
         prizes: list[dict[str, Any]],
         consolation: str,
         code: str,
-        coupons: dict[str, dict[str, Any]],
+        coupons: dict[str, Coupon],
         now: int,
-    ) -> dict[str, Any]:
+    ) -> DrawResult:
         """Draw once: the limit, cost, weighted pick and prize stock are one atomic step."""
         raw = await self._draw(
             keys=[
@@ -498,7 +494,7 @@ class GameStore:
                 group,
                 code,
                 json.dumps(
-                    {k: json.dumps(v, ensure_ascii=False) for k, v in coupons.items()},
+                    {k: json.dumps(asdict(v), ensure_ascii=False) for k, v in coupons.items()},
                     ensure_ascii=False,
                 ),
                 IDEMPOTENCY_TTL_S,
@@ -508,7 +504,7 @@ class GameStore:
                 LEDGER_MAXLEN,
             ],
         )
-        return _decode(raw)
+        return parse(DrawResult, raw)
 
     async def prize_issued(self, prize: str) -> int:
         """How many of a prize have been won."""

@@ -155,7 +155,7 @@ async def test_claim_named_coupon_and_list_it(services: runtime.Services) -> Non
     code = msgs[0]["code"]
     assert msgs[0]["expires"] == "2026-11-29"  # 7 days including today, Shanghai
     texts(msgs)
-    assert (await services.store.wallet("alice"))[0]["code"] == code
+    assert (await services.store.wallet("alice"))[0].code == code
     msgs, _ = await run(ActionClaimCoupon(), tracker("再领一张满30减5"))
     assert responses(msgs) == ["utter_coupon_limit"]
     msgs, _ = await run(ActionMyCoupons(), tracker("我的券"))
@@ -222,7 +222,7 @@ async def test_draw_grand_prize_is_announced_and_limit_applies(
     assert responses(msgs) == ["utter_draw_won_coupon"]
     assert msgs[0]["prize"] == "全年咖啡畅饮卡"
     texts(msgs)
-    assert [c["name"] for c in await services.store.wallet("alice")] == ["全年咖啡畅饮卡"]
+    assert [c.name for c in await services.store.wallet("alice")] == ["全年咖啡畅饮卡"]
     posts = await outbox(services)
     assert len(posts) == 1 and "全年咖啡畅饮卡" in posts[0]["content"]
     msgs, _ = await run(ActionLuckyDraw(), tracker("抽奖"))
@@ -262,7 +262,7 @@ async def test_redeem_menu_insufficient_and_success(services: runtime.Services) 
     msgs, _ = await run(ActionRedeemPoints(), tracker("兑换美式"))
     assert responses(msgs) == ["utter_redeem_done"] and msgs[0]["points"] == 30
     texts(msgs)
-    assert [c["name"] for c in await services.store.wallet("alice")] == ["美式咖啡兑换券"]
+    assert [c.name for c in await services.store.wallet("alice")] == ["美式咖啡兑换券"]
 
 
 # ------------------------------------------------------------------ handoff, FAQ, fallback
@@ -456,7 +456,7 @@ async def test_two_members_whose_messages_share_a_msgid_each_get_their_own_resul
         assert responses(msgs) == ["utter_coupon_issued"], user
     alice = await services.store.wallet("alice")
     bob = await services.store.wallet("bob")
-    assert len(alice) == len(bob) == 1 and alice[0]["code"] != bob[0]["code"]
+    assert len(alice) == len(bob) == 1 and alice[0].code != bob[0].code
     # The same member's retry of the same message still replays the first result.
     msgs, _ = await run(ActionCheckIn(), tracker("打卡", user="bob", msgid="same-id"))
     assert responses(msgs) == ["utter_checkin_done_next"]
