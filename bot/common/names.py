@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from redis.exceptions import RedisError
 
 from bot.common.groups import Directory
+from bot.common.outage import OutageLog
 from bot.wecom.api import GroupChat, WeComApi, WeComApiError
 from qunzhu.names import NameBook
 
@@ -39,6 +40,7 @@ class NameResolver:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.book = book
         self._api = api
+        self._outage = OutageLog("name lookups", log)
         self._directory = directory
         self._clock = clock
         self._noted: OrderedDict[tuple[str, str], float] = OrderedDict()
@@ -73,8 +75,9 @@ class NameResolver:
                 next_sweep = self._clock() + SWEEP_EVERY_S
             try:
                 batch = await self.book.next_wanted(20)
+                self._outage.ok()
             except (RedisError, OSError) as exc:
-                log.warning("name lookups paused (%s)", type(exc).__name__)
+                self._outage.failed(exc)
                 await asyncio.sleep(2)
                 continue
             if not batch:

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.common.outage import OutageLog
+
 log = logging.getLogger(__name__)
 
 SUFFIX = ".spool"
@@ -229,15 +231,17 @@ class Spool:
     async def run(self, ready: Callable[[], Awaitable[bool]], apply: Apply,
                   stopping: asyncio.Event, every_s: float = 0.5) -> None:
         """Drain whenever records wait and `ready()` says Redis answers; until stopped."""
+        outage = OutageLog("moving the spool into Redis", log)
         while not stopping.is_set():
             if self.pending:
                 try:
                     if await ready():
                         drained = await self.drain(apply)
+                        outage.ok()
                         if drained:
                             log.info("moved %d spooled record(s) into Redis", drained)
                 except Exception as exc:  # Redis went away again, or a bad record: retry later
-                    log.warning("spool drain paused: %s", type(exc).__name__)
+                    outage.failed(exc)
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), every_s)

@@ -28,6 +28,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 
+from bot.common.outage import OutageLog
+
 log = logging.getLogger(__name__)
 
 Handle = Callable[[list["Entry"]], Awaitable[None]]
@@ -218,6 +220,7 @@ class StreamConsumer:
         reclaim_every = max(1.0, self.reclaim_idle_ms / 3000)
         loop = asyncio.get_running_loop()
         last_reclaim = -1e9
+        outage = OutageLog(f"reading {self.stream}", log)
         try:
             while not stopping.is_set():
                 try:
@@ -227,10 +230,11 @@ class StreamConsumer:
                     if paused():
                         await asyncio.sleep(0.05)
                         continue
-                    await self._hand(handle, await self.read())
+                    batch = await self.read()
+                    outage.ok()
+                    await self._hand(handle, batch)
                 except (RedisError, OSError) as exc:
-                    log.warning("reading %s paused (%s); retrying", self.stream,
-                                type(exc).__name__)
+                    outage.failed(exc)
                     await self.recover(exc)
                     await asyncio.sleep(1)
         finally:
@@ -253,12 +257,14 @@ class StreamConsumer:
             self.release(*(e.id for e in batch))
 
     async def _beat(self, stopping: asyncio.Event) -> None:
+        outage = OutageLog(f"heartbeat on {self.stream}", log)
         while not stopping.is_set():
             await asyncio.sleep(self.heartbeat_s)
             if not self.held:
                 continue
             try:
                 await self.heartbeat()
+                outage.ok()
             except (RedisError, OSError) as exc:
-                log.warning("heartbeat on %s failed (%s)", self.stream, type(exc).__name__)
+                outage.failed(exc)
 
