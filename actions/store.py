@@ -17,9 +17,8 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from actions.results import CheckinResult, ClaimResult, Coupon, DrawResult, RedeemResult, parse
+from qunzhu.redisconn import AsyncRedis, async_client
 
 IDEMPOTENCY_TTL_S = 7 * 24 * 3600
 LEDGER_MAXLEN = 1_000_000
@@ -269,7 +268,7 @@ class Standing:
 class GameStore:
     """Typed access to one brand's game state; one instance per event loop."""
 
-    def __init__(self, client: aioredis.Redis, brand: str) -> None:
+    def __init__(self, client: AsyncRedis, brand: str) -> None:
         self._r = client
         self._p = f"qz:{{{brand}}}"
         self._checkin = client.register_script(CHECKIN_LUA)
@@ -513,7 +512,7 @@ class GameStore:
     # ------------------------------------------------------------ streams
 
 
-_client: aioredis.Redis | None = None
+_client: AsyncRedis | None = None
 
 
 def redis_url() -> str:
@@ -523,17 +522,14 @@ def redis_url() -> str:
     return configured()
 
 
-def client() -> aioredis.Redis:
-    """One lazily created client per process (created inside the running event loop)."""
+def client() -> AsyncRedis:
+    """One lazily created client per process (created inside the running event loop).
+
+    On one server a blocking pool queues a burst of messages instead of failing past its
+    size; QZ_REDIS_CLUSTER=1 gives a Redis Cluster client.
+    """
     global _client
     if _client is None:
-        # A blocking pool queues a burst of messages instead of failing past its size.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            redis_url(),
-            max_connections=32,
-            timeout=float(os.environ.get("QZ_REDIS_TIMEOUT_S", "2")),
-            socket_timeout=float(os.environ.get("QZ_REDIS_TIMEOUT_S", "2")),
-            health_check_interval=30,
-        )
-        _client = aioredis.Redis(connection_pool=pool)
+        _client = async_client(redis_url(), max_connections=32,
+                               timeout_s=float(os.environ.get("QZ_REDIS_TIMEOUT_S", "2")))
     return _client

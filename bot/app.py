@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import aiohttp
-import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
@@ -34,6 +33,7 @@ from bot.wecom.api import WeComApi
 from bot.wecom.crypto import WeComCrypto
 from bot.wecom.webhook import WebhookClient
 from qunzhu.names import NameBook
+from qunzhu.redisconn import async_client
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +106,9 @@ def create_app(
         app[appkeys.TEXTS], groups, post)
 
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
-        client = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=settings.send_concurrency + settings.workers + 32,
-            timeout=5, socket_timeout=5,
-            health_check_interval=30,
-        ))
+        client = async_client(
+            settings.redis_url, cluster=settings.redis_cluster, timeout_s=5,
+            max_connections=settings.send_concurrency + settings.workers + 32)
         app[appkeys.REDIS] = client
         app[appkeys.STORE] = BridgeStore(client)
         try:

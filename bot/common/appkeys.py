@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import aiohttp
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from bot.common.clock import Clock
@@ -15,6 +14,7 @@ from bot.common.settings import BridgeSettings
 from bot.common.spool import Spool
 from bot.common.store import BridgeStore
 from bot.common.texts import Texts
+from qunzhu.redisconn import AsyncRedis
 
 SETTINGS = web.AppKey("settings", BridgeSettings)
 CLOCK = web.AppKey("clock", Clock)
@@ -22,7 +22,7 @@ GroupsNow = Callable[[], Directory]  # the groups file now in force (reloaded wh
 GROUPS: web.AppKey[GroupsNow] = web.AppKey("groups")
 CONFIG_WATCH = web.AppKey("config_watch", ConfigWatch)
 TEXTS = web.AppKey("texts", Texts)
-REDIS = web.AppKey("redis", aioredis.Redis)
+REDIS: web.AppKey[AsyncRedis] = web.AppKey("redis")
 STORE = web.AppKey("store", BridgeStore)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 SPOOL: web.AppKey[Spool | None] = web.AppKey("spool")  # None: no disk spool configured

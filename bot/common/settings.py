@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qunzhu import settings as env
+from qunzhu.redisconn import cluster_mode
 
 DEDUPE_TTL_S = 3 * 24 * 3600  # WeCom retries within minutes; keep ids for days
 MAX_BODY_BYTES = 64 * 1024  # real callbacks are a few KB; larger is refused before parsing
@@ -21,6 +22,7 @@ class BridgeSettings:
     host: str = "127.0.0.1"
     port: int = 5080
     redis_url: str = "redis://127.0.0.1:6390/0"
+    redis_cluster: bool = False  # redis_url names a node of a Redis Cluster
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_timeout_s: float = 8.0
     turn_fresh_s: float = 90.0
@@ -51,6 +53,7 @@ class BridgeSettings:
             host=env.get("BRIDGE_HOST"),
             port=int(env.get("BRIDGE_PORT")),
             redis_url=env.redis_url(),
+            redis_cluster=cluster_mode(),
             rasa_url=",".join(rasa_urls(env.get("RASA_URL"))),
             rasa_timeout_s=float(env.get("BRIDGE_RASA_TIMEOUT_S")),
             turn_fresh_s=float(env.get("BRIDGE_TURN_FRESH_S")),

@@ -1,28 +1,40 @@
 """The bridge's state in Redis: dedupe + inbox, outbox + status, rate limits, counters.
 
-Each read-modify-write is one Lua script (as in actions/store.py). Keys share the hash
-tag `{bridge}` so multi-key scripts stay in one Redis Cluster slot.
+Each read-modify-write is one Lua script (as in actions/store.py), and each script's keys
+share one hash tag, so it runs on a Redis Cluster too: the inbox with its dedupe marks
+(`{inbox}`), the outbox with its idempotency keys, post statuses and dead letters
+(`{outbox}`), the handoff requests (`{handoffs}`), each robot's rate limit (`{rl:<robot>}`).
+Keys no script shares (turn results, member snapshots, counters) carry no tag, so a cluster
+spreads them over every node.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
 from typing import Any
 
-import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from qunzhu.redisconn import AsyncRedis, is_cluster
 
 log = logging.getLogger(__name__)
 
-PREFIX = "qz:{bridge}:"
-INBOX = PREFIX + "inbox"
-OUTBOX = PREFIX + "outbox"
-DEAD = PREFIX + "dead"
-HANDOFFS = PREFIX + "handoffs"  # members' requests for a person, for the staff relay
+IN = "qz:{inbox}:"
+OUT = "qz:{outbox}:"
+HAND = "qz:{handoffs}:"
+INBOX = IN + "stream"
+OUTBOX = OUT + "stream"
+DEAD = OUT + "dead"
+HANDOFFS = HAND + "stream"  # members' requests for a person, for the staff relay
 RELAYS = "relays"
 HANDOFFS_MAXLEN = 100_000
-METRICS = PREFIX + "metrics"
+METRICS = "qz:bridge:metrics"  # counters bumped outside the scripts
+INBOX_METRICS, OUTBOX_METRICS, HANDOFF_METRICS = IN + "metrics", OUT + "metrics", HAND + "metrics"
+ALL_METRICS = (METRICS, INBOX_METRICS, OUTBOX_METRICS, HANDOFF_METRICS)
+CLUSTER_CONCURRENCY = 200  # script calls in flight at once for a batch on a cluster
 WORKERS = "workers"
 SENDERS = "senders"
 STATUS_TTL_S = 7 * 24 * 3600
@@ -123,28 +135,28 @@ return n
 
 
 def seen_key(dedupe: str) -> str:
-    """Where an accepted callback's id is remembered."""
-    return f"{PREFIX}seen:{dedupe}"
+    """Where an accepted callback's id is remembered (beside the inbox: one script)."""
+    return f"{IN}seen:{dedupe}"
 
 
 def turn_key(dedupe: str) -> str:
     """Where a processed turn's replies are kept so a reclaimed entry never re-runs Rasa."""
-    return f"{PREFIX}turn:{dedupe}"
+    return f"qz:bridge:turn:{dedupe}"
 
 
 def post_key(post_id: str) -> str:
-    """A post's status hash."""
-    return f"{PREFIX}post:{post_id}"
+    """A post's status hash (beside the outbox: one script)."""
+    return f"{OUT}post:{post_id}"
 
 
 def limit_keys(robot_id: str) -> list[str]:
-    """A robot's sliding-window log and its 45009 back-off marker."""
-    return [f"{PREFIX}rl:{robot_id}", f"{PREFIX}rl:{robot_id}:blocked"]
+    """A robot's sliding-window log and its 45009 back-off marker (one slot per robot)."""
+    return [f"qz:{{rl:{robot_id}}}:log", f"qz:{{rl:{robot_id}}}:blocked"]
 
 
 def members_key(chatid: str) -> str:
     """The last member list we saw for a group (for newcomer diffs)."""
-    return f"{PREFIX}members:{chatid}"
+    return f"qz:bridge:members:{chatid}"
 
 
 def new_post_id() -> str:
@@ -159,7 +171,7 @@ def _decode(raw: Any) -> str:
 class BridgeStore:
     """Typed access to the bridge's Redis state."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: AsyncRedis) -> None:
         self.r = client
         self._accept = client.register_script(ACCEPT)
         self._enqueue = client.register_script(ENQUEUE)
@@ -174,7 +186,8 @@ class BridgeStore:
         flat: list[str] = []
         for k, v in fields.items():
             flat += [k, v]
-        raw = await self._accept(keys=[seen_key(dedupe), INBOX, METRICS], args=[ttl_s, *flat])
+        raw = await self._accept(keys=[seen_key(dedupe), INBOX, INBOX_METRICS],
+                                 args=[ttl_s, *flat])
         return None if raw is None else _decode(raw)
 
     async def turn_result(self, dedupe: str) -> dict[str, str]:
@@ -199,8 +212,8 @@ class BridgeStore:
         flat: list[str] = ["group", group]
         for k, v in fields.items():
             flat += [k, v]
-        idem_key = f"{PREFIX}idem:{idem}" if idem else f"{PREFIX}idem:{post_id}"
-        return ([idem_key, OUTBOX, post_key(post_id), METRICS],
+        idem_key = f"{OUT}idem:{idem or post_id}"
+        return ([idem_key, OUTBOX, post_key(post_id), OUTBOX_METRICS],
                 [post_id, IDEMPOTENCY_TTL_S, STATUS_TTL_S, group, f"{now:.3f}", *flat])
 
     async def enqueue(self, group: str, fields: dict[str, str], idem: str, now: float,
@@ -221,11 +234,8 @@ class BridgeStore:
         Each post is still its own script call (accepted once, atomically); a campaign to
         thousands of groups just does not pay a round trip per group.
         """
-        async with self.r.pipeline(transaction=False) as pipe:
-            for group, fields, idem in posts:
-                keys, args = self._enqueue_call(group, fields, idem, now)
-                await self._enqueue(keys=keys, args=args, client=pipe)
-            replies = await pipe.execute()
+        replies = await self._many(self._enqueue, [self._enqueue_call(group, fields, idem, now)
+                                                   for group, fields, idem in posts])
         return [(_decode(raw[0]), bool(int(raw[1]))) for raw in replies]
 
     async def add_handoff(self, idem: str, fields: dict[str, str]) -> tuple[str, bool]:
@@ -234,7 +244,7 @@ class BridgeStore:
         for k, v in fields.items():
             flat += [k, v]
         raw = await self._append_once(
-            keys=[f"{PREFIX}idem:handoff:{idem}", HANDOFFS, METRICS],
+            keys=[f"{HAND}idem:{idem}", HANDOFFS, HANDOFF_METRICS],
             args=[IDEMPOTENCY_TTL_S, HANDOFFS_MAXLEN, "handoffs_accepted", *flat])
         return _decode(raw[0]), bool(int(raw[1]))
 
@@ -261,21 +271,32 @@ class BridgeStore:
         self, robot_ids: list[str], now: float, window_s: float, limit: int
     ) -> list[float]:
         """take_slot for many robots in one round trip (the sender's lanes ask together)."""
-        async with self.r.pipeline(transaction=False) as pipe:
-            for robot_id in robot_ids:
-                await self._take_slot(
-                    keys=limit_keys(robot_id),
-                    args=[int(now * 1000), int(window_s * 1000), limit, secrets.token_hex(8)],
-                    client=pipe,
-                )
-            replies = await pipe.execute()
+        replies = await self._many(self._take_slot, [
+            (limit_keys(robot_id),
+             [int(now * 1000), int(window_s * 1000), limit, secrets.token_hex(8)])
+            for robot_id in robot_ids])
         return [int(wait_ms) / 1000.0 for wait_ms in replies]
+
+    async def _many(self, script: AsyncScript, calls: list[tuple[list[str], list[Any]]]
+                    ) -> list[Any]:
+        """Many calls of one script: one pipelined round trip on a single server; on a
+        cluster (whose pipelines cannot carry scripts) concurrent calls, routed by slot."""
+        if is_cluster(self.r):
+            out: list[Any] = []
+            for i in range(0, len(calls), CLUSTER_CONCURRENCY):
+                out += await asyncio.gather(*(script(keys=keys, args=args)
+                                              for keys, args in calls[i:i + CLUSTER_CONCURRENCY]))
+            return out
+        async with self.r.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                await script(keys=keys, args=args, client=pipe)
+            return list(await pipe.execute())
 
     async def ack_posts(self, done: list[tuple[str, str, str]], now: float) -> None:
         """Acknowledge delivered posts (entry id, post id, final state) in one script call."""
         if not done:
             return
-        keys = [OUTBOX, METRICS, *(post_key(post_id) for _entry, post_id, _state in done)]
+        keys = [OUTBOX, OUTBOX_METRICS, *(post_key(post_id) for _entry, post_id, _state in done)]
         args: list[str] = [SENDERS, f"{now:.3f}"]
         for entry_id, _post_id, state in done:
             args += [entry_id, state]
@@ -291,6 +312,9 @@ class BridgeStore:
         await self.r.hincrby(METRICS, counter, by)
 
     async def metrics(self) -> dict[str, int]:
-        """All counters."""
-        raw = await self.r.hgetall(METRICS)
-        return {_decode(k): int(v) for k, v in raw.items()}
+        """All counters (the scripts keep theirs beside their streams: summed here)."""
+        totals: dict[str, int] = {}
+        for key in ALL_METRICS:
+            for k, v in (await self.r.hgetall(key)).items():
+                totals[_decode(k)] = totals.get(_decode(k), 0) + int(v)
+        return totals

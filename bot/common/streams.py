@@ -19,20 +19,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 
 from bot.common.outage import OutageLog
+from qunzhu.redisconn import AsyncRedis
 
 log = logging.getLogger(__name__)
 
 Handle = Callable[[list["Entry"]], Awaitable[None]]
+
+# KEYS[1] stream  ARGV[1] group  ARGV[2] '1' to delete too  ARGV[3..] entry ids
+ACK = """
+redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 3))
+if ARGV[2] == '1' then redis.call('XDEL', KEYS[1], unpack(ARGV, 3)) end
+return #ARGV - 2
+"""
+
+# KEYS[1] stream  KEYS[2] dead-letter stream  [KEYS[3] a status hash  KEYS[4] a counter hash]
+# ARGV[1] group  ARGV[2] entry id  ARGV[3] dead-letter maxlen  ARGV[4] dead entry (JSON)
+# ARGV[5] status fields (JSON)  ARGV[6] counter field
+# all in one slot: the dead-letter stream (and any status) share the stream's hash tag
+DEAD_LETTER = """
+local fields = {}
+for k, v in pairs(cjson.decode(ARGV[4])) do fields[#fields + 1] = k; fields[#fields + 1] = v end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(fields))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if KEYS[3] then
+  for k, v in pairs(cjson.decode(ARGV[5])) do redis.call('HSET', KEYS[3], k, v) end
+end
+if KEYS[4] then redis.call('HINCRBY', KEYS[4], ARGV[6], 1) end
+return 1
+"""
 
 
 @dataclass(frozen=True)
@@ -62,7 +86,7 @@ class StreamConsumer:
     """This process's member of one stream's consumer group."""
 
     def __init__(
-        self, client: aioredis.Redis, stream: str, group: str, consumer: str, *,
+        self, client: AsyncRedis, stream: str, group: str, consumer: str, *,
         reclaim_idle_ms: int = 60_000, read_count: int = 64, block_ms: int = 1000,
         heartbeat_s: float | None = None, dead_stream: str = "", dead_maxlen: int = 100_000,
     ) -> None:
@@ -78,6 +102,8 @@ class StreamConsumer:
         self.dead_stream = dead_stream
         self.dead_maxlen = dead_maxlen
         self.held: set[str] = set()  # entry ids this process is working on
+        self._ack = client.register_script(ACK)
+        self._dead_letter = client.register_script(DEAD_LETTER)
         self._cursor = "0"  # own pending entries first (a restart under the same name)
 
     # ------------------------------------------------------------------ group
@@ -179,31 +205,31 @@ class StreamConsumer:
         """Done with these entries: acknowledge (and delete, unless the stream is a log)."""
         if not ids:
             return
-        async with self.r.pipeline(transaction=True) as pipe:
-            pipe.xack(self.stream, self.group, *ids)
-            if delete:
-                pipe.xdel(self.stream, *ids)
-            await pipe.execute()
+        await self._ack(keys=[self.stream], args=[self.group, "1" if delete else "0", *ids])
         self.release(*ids)
 
     def release(self, *ids: str) -> None:
         """Stop holding entries (acknowledged elsewhere, or left pending for a reclaim)."""
         self.held.difference_update(ids)
 
-    async def dead_letter(self, entry: Entry, reason: dict[str, str],
-                          also: Callable[[Pipeline], None] | None = None) -> None:
+    async def dead_letter(self, entry: Entry, reason: dict[str, str], *,
+                          status: tuple[str, dict[str, str]] | None = None,
+                          counter: tuple[str, str] | None = None) -> None:
         """Move an entry that can never succeed to the dead-letter stream, atomically with
-        its acknowledgement (and whatever `also` adds to the same transaction)."""
+        its acknowledgement — and with a status hash update and a counter, if given (keys
+        in the stream's slot)."""
         if not self.dead_stream:
             raise RuntimeError(f"no dead-letter stream for {self.stream}")
-        async with self.r.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.dead_stream, {**entry.fields, **reason}, maxlen=self.dead_maxlen,
-                      approximate=True)
-            pipe.xack(self.stream, self.group, entry.id)
-            pipe.xdel(self.stream, entry.id)
-            if also is not None:
-                also(pipe)
-            await pipe.execute()
+        keys = [self.stream, self.dead_stream]
+        if status is not None:
+            keys.append(status[0])
+            if counter is not None:
+                keys.append(counter[0])
+        await self._dead_letter(keys=keys, args=[
+            self.group, entry.id, self.dead_maxlen,
+            json.dumps({**entry.fields, **reason}, ensure_ascii=False),
+            json.dumps(status[1] if status else {}, ensure_ascii=False),
+            counter[1] if counter else ""])
         self.release(entry.id)
 
     # ------------------------------------------------------------------ the loop

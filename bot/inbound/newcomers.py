@@ -17,6 +17,7 @@ from bot.common.posts import Post
 from bot.common.store import BridgeStore, members_key
 from bot.common.texts import Texts
 from bot.wecom.api import Member, WeComApi, WeComApiError
+from qunzhu.redisconn import batch
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class Newcomers:
             recent = sorted((m for m in members if m.join_time >= event_time - 60),
                             key=lambda m: m.join_time, reverse=True)
             new = recent[: max(1, count)] if count else recent
-        async with self._store.r.pipeline(transaction=True) as pipe:
+        async with batch(self._store.r) as pipe:  # one key: a batch is enough
             pipe.delete(key)
             if members:
                 pipe.sadd(key, *[m.userid for m in members])

@@ -15,13 +15,20 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from bot.common.clock import Clock
 from bot.common.groups import Directory, Robot
 from bot.common.posts import Post
-from bot.common.store import DEAD, DEAD_MAXLEN, METRICS, OUTBOX, SENDERS, BridgeStore, post_key
+from bot.common.store import (
+    DEAD,
+    DEAD_MAXLEN,
+    OUTBOX,
+    OUTBOX_METRICS,
+    SENDERS,
+    BridgeStore,
+    post_key,
+)
 from bot.common.streams import Entry, StreamConsumer
 from bot.common.texts import Texts
 from bot.wecom import webhook
@@ -296,11 +303,8 @@ class Sender:
         """Dead-letter a post (kept with its reason), count it, and acknowledge it."""
         log.error("post %s to %s dead-lettered: errcode %s",
                   entry.fields.get("id"), entry.fields.get("group"), errcode)
-        post_id = entry.fields.get("id", "")
-
-        def record(pipe: Pipeline) -> None:
-            pipe.hset(post_key(post_id), mapping={"state": "dead", "errcode": str(errcode)})
-            pipe.hincrby(METRICS, "posts_dead", 1)
-
         await self._outbox.dead_letter(
-            entry, {"errcode": str(errcode), "reason": reason[:200]}, also=record)
+            entry, {"errcode": str(errcode), "reason": reason[:200]},
+            status=(post_key(entry.fields.get("id", "")),
+                    {"state": "dead", "errcode": str(errcode)}),
+            counter=(OUTBOX_METRICS, "posts_dead"))

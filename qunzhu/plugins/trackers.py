@@ -12,7 +12,8 @@ when it provably can:
 - `retrieve` hands back the tracker object this process saved last, when Redis still holds
   exactly what that save wrote and the tracker has not changed since; otherwise it
   deserialises. Another replica's write, a failed turn or an expired key all fall back.
-Configured in endpoints.yml as `type: qunzhu.plugins.trackers.FastRedisTrackerStore`.
+Configured in endpoints.yml as `type: qunzhu.plugins.trackers.FastRedisTrackerStore`; with
+QZ_REDIS_CLUSTER=1 it talks to a Redis Cluster (one key per conversation).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from rasa.shared.core.trackers import (
     DialogueStateTracker,
     get_trackers_for_conversation_sessions,
 )
+
+from qunzhu.redisconn import cluster_like, cluster_mode
 
 DEFAULT_CACHE_SIZE = 1000
 
@@ -111,6 +114,8 @@ class FastRedisTrackerStore(RedisTrackerStore):
     def __init__(self, *args: Any, cache_size: int = DEFAULT_CACHE_SIZE, **kwargs: Any) -> None:
         """Rasa's RedisTrackerStore arguments, plus how many conversations to remember."""
         super().__init__(*args, **kwargs)
+        if cluster_mode():  # one key per conversation: the same commands on a cluster
+            self.red = cluster_like(self.red)  # type: ignore[has-type]
         self.cache_size = max(0, int(cache_size))
         self._seen: OrderedDict[str, _Seen] = OrderedDict()
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.common.store import INBOX
+from bot.common.store import INBOX, OUTBOX
 from bot.wecom.crypto import WeComCrypto, signature
 from tests.bridge.conftest import AES_KEY, TOKEN, BridgeFactory
 from tests.bridge.test_inbound import NOW, FixedNow, aibot_message, post, sealed_aibot
@@ -99,7 +99,7 @@ async def test_api_bodies_of_the_wrong_shape_are_a_400(
             f"{bridge.url}/api/groups/g1/messages", data=body, headers=AUTH) as r:
         assert r.status == 400, await r.text()
         assert "error" in await r.json()
-    assert await redis_client.xlen("qz:{bridge}:outbox") == 0
+    assert await redis_client.xlen(OUTBOX) == 0
     assert "Traceback" not in caplog.text
 
 

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.common.store import INBOX, METRICS
+from bot.common.store import INBOX, BridgeStore, seen_key
 from bot.wecom.crypto import WeComCrypto
 from tests.bridge.conftest import AES_KEY, CORP_ID, TOKEN, BridgeFactory
 
@@ -61,7 +61,7 @@ async def post(url: str, query: dict[str, str], body: bytes) -> tuple[int, str]:
 
 
 async def state_of(r: aioredis.Redis) -> tuple[int, list[bytes]]:
-    return await r.xlen(INBOX), sorted(await r.keys("qz:{bridge}:seen:*"))
+    return await r.xlen(INBOX), sorted(await r.keys(seen_key("*")))
 
 
 # ------------------------------------------------------------------ URL verification
@@ -123,8 +123,8 @@ async def test_message_is_queued_once_even_when_delivered_four_times_at_once(
     assert entry[b"kind"] == b"aibot_message" and entry[b"dedupe"] == b"aibot:dup-1"
     payload = json.loads(entry[b"payload"])
     assert payload["userid"] == "alice" and payload["chatid"] == "g1"
-    metrics = await redis_client.hgetall(METRICS)
-    assert metrics[b"callbacks_accepted"] == b"1" and metrics[b"callbacks_duplicate"] == b"3"
+    metrics = await BridgeStore(redis_client).metrics()
+    assert metrics["callbacks_accepted"] == 1 and metrics["callbacks_duplicate"] == 3
 
 
 async def test_events_dedupe_on_sender_time_event_and_change_not_time_alone(

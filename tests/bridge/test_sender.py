@@ -17,7 +17,7 @@ from bot.app import Background
 from bot.common import appkeys
 from bot.common.clock import VirtualClock
 from bot.common.posts import Post
-from bot.common.store import DEAD, OUTBOX
+from bot.common.store import DEAD, OUTBOX, BridgeStore
 from bot.outbound.sender import SenderConfig
 from tests.bridge.conftest import Bridge, BridgeFactory, Sim
 from tests.conftest import API_TOKEN
@@ -161,7 +161,7 @@ async def test_invalid_key_is_dead_lettered_and_counted(
     ) as r:
         status = await r.json()
     assert status["state"] == "dead" and status["errcode"] == "93000"
-    assert (await redis_client.hget("qz:{bridge}:metrics", "posts_dead")) == b"1"
+    assert (await BridgeStore(redis_client).metrics())["posts_dead"] == 1
 
 
 async def test_45009_backs_off_at_least_a_minute(

@@ -19,7 +19,7 @@ import redis
 import redis.asyncio as aioredis
 
 from bot.common.spool import Record, Spool, SpoolFull, encode
-from bot.common.store import HANDOFFS, INBOX, METRICS, OUTBOX
+from bot.common.store import HANDOFFS, INBOX, OUTBOX, BridgeStore
 from tests.bridge.conftest import Bridge, BridgeFactory
 from tests.bridge.test_inbound import FixedNow, aibot_message, post, sealed_aibot
 from tests.conftest import API_TOKEN, _free_port, _redis_server_binary
@@ -237,9 +237,9 @@ async def test_redis_down_callbacks_and_posts_are_spooled_then_moved_in_exactly_
     status, state = await api_get(bridge, doc["status_url"])
     assert status == 200 and state["state"] == "queued"
     assert await late_client.xlen(HANDOFFS) == 1
-    metrics = await late_client.hgetall(METRICS)
-    assert metrics[b"callbacks_spooled"] == b"3" and metrics[b"callbacks_duplicate"] == b"2"
-    assert metrics[b"posts_spooled"] == b"2"
+    metrics = await BridgeStore(late_client).metrics()
+    assert metrics["callbacks_spooled"] == 3 and metrics["callbacks_duplicate"] == 2
+    assert metrics["posts_spooled"] == 2
     assert not list(tmp_path.glob("*.spool"))
 
 

@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import Background
 from bot.common.clock import RealClock
-from bot.common.store import HANDOFFS, RELAYS
+from bot.common.store import HANDOFFS, INBOX, RELAYS, BridgeStore, turn_key
 from bot.common.texts import Texts
 from bot.inbound.rasa_client import RasaReplicas
 from tests.bridge.conftest import Bridge, BridgeFactory, Sim, start_sim
@@ -133,9 +133,9 @@ async def test_rasa_down_gets_a_polite_reply_and_is_counted(
     await eventually(lambda: len(bot_lines(live, "g2")) == 1)
     reply = bot_lines(live, "g2")[0]
     assert any(reply.endswith(b) for b in BUSY)
-    metrics = await redis_client.hgetall("qz:{bridge}:metrics")
-    assert metrics[b"rasa_failures"] == b"1"  # one member answered busy …
-    assert int(metrics[b"turn_retries"]) >= 1  # … after asking again while it was fresh
+    metrics = await BridgeStore(redis_client).metrics()
+    assert metrics["rasa_failures"] == 1  # one member answered busy …
+    assert metrics["turn_retries"] >= 1  # … after asking again while it was fresh
 
 
 async def test_lost_action_events_are_a_failure_retried_until_the_member_is_answered(
@@ -154,8 +154,8 @@ async def test_lost_action_events_are_a_failure_retried_until_the_member_is_answ
     assert len(stand_in.turns) == 4
     assert {t["metadata"]["msgid"] for t in stand_in.turns} == {stand_in.turns[0]["metadata"][
         "msgid"]}  # the same message each time: the game scripts replay, never pay twice
-    metrics = await redis_client.hgetall("qz:{bridge}:metrics")
-    assert metrics[b"rasa_empty_turns"] == b"3" and b"rasa_failures" not in metrics
+    metrics = await BridgeStore(redis_client).metrics()
+    assert metrics["rasa_empty_turns"] == 3 and "rasa_failures" not in metrics
 
 
 async def test_an_image_gets_a_kind_text_only_reply_without_a_turn(
@@ -193,16 +193,16 @@ async def test_a_reclaimed_turn_replies_once_without_asking_rasa_again(
 ) -> None:
     stand_in, server = rasa
     # A worker crashed after saving the turn's replies but before replying.
-    await redis_client.hset("qz:{bridge}:turn:aibot:crashed-1",
+    await redis_client.hset(turn_key("aibot:crashed-1"),
                             mapping={"replies": json.dumps(["已保存的回复"])})
     payload = {"msgid": "crashed-1", "chattype": "group", "chatid": "g4", "userid": "alice",
                "msgtype": "text", "text": "打卡",
                "response_url": live.state.new_response_url(live.url, "g4", "alice")}
-    await redis_client.xgroup_create("qz:{bridge}:inbox", "workers", id="0", mkstream=True)
-    await redis_client.xadd("qz:{bridge}:inbox", {
+    await redis_client.xgroup_create(INBOX, "workers", id="0", mkstream=True)
+    await redis_client.xadd(INBOX, {
         "kind": "aibot_message", "dedupe": "aibot:crashed-1",
         "payload": json.dumps(payload, ensure_ascii=False), "received_at": "0"})
-    await redis_client.xreadgroup("workers", "dead-worker", {"qz:{bridge}:inbox": ">"})
+    await redis_client.xreadgroup("workers", "dead-worker", {INBOX: ">"})
     await asyncio.sleep(0.3)  # idle past reclaim_idle_ms (200 ms in tests)
     await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
     await eventually(lambda: len(bot_lines(live, "g4")) == 1)
