@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from redis.exceptions import RedisError
 
 from bot.common import appkeys, spooled
 from bot.common.clock import Clock, RealClock
@@ -33,7 +32,7 @@ from bot.wecom.api import WeComApi
 from bot.wecom.crypto import WeComCrypto
 from bot.wecom.webhook import WebhookClient
 from qunzhu.names import NameBook
-from qunzhu.redisconn import async_client
+from qunzhu.redisconn import REDIS_DOWN, REDIS_DOWN_OR_SLOW, async_client
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +112,7 @@ def create_app(
         app[appkeys.STORE] = BridgeStore(client)
         try:
             await client.ping()
-        except (RedisError, OSError) as exc:  # serve anyway: callbacks are spooled until it is back
+        except REDIS_DOWN as exc:  # serve anyway: callbacks are spooled until it is back
             log.warning("Redis unreachable at start-up (%s)", type(exc).__name__)
         yield
         await client.close()
@@ -179,7 +178,7 @@ def create_app(
         async def redis_answers() -> bool:
             try:
                 return bool(await asyncio.wait_for(store.r.ping(), 2.0))
-            except (RedisError, OSError, asyncio.TimeoutError):
+            except REDIS_DOWN_OR_SLOW:
                 return False
 
         async def apply(records: list[Record]) -> None:

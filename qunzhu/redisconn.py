@@ -8,6 +8,7 @@ be atomic are Lua scripts, and `pipeline()` here is a plain batch on a cluster.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypeAlias
 
 import redis
@@ -15,12 +16,12 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.cluster import RedisCluster as SyncRedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 from qunzhu import settings
 
 AsyncRedis: TypeAlias = "aioredis.Redis | RedisCluster"
 SyncRedis: TypeAlias = "redis.Redis | SyncRedisCluster"
-CLUSTER_CONNECTIONS_PER_NODE = 256  # a cluster client fails past its pool instead of waiting
 
 
 def cluster_mode() -> bool:
@@ -32,13 +33,36 @@ def async_client(url: str, *, max_connections: int = 32, timeout_s: float = 5.0,
                  cluster: bool | None = None, **kwargs: Any) -> AsyncRedis:
     """An asyncio client: a blocking pool on one server (a burst queues), or a cluster client."""
     if cluster_mode() if cluster is None else cluster:
-        return RedisCluster.from_url(url, max_connections=CLUSTER_CONNECTIONS_PER_NODE,
-                                     socket_timeout=timeout_s,
-                                     socket_connect_timeout=timeout_s, **kwargs)
+        client = QueueingRedisCluster.from_url(
+            url, max_connections=max_connections, socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s, **kwargs)
+        client.limit_in_flight(max_connections)
+        return client
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=timeout_s, socket_timeout=timeout_s,
         health_check_interval=30, **kwargs)
     return aioredis.Redis(connection_pool=pool)
+
+
+class QueueingRedisCluster(RedisCluster):
+    """A cluster client that queues commands past its pool size, as a blocking pool does.
+
+    redis-py's cluster client raises MaxConnectionsError instead; a burst of members
+    pressing at once must wait a moment, not fail.
+    """
+
+    _in_flight: asyncio.Semaphore | None = None
+
+    def limit_in_flight(self, limit: int) -> None:
+        """At most `limit` commands at once (each node's pool holds as many connections)."""
+        self._in_flight = asyncio.Semaphore(limit)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        """Run a command once a slot is free."""
+        if self._in_flight is None:
+            return await super().execute_command(*args, **kwargs)
+        async with self._in_flight:
+            return await super().execute_command(*args, **kwargs)
 
 
 def sync_client(url: str, *, cluster: bool | None = None, **kwargs: Any) -> SyncRedis:
@@ -69,4 +93,11 @@ def cluster_like(client: redis.Redis) -> SyncRedisCluster:
     return SyncRedisCluster(host=kwargs.get("host", "localhost"),
                             port=int(kwargs.get("port", 6379)),
                             username=kwargs.get("username"), password=kwargs.get("password"),
-                            socket_timeout=kwargs.get("socket_timeout"))
+                            socket_timeout=kwargs.get("socket_timeout"),
+                            decode_responses=bool(kwargs.get("decode_responses", False)))
+
+
+# What "Redis is unreachable" looks like: a cluster client that reaches no node raises
+# RedisClusterException, which is not a RedisError.
+REDIS_DOWN: tuple[type[BaseException], ...] = (RedisError, OSError, RedisClusterException)
+REDIS_DOWN_OR_SLOW: tuple[type[BaseException], ...] = (*REDIS_DOWN, asyncio.TimeoutError)

@@ -20,7 +20,7 @@ from actions.points import ActionLeaderboard, ActionMyPoints
 from actions.redeem import ActionRedeemPoints
 from actions.store import GameStore
 from bot.common.store import HANDOFFS, OUTBOX
-from tests.helpers import responses, run, texts, tracker
+from tests.helpers import key_count, responses, run, texts, tracker
 
 pytestmark = pytest.mark.redis
 
@@ -206,11 +206,11 @@ async def test_pasted_codes(services: runtime.Services) -> None:
     assert responses(msgs) == ["utter_code_yours"]
     msgs, _ = await run(ActionMyCoupons(), tracker(f"{bobs} 是我的吗"))
     assert responses(msgs) == ["utter_code_not_yours"]
-    before = await services.store._r.dbsize()
+    before = await key_count(services.store._r)
     msgs, _ = await run(ActionMyCoupons(), tracker("ABC12345 这个码是你们的吗"))
     assert responses(msgs) == ["utter_code_unknown"] and msgs[0]["code"] == "ABC12345"
     texts(msgs)
-    assert await services.store._r.dbsize() == before
+    assert await key_count(services.store._r) == before
 
 
 # ------------------------------------------------------------------ lucky draw
@@ -244,7 +244,9 @@ async def test_draw_points_prize(
 async def test_draw_that_costs_points(
     services: runtime.Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    services.games.lucky_draw = services.games.lucky_draw.copy(update={"cost_points": 10})
+    # on the shared live rules, so undone after the test (later tests draw for free)
+    monkeypatch.setattr(services.games, "lucky_draw",
+                        services.games.lucky_draw.copy(update={"cost_points": 10}))
     msgs, _ = await run(ActionLuckyDraw(), tracker("抽奖"))
     assert responses(msgs) == ["utter_draw_insufficient"]
     texts(msgs)

@@ -9,6 +9,7 @@ import pytest
 from actions.codes import new_code
 from actions.results import CheckinResult, ClaimResult, Coupon, DrawResult, RedeemResult
 from actions.store import GameStore
+from tests.helpers import key_count
 
 pytestmark = pytest.mark.redis
 
@@ -119,11 +120,11 @@ async def test_claim_window_and_limit_and_replay(store: GameStore) -> None:
 
 async def test_claim_sold_out_changes_nothing(store: GameStore) -> None:
     assert (await _claim(store, "a", "1", stock=1)).status == "issued"
-    before = await store._r.dbsize()
+    before = await key_count(store._r)
     sold = await _claim(store, "b", "2", stock=1)
     assert sold.status == "sold_out"
     assert await store.wallet("b") == []
-    assert await store._r.dbsize() == before + 1  # only the idempotency record
+    assert await key_count(store._r) == before + 1  # only the idempotency record
 
 
 async def test_code_collision_is_refused_without_writes(store: GameStore) -> None:

@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from bot.common import logsafe
 from bot.common.groups import Directory, load_directory
 from bot.common.posts import Post
 from bot.common.texts import Texts
 from qunzhu.config import Brand, Games, brand_file, brand_loader, games_file, load_games
 from qunzhu.liveconfig import LiveFile, Problem
+from qunzhu.redisconn import REDIS_DOWN
 from qunzhu.settings import shown_path
 
 log = logging.getLogger(__name__)
@@ -108,7 +107,7 @@ class ConfigWatch:
             try:
                 await self._post(Post(staff, "markdown", text[:1200]),
                                  f"config-error:{problem.fingerprint}")
-            except (RedisError, OSError) as exc:
+            except REDIS_DOWN as exc:
                 log.warning("config problem not yet posted to staff (%s)", type(exc).__name__)
                 continue
             self._announced.add(problem.fingerprint)

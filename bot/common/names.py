@@ -16,12 +16,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
-from redis.exceptions import RedisError
-
 from bot.common.groups import Directory
 from bot.common.outage import OutageLog
 from bot.wecom.api import GroupChat, WeComApi, WeComApiError
 from qunzhu.names import NameBook
+from qunzhu.redisconn import REDIS_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ class NameResolver:
             self._noted.popitem(last=False)
         try:
             await self.book.want(chatid, userid)
-        except (RedisError, OSError):  # a name is nice to have; the turn goes on
+        except REDIS_DOWN:  # a name is nice to have; the turn goes on
             self._noted.pop(key, None)
 
     async def run(self) -> None:
@@ -76,7 +75,7 @@ class NameResolver:
             try:
                 batch = await self.book.next_wanted(20)
                 self._outage.ok()
-            except (RedisError, OSError) as exc:
+            except REDIS_DOWN as exc:
                 self._outage.failed(exc)
                 await asyncio.sleep(2)
                 continue
@@ -86,7 +85,7 @@ class NameResolver:
             for chatid, userid in batch:
                 try:
                     await self.resolve(chatid, userid)
-                except (RedisError, OSError) as exc:
+                except REDIS_DOWN as exc:
                     log.warning("name lookup of a member postponed (%s)", type(exc).__name__)
                     await asyncio.sleep(1)
 
@@ -96,7 +95,7 @@ class NameResolver:
                 await self.book.remember_group_name(robot.chatid, robot.name)
                 if not await self.book.is_fresh(robot.chatid):
                     await self.refresh_group(robot.chatid)
-            except (RedisError, OSError) as exc:
+            except REDIS_DOWN as exc:
                 log.warning("group names not loaded at start (%s)", type(exc).__name__)
                 return
 

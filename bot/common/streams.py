@@ -25,10 +25,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from bot.common.outage import OutageLog
-from qunzhu.redisconn import AsyncRedis
+from qunzhu.redisconn import REDIS_DOWN, AsyncRedis
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class StreamConsumer:
             try:
                 await self.ensure_group()
                 return
-            except (RedisError, OSError):
+            except REDIS_DOWN:
                 await asyncio.sleep(1)
 
     async def recover(self, exc: BaseException) -> None:
@@ -131,7 +131,7 @@ class StreamConsumer:
             log.warning("consumer group %s of %s was gone; created it again",
                         self.group, self.stream)
             self._cursor = "0"
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*REDIS_DOWN):
                 await self.ensure_group()
 
     # ------------------------------------------------------------------ reading
@@ -259,7 +259,7 @@ class StreamConsumer:
                     batch = await self.read()
                     outage.ok()
                     await self._hand(handle, batch)
-                except (RedisError, OSError) as exc:
+                except REDIS_DOWN as exc:
                     outage.failed(exc)
                     await self.recover(exc)
                     await asyncio.sleep(1)
@@ -275,7 +275,7 @@ class StreamConsumer:
             return
         try:
             await handle(batch)
-        except (RedisError, OSError):
+        except REDIS_DOWN:
             self.release(*(e.id for e in batch))
             raise
         except Exception:
@@ -291,6 +291,6 @@ class StreamConsumer:
             try:
                 await self.heartbeat()
                 outage.ok()
-            except (RedisError, OSError) as exc:
+            except REDIS_DOWN as exc:
                 outage.failed(exc)
 

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Literal
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from bot.common import inbox, spooled
 from bot.common.clock import Clock
@@ -30,6 +29,7 @@ from bot.wecom.parser import (
     parse_aibot,
     parse_app,
 )
+from qunzhu.redisconn import REDIS_DOWN_OR_SLOW
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class CallbackHandler:
         try:
             entry = await asyncio.wait_for(
                 self._store().accept(parsed.dedupe_key, fields, self._ttl), self._redis_wait_s)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except REDIS_DOWN_OR_SLOW as exc:
             if spool is not None:
                 log.warning("inbox unavailable (%s); spooling the callback to disk",
                             type(exc).__name__)

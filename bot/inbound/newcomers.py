@@ -9,15 +9,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from redis.exceptions import RedisError
-
 from bot.common.groups import Directory
 from bot.common.names import NameResolver
 from bot.common.posts import Post
 from bot.common.store import BridgeStore, members_key
 from bot.common.texts import Texts
 from bot.wecom.api import Member, WeComApi, WeComApiError
-from qunzhu.redisconn import batch
+from qunzhu.redisconn import REDIS_DOWN, batch
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +71,7 @@ class Newcomers:
         except WeComApiError as exc:
             log.warning("member list of %s unavailable: %s", chat_id, exc)
             return
-        except RedisError:
+        except REDIS_DOWN:
             raise
         if not new:
             return

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-from redis.exceptions import RedisError
 
 from bot.common import inbox
 from bot.common.clock import Clock
@@ -28,6 +27,7 @@ from bot.inbound import rasa_client
 from bot.inbound.newcomers import Newcomers
 from bot.wecom.api import WeComApi, WeComApiError
 from bot.wecom.parser import AibotMessage, AppEvent, AppMessage
+from qunzhu.redisconn import REDIS_DOWN
 from qunzhu.textnorm import strip_invisible, strip_mentions
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class TurnWorker:
             elif isinstance(item.message, AppEvent):
                 await self._app_event(item.message)
             await self._inbox.ack(entry.id)
-        except (RedisError, OSError) as exc:
+        except REDIS_DOWN as exc:
             # Left pending: a reclaim retries it once Redis is back.
             log.warning("turn %s postponed: %s", entry.id, type(exc).__name__)
             self._inbox.release(entry.id)

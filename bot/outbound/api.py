@@ -17,7 +17,6 @@ import hmac
 import logging
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from bot.common import appkeys, spooled
 from bot.common.handoffs import parse_handoff
@@ -26,6 +25,7 @@ from bot.common.spool import Spool, SpoolFull
 from bot.common.store import INBOX, OUTBOX, new_post_id
 from bot.wecom import safejson
 from bot.wecom.webhook import PayloadError
+from qunzhu.redisconn import REDIS_DOWN, REDIS_DOWN_OR_SLOW
 
 log = logging.getLogger(__name__)
 MAX_API_BODY = 256 * 1024
@@ -99,7 +99,7 @@ async def post_message(request: web.Request) -> web.Response:
     try:
         post_id, new = await asyncio.wait_for(enqueue(request.app, post, idem, post_id),
                                               REDIS_WAIT_S)
-    except (RedisError, OSError, asyncio.TimeoutError) as exc:
+    except REDIS_DOWN_OR_SLOW as exc:
         if spool is not None:
             log.warning("outbox unavailable (%s); spooling the post to disk",
                         type(exc).__name__)
@@ -135,7 +135,7 @@ async def post_handoff(request: web.Request) -> web.Response:
                 request.app[appkeys.STORE].add_handoff(idem, fields), REDIS_WAIT_S)
             return web.json_response({"id": entry_id, "duplicate": not new,
                                       "state": "queued"}, status=202)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except REDIS_DOWN_OR_SLOW as exc:
             if spool is None:
                 log.error("handoff queue unavailable: %s", type(exc).__name__)
                 return _problem(503, "queue unavailable, retry")
@@ -157,7 +157,7 @@ async def message_status(request: web.Request) -> web.Response:
         return web.json_response({"id": request.match_info["post_id"], "state": "spooled"})
     try:
         status = await request.app[appkeys.STORE].status(request.match_info["post_id"])
-    except (RedisError, OSError):
+    except REDIS_DOWN:
         return _problem(503, "status unavailable, retry")
     if not status:
         return _problem(404, "no such post (or it is older than 7 days)")
@@ -172,7 +172,7 @@ async def metrics(request: web.Request) -> web.Response:
     try:
         counters = await store.metrics()
         depths = {"inbox": await store.r.xlen(INBOX), "outbox": await store.r.xlen(OUTBOX)}
-    except (RedisError, OSError):
+    except REDIS_DOWN:
         return _problem(503, "metrics unavailable, retry")
     return web.json_response({"counters": counters, "queues": depths,
                               "spool": spool_state(request.app),
@@ -207,7 +207,7 @@ async def health(request: web.Request) -> web.Response:
     config = {p.name: p.message for p in problems}
     try:
         await request.app[appkeys.REDIS].ping()
-    except (RedisError, OSError):
+    except REDIS_DOWN:
         if request.app[appkeys.SPOOL] is not None:  # still accepting, onto the disk spool
             return web.json_response({"ok": True, "status": "degraded", "redis": False,
                                       "spool": spool_state(request.app),

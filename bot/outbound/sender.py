@@ -15,8 +15,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from redis.exceptions import RedisError
-
 from bot.common.clock import Clock
 from bot.common.groups import Directory, Robot
 from bot.common.posts import Post
@@ -34,6 +32,7 @@ from bot.common.texts import Texts
 from bot.wecom import webhook
 from bot.wecom.textsplit import utf8_len
 from bot.wecom.webhook import Outcome, PayloadError, WebhookClient
+from qunzhu.redisconn import REDIS_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +129,7 @@ class Sender:
                 # lanes (groups) are active: 30,000 groups must not mean 30,000 callers.
                 async with self._sem:
                     await self._step(robot, lane)
-        except (RedisError, OSError) as exc:
+        except REDIS_DOWN as exc:
             # Posts stay pending in Redis; drop our hold so a reclaim can retry them.
             log.warning("lane %s paused: Redis %s", group, type(exc).__name__)
             self._outbox.release(*(entry.id for entry in lane.entries))
@@ -222,7 +221,7 @@ class Sender:
                     [robot_id for robot_id, _ in round_], self._clock.now(),
                     self.config.window_s, self.config.limit,
                 )
-            except (RedisError, OSError) as exc:
+            except REDIS_DOWN as exc:
                 for _robot_id, answer in round_:
                     answer.set_exception(exc)
                 continue
@@ -291,7 +290,7 @@ class Sender:
                      for batch, state, _done in round_ for entry in batch]
             try:
                 await self._store.ack_posts(items, self._clock.now())
-            except (RedisError, OSError) as exc:
+            except REDIS_DOWN as exc:
                 for _batch, _state, done in round_:
                     done.set_exception(exc)  # the lane pauses; the posts stay pending
                 continue

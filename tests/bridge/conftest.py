@@ -10,7 +10,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -21,6 +20,7 @@ from bot.outbound.sender import SenderConfig
 from bot.simulator.callbacks import CallbackSender
 from bot.simulator.server import CONFIG, create_sim_app
 from bot.simulator.state import SimMember, SimState
+from qunzhu.redisconn import AsyncRedis
 from tests.conftest import bridge_settings
 
 TOKEN = "sandboxtoken0123456789"
@@ -106,7 +106,7 @@ BridgeFactory = Callable[..., Any]
 
 @pytest.fixture
 async def make_bridge(
-    redis_url: str, redis_client: aioredis.Redis
+    redis_url: str, redis_client: AsyncRedis
 ) -> AsyncIterator[BridgeFactory]:
     """Start bridges (as many as a test needs) with chosen loops, clock and settings."""
     started: list[TestServer] = []

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 
 from bot.app import Background, create_app
@@ -18,6 +17,7 @@ from bot.common.groups import load_directory
 from bot.common.store import OUTBOX
 from qunzhu.config import load_brand, load_games
 from qunzhu.liveconfig import LiveFile
+from qunzhu.redisconn import AsyncRedis
 from tests.bridge.conftest import directory
 from tests.conftest import API_TOKEN, bridge_settings
 
@@ -38,7 +38,7 @@ async def _json(session: aiohttp.ClientSession, url: str) -> tuple[int, dict[str
 
 
 async def test_a_broken_games_file_is_reported_once_and_never_silences_anything(
-    tmp_path: Path, redis_url: str, redis_client: aioredis.Redis,
+    tmp_path: Path, redis_url: str, redis_client: AsyncRedis,
 ) -> None:
     games_text = (ROOT / "data" / "games.yml").read_text(encoding="utf-8")
     games = tmp_path / "games.yml"

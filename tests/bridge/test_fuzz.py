@@ -31,7 +31,7 @@ from bot.wecom.crypto import WeComCrypto
 from qunzhu import settings as settings_of
 from tests.bridge.conftest import AES_KEY, CORP_ID, TOKEN, directory
 from tests.bridge.test_inbound import NOW, FixedNow
-from tests.conftest import API_TOKEN, bridge_settings
+from tests.conftest import API_TOKEN, RedisTarget, bridge_settings
 
 pytestmark = pytest.mark.redis
 PER_ROUTE = int(settings_of.get("QZ_FUZZ_EXAMPLES"))
@@ -92,7 +92,10 @@ class Bridge:
 
 
 @pytest.fixture(scope="module")
-def bridge(redis_url: str) -> Iterator[tuple[redis.Redis, http.client.HTTPConnection, Tracebacks]]:
+def bridge(single_redis: RedisTarget,
+           ) -> Iterator[tuple[redis.Redis, http.client.HTTPConnection, Tracebacks]]:
+    # Hostile input is about parsing, not storage: one server is enough.
+    redis_url = single_redis.url
     watch = Tracebacks()
     logging.getLogger().addHandler(watch)
     with Bridge(redis_url) as running:

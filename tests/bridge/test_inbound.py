@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from bot.common.store import INBOX, BridgeStore, seen_key
 from bot.wecom.crypto import WeComCrypto
+from qunzhu.redisconn import AsyncRedis
 from tests.bridge.conftest import AES_KEY, CORP_ID, TOKEN, BridgeFactory
 
 pytestmark = pytest.mark.redis
@@ -110,7 +111,7 @@ async def test_app_verification_checks_the_corp_id(make_bridge: BridgeFactory) -
 
 # ------------------------------------------------------------------ accepted once
 async def test_message_is_queued_once_even_when_delivered_four_times_at_once(
-    make_bridge: BridgeFactory, redis_client: aioredis.Redis
+    make_bridge: BridgeFactory, redis_client: AsyncRedis
 ) -> None:
     bridge = await make_bridge(clock=FixedNow())
     query, body = sealed_aibot(aibot_message("dup-1"))
@@ -128,7 +129,7 @@ async def test_message_is_queued_once_even_when_delivered_four_times_at_once(
 
 
 async def test_events_dedupe_on_sender_time_event_and_change_not_time_alone(
-    make_bridge: BridgeFactory, redis_client: aioredis.Redis
+    make_bridge: BridgeFactory, redis_client: AsyncRedis
 ) -> None:
     bridge = await make_bridge(clock=FixedNow())
 
@@ -175,7 +176,7 @@ def _bad_cases() -> list[tuple[str, str, Any]]:
 
 @pytest.mark.parametrize("case", _bad_cases(), ids=lambda c: c[0])
 async def test_bad_callbacks_get_4xx_and_change_nothing(
-    case: tuple[str, str, Any], make_bridge: BridgeFactory, redis_client: aioredis.Redis,
+    case: tuple[str, str, Any], make_bridge: BridgeFactory, redis_client: AsyncRedis,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     _name, kind, (query, body) = case
@@ -190,7 +191,7 @@ async def test_bad_callbacks_get_4xx_and_change_nothing(
 
 
 async def test_the_genuine_twin_of_the_bad_cases_is_accepted(
-    make_bridge: BridgeFactory, redis_client: aioredis.Redis
+    make_bridge: BridgeFactory, redis_client: AsyncRedis
 ) -> None:
     bridge = await make_bridge(clock=FixedNow())
     status, _ = await post(f"{bridge.url}/wecom/aibot", *sealed_aibot(aibot_message("ok-1")))

@@ -22,7 +22,8 @@ from bot.common.spool import Record, Spool, SpoolFull, encode
 from bot.common.store import HANDOFFS, INBOX, OUTBOX, BridgeStore
 from tests.bridge.conftest import Bridge, BridgeFactory
 from tests.bridge.test_inbound import FixedNow, aibot_message, post, sealed_aibot
-from tests.conftest import API_TOKEN, _free_port, _redis_server_binary
+from tests.conftest import API_TOKEN
+from tests.redis_servers import binary, free_port
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
@@ -129,14 +130,14 @@ class LateRedis:
     """A real redis-server that is down until `start()`: the outage, then its end."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.workdir = tempfile.mkdtemp(prefix="qz-late-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [_redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+            [binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--dir", self.workdir],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
@@ -164,14 +165,14 @@ def late_redis() -> Iterator[LateRedis]:
 
 @pytest.fixture
 async def late_client(late_redis: LateRedis) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(late_redis.url)
+    client = aioredis.Redis.from_url(late_redis.url)  # the late server is a single one
     yield client
     await client.close()
 
 
 async def spooling_bridge(make_bridge: BridgeFactory, redis_url: str, spool_dir: Path,
                           **overrides: Any) -> Bridge:
-    bridge: Bridge = await make_bridge(clock=FixedNow(), redis_url=redis_url,
+    bridge: Bridge = await make_bridge(clock=FixedNow(), redis_url=redis_url, redis_cluster=False,
                                        spool_dir=spool_dir, inbox_wait_s=0.5, **overrides)
     return bridge
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -23,6 +22,7 @@ from bot.common.clock import RealClock
 from bot.common.store import HANDOFFS, INBOX, RELAYS, BridgeStore, turn_key
 from bot.common.texts import Texts
 from bot.inbound.rasa_client import RasaReplicas
+from qunzhu.redisconn import AsyncRedis
 from tests.bridge.conftest import Bridge, BridgeFactory, Sim, start_sim
 from tests.conftest import API_TOKEN
 
@@ -126,7 +126,7 @@ async def test_slow_rasa_never_delays_the_callback(
 
 
 async def test_rasa_down_gets_a_polite_reply_and_is_counted(
-    make_bridge: BridgeFactory, live: Sim, redis_client: aioredis.Redis,
+    make_bridge: BridgeFactory, live: Sim, redis_client: AsyncRedis,
 ) -> None:
     await wired(make_bridge, live, "http://127.0.0.1:9", turn_fresh_s=2.5)
     await live.callbacks.member_says("g2", "alice", "打卡", base_url=live.url, bot_name="福利官")
@@ -140,7 +140,7 @@ async def test_rasa_down_gets_a_polite_reply_and_is_counted(
 
 async def test_lost_action_events_are_a_failure_retried_until_the_member_is_answered(
     make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
-    redis_client: aioredis.Redis,
+    redis_client: AsyncRedis,
 ) -> None:
     stand_in, server = rasa
     stand_in.empty_answers = 3  # Rasa says 200 [] while the action server is down
@@ -189,7 +189,7 @@ async def test_a_bare_mention_gets_a_greeting_with_what_the_bot_can_do(
 
 async def test_a_reclaimed_turn_replies_once_without_asking_rasa_again(
     make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
-    redis_client: aioredis.Redis,
+    redis_client: AsyncRedis,
 ) -> None:
     stand_in, server = rasa
     # A worker crashed after saving the turn's replies but before replying.
@@ -233,7 +233,7 @@ async def test_newcomers_are_welcomed_by_name_after_a_member_list_diff(
 
 async def test_handoff_requests_reach_the_staff_group_once(
     make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
-    redis_client: aioredis.Redis,
+    redis_client: AsyncRedis,
 ) -> None:
     _stand_in, server = rasa
     bridge = await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
@@ -320,7 +320,7 @@ def test_rasa_url_lists_are_checked() -> None:
 
 async def test_redis_that_comes_back_empty_does_not_leave_the_bridge_stuck(
     make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
-    redis_client: aioredis.Redis,
+    redis_client: AsyncRedis,
 ) -> None:
     _stand_in, server = rasa
     await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
@@ -338,7 +338,7 @@ async def test_redis_that_comes_back_empty_does_not_leave_the_bridge_stuck(
 
 async def test_a_handoff_left_pending_by_a_dead_relay_still_reaches_staff(
     make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
-    redis_client: aioredis.Redis,
+    redis_client: AsyncRedis,
 ) -> None:
     _stand_in, server = rasa
     stream = HANDOFFS
