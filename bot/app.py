@@ -177,7 +177,7 @@ def create_app(
 
         async def redis_answers() -> bool:
             try:
-                return bool(await asyncio.wait_for(store.r.ping(), 2.0))
+                return await asyncio.wait_for(store.ping(), 2.0)
             except REDIS_DOWN_OR_SLOW:
                 return False
 

@@ -134,6 +134,17 @@ return n
 """
 
 
+# KEYS[1] a set  ARGV[1] ttl s  ARGV[2..] members: the set becomes exactly these members
+SNAPSHOT = """
+redis.call('DEL', KEYS[1])
+if #ARGV > 1 then
+  redis.call('SADD', KEYS[1], unpack(ARGV, 2))
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return #ARGV - 1
+"""
+
+
 def seen_key(dedupe: str) -> str:
     """Where an accepted callback's id is remembered (beside the inbox: one script)."""
     return f"{IN}seen:{dedupe}"
@@ -179,6 +190,7 @@ class BridgeStore:
         self._take_slot = client.register_script(TAKE_SLOT)
         self._block = client.register_script(BLOCK)
         self._ack_posts = client.register_script(ACK_POSTS)
+        self._snapshot = client.register_script(SNAPSHOT)
 
     # ------------------------------------------------------------------ inbound
     async def accept(self, dedupe: str, fields: dict[str, str], ttl_s: int) -> str | None:
@@ -306,6 +318,28 @@ class BridgeStore:
         """45009: no post to this robot before `until`, across all senders."""
         ttl_ms = max(1, int((until - now) * 1000)) + 60_000
         await self._block(keys=[limit_keys(robot_id)[1]], args=[int(until * 1000), ttl_ms])
+
+    # ------------------------------------------------------------------ small reads/writes
+    async def ping(self) -> bool:
+        """Whether Redis answers."""
+        return bool(await self.r.ping())
+
+    async def queue_depths(self) -> dict[str, int]:
+        """Entries waiting in the inbox and the outbox (for operators)."""
+        return {"inbox": int(await self.r.xlen(INBOX)), "outbox": int(await self.r.xlen(OUTBOX))}
+
+    async def record_parts_sent(self, post_id: str, parts: int) -> None:
+        """A long post was split: how many parts went out (a reclaim resumes after them)."""
+        await self.r.hset(post_key(post_id), "parts_sent", parts)
+
+    async def member_snapshot(self, chatid: str) -> set[str]:
+        """The member ids of a group as we last listed them (empty: never listed)."""
+        return {_decode(m) for m in await self.r.smembers(members_key(chatid))}
+
+    async def replace_member_snapshot(self, chatid: str, userids: list[str],
+                                      ttl_s: int) -> None:
+        """Remember a group's member ids as listed just now (one key: atomic as a script)."""
+        await self._snapshot(keys=[members_key(chatid)], args=[ttl_s, *userids])
 
     async def incr(self, counter: str, by: int = 1) -> None:
         """Bump a metrics counter."""

@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 from bot.common.groups import Directory
 from bot.common.names import NameResolver
 from bot.common.posts import Post
-from bot.common.store import BridgeStore, members_key
+from bot.common.store import BridgeStore
 from bot.common.texts import Texts
 from bot.wecom.api import Member, WeComApi, WeComApiError
-from qunzhu.redisconn import REDIS_DOWN, batch
+from qunzhu.redisconn import REDIS_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +44,15 @@ class Newcomers:
         chat = await self._api.group_chat(chat_id)
         await self._names.remember(chat)  # the list has everyone's names: keep them
         members = chat.members
-        key = members_key(chat_id)
-        known = {m.decode() if isinstance(m, bytes) else str(m)
-                 for m in await self._store.r.smembers(key)}
+        known = await self._store.member_snapshot(chat_id)
         if known:
             new = [m for m in members if m.userid not in known]
         else:  # first event for this group: trust join times, newest first, at most `count`
             recent = sorted((m for m in members if m.join_time >= event_time - 60),
                             key=lambda m: m.join_time, reverse=True)
             new = recent[: max(1, count)] if count else recent
-        async with batch(self._store.r) as pipe:  # one key: a batch is enough
-            pipe.delete(key)
-            if members:
-                pipe.sadd(key, *[m.userid for m in members])
-                pipe.expire(key, SNAPSHOT_TTL_S)
-            await pipe.execute()
+        await self._store.replace_member_snapshot(chat_id, [m.userid for m in members],
+                                                  SNAPSHOT_TTL_S)
         return new
 
     async def welcome(self, chat_id: str, event_time: int, count: int) -> None:

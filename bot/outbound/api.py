@@ -22,7 +22,7 @@ from bot.common import appkeys, spooled
 from bot.common.handoffs import parse_handoff
 from bot.common.posts import Post, parse_request
 from bot.common.spool import Spool, SpoolFull
-from bot.common.store import INBOX, OUTBOX, new_post_id
+from bot.common.store import new_post_id
 from bot.wecom import safejson
 from bot.wecom.webhook import PayloadError
 from qunzhu.redisconn import REDIS_DOWN, REDIS_DOWN_OR_SLOW
@@ -171,7 +171,7 @@ async def metrics(request: web.Request) -> web.Response:
     store = request.app[appkeys.STORE]
     try:
         counters = await store.metrics()
-        depths = {"inbox": await store.r.xlen(INBOX), "outbox": await store.r.xlen(OUTBOX)}
+        depths = await store.queue_depths()
     except REDIS_DOWN:
         return _problem(503, "metrics unavailable, retry")
     return web.json_response({"counters": counters, "queues": depths,

@@ -166,7 +166,7 @@ class Sender:
             if not await self._send_part(robot, entry, parts[index]):
                 return
             if len(parts) > 1:
-                await self._store.r.hset(post_key(post_id), "parts_sent", index + 1)
+                await self._store.record_parts_sent(post_id, index + 1)
         await self._ack([entry], state="sent")
 
     async def _send_part(self, robot: Robot, entry: Entry, payload: dict[str, object]) -> bool:
