@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.common.clock import Clock
+from bot.common.coalesce import Coalescer
 from bot.common.groups import Directory, Robot
 from bot.common.posts import Post
 from bot.common.store import (
@@ -29,8 +30,8 @@ from bot.common.store import (
 )
 from bot.common.streams import Entry, StreamConsumer
 from bot.common.texts import Texts
-from bot.wecom import webhook
-from bot.wecom.textsplit import utf8_len
+from bot.outbound import digest
+from bot.outbound.limiter import RobotLimiter
 from bot.wecom.webhook import Outcome, PayloadError, WebhookClient
 from qunzhu.redisconn import REDIS_DOWN
 
@@ -89,10 +90,10 @@ class Sender:
         )
         self._lanes: dict[str, Lane] = {}
         self._sem = asyncio.Semaphore(self.config.concurrency)
-        self._acks: list[tuple[list[Entry], str, asyncio.Future[None]]] = []
-        self._ack_flusher: asyncio.Task[None] | None = None
-        self._slot_requests: list[tuple[str, asyncio.Future[float]]] = []
-        self._slot_asker: asyncio.Task[None] | None = None
+        self._limiter = RobotLimiter(store, clock, limit=self.config.limit,
+                                     window_s=self.config.window_s,
+                                     rate_limited_backoff_s=self.config.rate_limited_backoff_s)
+        self._acks: Coalescer[tuple[list[Entry], str], None] = Coalescer(self._ack_rounds)
         self._stopping = asyncio.Event()
 
     # ------------------------------------------------------------------ the loops
@@ -179,10 +180,7 @@ class Sender:
                 return True  # counted as posts_sent when acknowledged
             if result.outcome is Outcome.RATE_LIMITED:
                 await self._store.incr("webhook_45009")
-                now = self._clock.now()
-                await self._store.block(
-                    robot.robot_id, now + self.config.rate_limited_backoff_s, now
-                )
+                await self._limiter.rate_limited(robot.robot_id)
                 log.warning("robot %s rate limited by WeCom; backing off", robot.robot_id)
                 continue
             if result.outcome is Outcome.TRANSIENT:
@@ -198,35 +196,7 @@ class Sender:
 
     async def _wait_for_slot(self, robot: Robot) -> None:
         """Take a slot in the robot's sliding window, idling until one frees."""
-        while True:
-            wait = await self._ask_slot(robot.robot_id)
-            if wait <= 0:
-                return
-            await self._idle(wait)
-
-    async def _ask_slot(self, robot_id: str) -> float:
-        """Queue a slot request; lanes asking in the same loop tick share one round trip."""
-        answer: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self._slot_requests.append((robot_id, answer))
-        if self._slot_asker is None or self._slot_asker.done():
-            self._slot_asker = asyncio.create_task(self._ask_slots())
-        return await answer
-
-    async def _ask_slots(self) -> None:
-        await asyncio.sleep(0)
-        while self._slot_requests:
-            round_, self._slot_requests = self._slot_requests, []
-            try:
-                waits = await self._store.take_slots(
-                    [robot_id for robot_id, _ in round_], self._clock.now(),
-                    self.config.window_s, self.config.limit,
-                )
-            except REDIS_DOWN as exc:
-                for _robot_id, answer in round_:
-                    answer.set_exception(exc)
-                continue
-            for (_robot_id, answer), wait in zip(round_, waits, strict=True):
-                answer.set_result(wait)
+        await self._limiter.wait_for_slot(robot.robot_id, self._idle)
 
     async def _idle(self, seconds: float) -> None:
         """Sleep without holding a work permit, so waiting lanes never starve working ones."""
@@ -239,12 +209,13 @@ class Sender:
     # ------------------------------------------------------------------ digests
     async def _send_digests(self, robot: Robot, lane: Lane) -> None:
         """Merge the lane's text posts into digests of ≤ 4096 bytes and send them."""
-        mergeable = [e for e in lane.entries if Post.from_fields(e.fields).digest_line()]
-        if len(mergeable) < 2:  # nothing to merge: send the oldest post as it is
+        candidates = digest.mergeable(list(lane.entries))
+        if len(candidates) < 2:  # nothing to merge: send the oldest post as it is
             await self._deliver(robot, lane.entries[0])
             lane.entries.popleft()
             return
-        batch, content = self._pack(mergeable)
+        batch, content = digest.pack(candidates, lambda n: self._texts.say(
+            "utter_bridge_digest_title", count=n))
         for entry in batch:
             lane.entries.remove(entry)
         ok = await self._send_part(robot, batch[0], {"msgtype": "markdown",
@@ -256,47 +227,17 @@ class Sender:
             for entry in batch[1:]:
                 await self._dead(entry, 0, "digest refused")
 
-    def _pack(self, mergeable: list[Entry]) -> tuple[list[Entry], str]:
-        """As many posts, oldest first, as fit one markdown digest."""
-        lines: list[str] = []
-        batch: list[Entry] = []
-        for entry in mergeable:
-            line = Post.from_fields(entry.fields).digest_line() or ""
-            title = self._texts.say("utter_bridge_digest_title", count=len(batch) + 1)
-            candidate = "\n".join([f"**{title}**", *lines, line])
-            if batch and utf8_len(candidate) > webhook.MARKDOWN_LIMIT:
-                break
-            if not batch and utf8_len(candidate) > webhook.MARKDOWN_LIMIT:
-                line = line.encode()[: webhook.MARKDOWN_LIMIT - 200].decode("utf-8", "ignore")
-            lines.append(line)
-            batch.append(entry)
-        title = self._texts.say("utter_bridge_digest_title", count=len(batch))
-        return batch, "\n".join([f"**{title}**", *lines])
-
     # ------------------------------------------------------------------ outcomes
     async def _ack(self, batch: list[Entry], *, state: str) -> None:
-        """Acknowledge delivered posts; concurrent lanes share one pipeline round trip."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._acks.append((batch, state, done))
-        if self._ack_flusher is None or self._ack_flusher.done():
-            self._ack_flusher = asyncio.create_task(self._flush_acks())
-        await done
+        """Acknowledge delivered posts; concurrent lanes share one round trip."""
+        await self._acks.submit((batch, state))
+        self._outbox.release(*(entry.id for entry in batch))
 
-    async def _flush_acks(self) -> None:
-        await asyncio.sleep(0)  # let the other lanes that just finished join this round trip
-        while self._acks:
-            round_, self._acks = self._acks, []
-            items = [(entry.id, entry.fields.get("id", ""), state)
-                     for batch, state, _done in round_ for entry in batch]
-            try:
-                await self._store.ack_posts(items, self._clock.now())
-            except REDIS_DOWN as exc:
-                for _batch, _state, done in round_:
-                    done.set_exception(exc)  # the lane pauses; the posts stay pending
-                continue
-            for batch, _state, done in round_:
-                self._outbox.release(*(entry.id for entry in batch))
-                done.set_result(None)
+    async def _ack_rounds(self, rounds: list[tuple[list[Entry], str]]) -> list[None]:
+        items = [(entry.id, entry.fields.get("id", ""), state)
+                 for batch, state in rounds for entry in batch]
+        await self._store.ack_posts(items, self._clock.now())  # an error pauses each lane
+        return [None] * len(rounds)
 
     async def _dead(self, entry: Entry, errcode: int, reason: str) -> None:
         """Dead-letter a post (kept with its reason), count it, and acknowledge it."""
