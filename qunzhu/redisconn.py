@@ -14,7 +14,7 @@ from typing import Any, TypeAlias
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
-from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.cluster import RedisCluster as SyncRedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
@@ -33,6 +33,7 @@ def async_client(url: str, *, max_connections: int = 32, timeout_s: float = 5.0,
                  cluster: bool | None = None, **kwargs: Any) -> AsyncRedis:
     """An asyncio client: a blocking pool on one server (a burst queues), or a cluster client."""
     if cluster_mode() if cluster is None else cluster:
+        _mend_cluster_nodes()
         client = QueueingRedisCluster.from_url(
             url, max_connections=max_connections, socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s, **kwargs)
@@ -42,6 +43,48 @@ def async_client(url: str, *, max_connections: int = 32, timeout_s: float = 5.0,
         url, max_connections=max_connections, timeout=timeout_s, socket_timeout=timeout_s,
         health_check_interval=30, **kwargs)
     return aioredis.Redis(connection_pool=pool)
+
+
+def _mend_cluster_nodes() -> None:
+    """Give back a cluster node's connection when sending on it fails (redis-py 4.6 loses it).
+
+    redis-py 4.6's asyncio `ClusterNode` sends outside its try/finally, so each command sent
+    while a node is down leaks one pooled connection; after `max_connections` of them the
+    node can never be used again and the client stays down after the cluster is back
+    (redis-py issue #4110, fixed upstream by #4111). Applied once, when a cluster client is
+    made; the same methods with the send moved inside the try.
+    """
+    if getattr(ClusterNode, "_qunzhu_mended", False):
+        return
+
+    async def execute_command(self: ClusterNode, *args: Any, **kwargs: Any) -> Any:
+        connection = self.acquire_connection()
+        try:
+            await connection.send_packed_command(connection.pack_command(*args), False)
+            return await self.parse_response(connection, args[0], **kwargs)
+        finally:
+            self._free.append(connection)
+
+    async def execute_pipeline(self: ClusterNode, commands: list[Any]) -> bool:
+        connection = self.acquire_connection()
+        try:
+            await connection.send_packed_command(
+                connection.pack_commands(cmd.args for cmd in commands), False)
+            failed = False
+            for cmd in commands:
+                try:
+                    cmd.result = await self.parse_response(connection, cmd.args[0],
+                                                           **cmd.kwargs)
+                except Exception as exc:
+                    cmd.result = exc
+                    failed = True
+            return failed
+        finally:
+            self._free.append(connection)
+
+    ClusterNode.execute_command = execute_command
+    ClusterNode.execute_pipeline = execute_pipeline
+    ClusterNode._qunzhu_mended = True
 
 
 class QueueingRedisCluster(RedisCluster):

@@ -83,6 +83,25 @@ class Servers:
     cluster: bool
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     workdir: str = ""
+    ports: list[int] = field(default_factory=list)
+
+    def kill_nodes(self) -> None:
+        """kill -9 every node (a cluster keeps its layout in each node's nodes.conf)."""
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+
+    def restart_cluster(self) -> None:
+        """Start the killed nodes again on their ports and folders; wait until the cluster
+        is whole."""
+        self.procs = [_server(port, str(Path(self.workdir) / str(port)), *CLUSTER_ARGS)
+                      for port in self.ports]
+
+        def formed() -> bool:
+            return all(redis.Redis(host="127.0.0.1", port=p).cluster("info")["cluster_state"]
+                       == "ok" for p in self.ports)
+
+        _wait(formed, self.procs, "Redis Cluster", timeout_s=30)
 
     def stop(self) -> None:
         """Terminate every process and remove the folder."""
@@ -114,6 +133,10 @@ def start_single() -> Servers:
     return Servers(url, False, [proc], workdir)
 
 
+CLUSTER_ARGS = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "5000")
+
+
 def start_cluster(masters: int = 3) -> Servers:
     """A Redis Cluster of `masters` masters (no replicas), slots spread evenly."""
     workdir = tempfile.mkdtemp(prefix="qz-cluster-")
@@ -122,10 +145,8 @@ def start_cluster(masters: int = 3) -> Servers:
     for port in ports:
         node_dir = Path(workdir) / str(port)
         node_dir.mkdir()
-        procs.append(_server(port, str(node_dir), "--cluster-enabled", "yes",
-                             "--cluster-config-file", "nodes.conf",
-                             "--cluster-node-timeout", "5000"))
-    servers = Servers(f"redis://127.0.0.1:{ports[0]}/0", True, procs, workdir)
+        procs.append(_server(port, str(node_dir), *CLUSTER_ARGS))
+    servers = Servers(f"redis://127.0.0.1:{ports[0]}/0", True, procs, workdir, ports)
     try:
         for port in ports:
             _wait(redis.Redis(host="127.0.0.1", port=port).ping, procs, f"cluster node {port}")
