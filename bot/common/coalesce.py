@@ -38,10 +38,15 @@ class Coalescer(Generic[Item, Result]):
             batch, self._waiting = self._waiting, []
             try:
                 results = await self._answer([item for item, _ in batch])
-            except Exception as exc:  # every caller of the batch sees its error
+            except BaseException as exc:  # every caller of the batch sees its error
                 for _item, future in batch:
                     if not future.done():
-                        future.set_exception(exc)
+                        if isinstance(exc, Exception):
+                            future.set_exception(exc)
+                        else:
+                            future.cancel()  # never left waiting forever
+                if not isinstance(exc, Exception):
+                    raise
                 continue
             for (_item, future), result in zip(batch, results, strict=True):
                 if not future.done():

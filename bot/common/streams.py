@@ -27,6 +27,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from bot.common.coalesce import Coalescer
 from bot.common.outage import OutageLog
 from qunzhu.redisconn import REDIS_DOWN, AsyncRedis
 
@@ -39,6 +40,21 @@ ACK = """
 redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 3))
 if ARGV[2] == '1' then redis.call('XDEL', KEYS[1], unpack(ARGV, 3)) end
 return #ARGV - 2
+"""
+
+# KEYS[1] stream  ARGV[1] group  ARGV[2] consumer  ARGV[3..] entry ids
+# touches (XCLAIM, idle 0) each entry this consumer owns; returns the ids it does not own
+KEEP = """
+local lost = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+  else
+    lost[#lost + 1] = ARGV[i]
+  end
+end
+return lost
 """
 
 # KEYS[1] stream  KEYS[2] dead-letter stream  [KEYS[3] a status hash  KEYS[4] a counter hash]
@@ -103,6 +119,9 @@ class StreamConsumer:
         self.dead_maxlen = dead_maxlen
         self.held: set[str] = set()  # entry ids this process is working on
         self._ack = client.register_script(ACK)
+        self._keep = client.register_script(KEEP)
+        self.lost: set[str] = set()  # entries another consumer took from us
+        self._ownership: Coalescer[str, set[str]] = Coalescer(self._keep_many)
         self._dead_letter = client.register_script(DEAD_LETTER)
         self._cursor = "0"  # own pending entries first (a restart under the same name)
 
@@ -172,10 +191,11 @@ class StreamConsumer:
                 await self.r.xack(self.stream, self.group, *gone)
             if any(not e.id for e in rows):
                 await self._ack_deleted_pending()
-            fresh = [e for e in rows if e.fields]
-            self.held.update(e.id for e in fresh)
-            claimed += fresh
+            claimed += [e for e in rows if e.fields]
             if start == "0-0":
+                # Held only once every page came back: after a failure half-way the pages
+                # already claimed look idle again later and are reclaimed then.
+                self.held.update(e.id for e in claimed)
                 return claimed
 
     async def _ack_deleted_pending(self, pages: int = 10) -> None:
@@ -193,12 +213,27 @@ class StreamConsumer:
                 return
             start = "(" + _decode(pending[-1]["message_id"])
 
-    async def heartbeat(self) -> None:
-        """Re-claim every held entry, so no other consumer takes it while we work on it."""
-        held = list(self.held)
-        for i in range(0, len(held), 1000):
-            await self.r.xclaim(self.stream, self.group, self.consumer, 0, held[i:i + 1000],
-                                justid=True)
+    async def heartbeat(self) -> set[str]:
+        """Re-claim every held entry that is still ours, so no other consumer takes it while
+        we work on it; the ones another consumer took meanwhile (after an outage longer than
+        the idle time) are let go and returned, never taken back."""
+        lost = await self.keep(list(self.held))
+        self.lost |= lost
+        self.release(*lost)
+        return lost
+
+    async def keep(self, ids: list[str]) -> set[str]:
+        """Touch these entries if this consumer still owns them; the ids it does not."""
+        lost: set[str] = set()
+        for i in range(0, len(ids), 1000):
+            lost.update(_decode(x) for x in await self._keep(
+                keys=[self.stream], args=[self.group, self.consumer, *ids[i:i + 1000]]))
+        return lost
+
+    async def still_mine(self, entry_id: str) -> bool:
+        """Whether this consumer still owns an entry (touching it), checked just before a
+        side effect that must not happen twice; lanes asking together share a round trip."""
+        return entry_id not in await self._ownership.submit(entry_id)
 
     # ------------------------------------------------------------------ finishing
     async def ack(self, *ids: str, delete: bool = True) -> None:
@@ -264,9 +299,12 @@ class StreamConsumer:
                     await self.recover(exc)
                     await asyncio.sleep(1)
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            beat.cancel()  # gather, not suppress: a cancellation of run() itself goes on
+            await asyncio.gather(beat, return_exceptions=True)
+
+    async def _keep_many(self, ids: list[str]) -> list[set[str]]:
+        lost = await self.keep(sorted(set(ids)))
+        return [lost] * len(ids)
 
     async def _hand(self, handle: Handle, batch: list[Entry]) -> None:
         """Give a batch to `handle`; if it fails, the entries are let go (a reclaim retries
@@ -289,8 +327,11 @@ class StreamConsumer:
             if not self.held:
                 continue
             try:
-                await self.heartbeat()
+                lost = await self.heartbeat()
                 outage.ok()
+                if lost:
+                    log.warning("%d entries of %s were taken over by another consumer while "
+                                "Redis was out of reach; let go", len(lost), self.stream)
             except REDIS_DOWN as exc:
                 outage.failed(exc)
 

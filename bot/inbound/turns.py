@@ -95,8 +95,11 @@ class TurnWorker:
         await self._inbox.run(self._start_turns, self._stopping)
 
     def stop(self) -> None:
-        """Stop reading; turns in progress finish or stay pending for a reclaim."""
+        """Stop reading and cancel turns in progress: they stay pending and are reclaimed
+        (their saved replies keep a reclaim from asking Rasa or replying again)."""
         self._stopping.set()
+        for task in list(self._tasks):
+            task.cancel()
 
     async def _start_turns(self, batch: list[Entry]) -> None:
         """Each entry becomes a task, at most `concurrency` at once (back-pressure)."""

@@ -135,6 +135,10 @@ class Sender:
             log.warning("lane %s paused: Redis %s", group, type(exc).__name__)
             self._outbox.release(*(entry.id for entry in lane.entries))
             lane.entries.clear()
+        except Exception:  # a bug or an odd answer must not strand the lane's posts
+            log.exception("lane %s stopped; its posts will be retried", group)
+            self._outbox.release(*(entry.id for entry in lane.entries))
+            lane.entries.clear()
         finally:
             if not lane.entries:
                 self._lanes.pop(group, None)
@@ -153,6 +157,9 @@ class Sender:
 
     async def _deliver(self, robot: Robot, entry: Entry) -> None:
         """Send every part of one post, resuming after the parts already delivered."""
+        if not await self._outbox.still_mine(entry.id):  # another sender took it over
+            self._outbox.release(entry.id)
+            return
         post = Post.from_fields(entry.fields)
         try:
             parts = post.payloads()
@@ -204,7 +211,9 @@ class Sender:
         try:
             await self._clock.sleep(seconds)
         finally:
-            await self._sem.acquire()
+            # Shielded: cancelled here, the permit is still taken back before the caller's
+            # `async with` gives it up, so the count never grows.
+            await asyncio.shield(self._sem.acquire())
 
     # ------------------------------------------------------------------ digests
     async def _send_digests(self, robot: Robot, lane: Lane) -> None:
@@ -216,6 +225,12 @@ class Sender:
             return
         batch, content = digest.pack(candidates, lambda n: self._texts.say(
             "utter_bridge_digest_title", count=n))
+        taken = [e for e in batch if not await self._outbox.still_mine(e.id)]
+        if taken:  # another sender took these over: theirs to send; pack again next step
+            for entry in taken:
+                lane.entries.remove(entry)
+                self._outbox.release(entry.id)
+            return
         for entry in batch:
             lane.entries.remove(entry)
         ok = await self._send_part(robot, batch[0], {"msgtype": "markdown",
@@ -229,8 +244,21 @@ class Sender:
 
     # ------------------------------------------------------------------ outcomes
     async def _ack(self, batch: list[Entry], *, state: str) -> None:
-        """Acknowledge delivered posts; concurrent lanes share one round trip."""
-        await self._acks.submit((batch, state))
+        """Acknowledge delivered posts; concurrent lanes share one round trip.
+
+        WeCom has them already, so a failed acknowledgement is retried while we still hold
+        them (the heartbeat keeps them ours) rather than let go to be sent again.
+        """
+        pause = 1.0
+        while True:
+            try:
+                await self._acks.submit((batch, state))
+                break
+            except REDIS_DOWN:
+                if self._stopping.is_set():
+                    raise
+                await self._idle(pause)
+                pause = min(pause * 2, 30.0)
         self._outbox.release(*(entry.id for entry in batch))
 
     async def _ack_rounds(self, rounds: list[tuple[list[Entry], str]]) -> list[None]:

@@ -193,3 +193,49 @@ async def test_a_lost_consumer_group_is_created_again(redis_client: AsyncRedis) 
     await until(lambda: asyncio.sleep(0, result=seen == ["0", "0"]))
     stopping.set()
     await asyncio.wait_for(task, 5)
+
+
+async def test_a_reclaim_that_fails_half_way_holds_nothing_and_loses_nothing(
+    redis_client: AsyncRedis, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await add_jobs(redis_client, 250)
+    dead = StreamConsumer(redis_client, STREAM, GROUP, "dead", reclaim_idle_ms=100,
+                          read_count=250)
+    await dead.ensure_group()
+    assert len(await dead.read()) == 250
+    await asyncio.sleep(0.2)
+    alive = StreamConsumer(redis_client, STREAM, GROUP, "alive", reclaim_idle_ms=100,
+                           read_count=100)
+    real = redis_client.xautoclaim
+    calls = [0]
+
+    async def flaky(*args: object, **kwargs: object) -> object:
+        calls[0] += 1
+        if calls[0] == 2:  # the second page: Redis goes away for a moment
+            raise ConnectionError("blip")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(redis_client, "xautoclaim", flaky)
+    with pytest.raises(ConnectionError):
+        await alive.reclaim()
+    assert alive.held == set()  # nothing held that nobody will ever handle
+    await asyncio.sleep(0.2)  # the first page, claimed before the blip, looks idle again
+    assert len(await alive.reclaim()) == 250
+
+
+async def test_the_heartbeat_never_takes_back_what_another_consumer_took_over(
+    redis_client: AsyncRedis,
+) -> None:
+    await add_jobs(redis_client, 3)
+    slow = StreamConsumer(redis_client, STREAM, GROUP, "slow", reclaim_idle_ms=100)
+    other = StreamConsumer(redis_client, STREAM, GROUP, "other", reclaim_idle_ms=100)
+    await slow.ensure_group()
+    mine = await slow.read()
+    await asyncio.sleep(0.2)  # slow's heartbeats failed (an outage): the entries look idle
+    taken = await other.reclaim()
+    assert {e.id for e in taken} == {e.id for e in mine}
+    assert await slow.heartbeat() == {e.id for e in mine}  # let go, not taken back
+    assert slow.held == set() and not await slow.still_mine(mine[0].id)
+    assert await other.still_mine(mine[0].id)
+    owners = await redis_client.xpending_range(STREAM, GROUP, min="-", max="+", count=10)
+    assert {o["consumer"] for o in owners} == {b"other"}
