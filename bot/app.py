@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from bot.common import appkeys, spooled
+from bot.common import appkeys, legacy, spooled
 from bot.common.clock import Clock, RealClock
 from bot.common.configwatch import ConfigWatch, OperatorFiles
 from bot.common.groups import Directory
@@ -131,6 +131,10 @@ def create_app(
         names = NameResolver(NameBook(app[appkeys.REDIS], brand.value.id), wecom, groups)
         newcomers = Newcomers(store, wecom, groups, texts_, post,
                               lambda: brand.value.bot_name, names)
+        try:
+            await legacy.migrate(store, brand.value.id, settings.dedupe_ttl_s)
+        except REDIS_DOWN as exc:  # Redis is not there yet: the next start moves them
+            log.warning("could not look for an older version's keys (%s)", type(exc).__name__)
         watch = app[appkeys.CONFIG_WATCH]
         runners: list[tuple[Callable[[], None], asyncio.Task[None]]] = [
             (watch.stop, asyncio.create_task(watch.run()))]
