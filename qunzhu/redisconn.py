@@ -130,14 +130,18 @@ def batch(client: AsyncRedis) -> Pipeline | ClusterPipeline:
 
 
 def cluster_like(client: redis.Redis) -> SyncRedisCluster:
-    """A cluster client with the address and credentials of a single-server client (Rasa
-    builds its stores' clients itself; this gives them a cluster twin)."""
+    """A cluster client with the address, credentials and TLS of a single-server client
+    (Rasa builds its stores' clients itself; this gives them a cluster twin)."""
     kwargs = client.connection_pool.connection_kwargs
+    tls = {k: kwargs[k] for k in ("ssl_keyfile", "ssl_certfile", "ssl_ca_certs", "ssl_cert_reqs")
+           if k in kwargs}
     return SyncRedisCluster(host=kwargs.get("host", "localhost"),
                             port=int(kwargs.get("port", 6379)),
                             username=kwargs.get("username"), password=kwargs.get("password"),
                             socket_timeout=kwargs.get("socket_timeout"),
-                            decode_responses=bool(kwargs.get("decode_responses", False)))
+                            decode_responses=bool(kwargs.get("decode_responses", False)),
+                            ssl=issubclass(client.connection_pool.connection_class,
+                                           redis.SSLConnection), **tls)
 
 
 # What "Redis is unreachable" looks like: a cluster client that reaches no node raises
