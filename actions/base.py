@@ -9,10 +9,10 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
-from redis.exceptions import RedisError
 
 from actions.context import Speaker, speaker
 from actions.runtime import Services, services
+from qunzhu.redisconn import REDIS_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class GameAction(Action, ABC):
         who = speaker(tracker)
         try:
             return await self.play(dispatcher, who, services(), tracker, domain)
-        except (RedisError, OSError) as exc:
+        except REDIS_DOWN as exc:
             log.error("%s: game store unavailable (%s)", self.name(), type(exc).__name__)
             dispatcher.utter_message(response="utter_busy")
             return []

@@ -47,13 +47,13 @@ class ActionCheckIn(GameAction):
             streak_bonus=rules.streak_bonus,
             now=int(now.timestamp()),
         )
-        streak, points = result["streak"], result["points"]
-        if result["status"] == "already":
+        streak, points = result.streak, result.points
+        if result.status == "already":
             dispatcher.utter_message(
                 response="utter_checkin_already", streak=streak, points=points
             )
             return []
-        earned = result["earned"]
+        earned = result.earned
         bonus = earned - rules.base_points
         if bonus > 0:
             dispatcher.utter_message(

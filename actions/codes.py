@@ -6,9 +6,11 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TypeVar
 
 from actions.clock import SHANGHAI, local_day
+from actions.results import CODE_TAKEN, Coupon, HasStatus
+from qunzhu.config import CouponTemplate
 
 # No 0/O, 1/I/L: staff read codes off phone screens.
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -38,22 +40,20 @@ def codes_in(text: str) -> list[str]:
 
 
 CODE_ATTEMPTS = 5
-CODE_TAKEN = "code_taken"
+Result = TypeVar("Result", bound=HasStatus)
 
 
-async def with_fresh_code(
-    attempt: Callable[[str], Awaitable[dict[str, Any]]],
-) -> dict[str, Any]:
+async def with_fresh_code(attempt: Callable[[str], Awaitable[Result]]) -> Result:
     """Run a store script with a new code, again if that code was already issued.
 
     The scripts refuse a taken code before writing anything, so a retry is safe; with
     8.5e11 codes a second attempt is already rare, a sixth never needed in practice.
     """
-    result: dict[str, Any] = {"status": CODE_TAKEN}
-    for _ in range(CODE_ATTEMPTS):
-        result = await attempt(new_code())
-        if result.get("status") != CODE_TAKEN:
+    result = await attempt(new_code())
+    for _ in range(CODE_ATTEMPTS - 1):
+        if result.status != CODE_TAKEN:
             break
+        result = await attempt(new_code())
     return result
 
 
@@ -63,19 +63,10 @@ def expiry(now: datetime, valid_days: int) -> datetime:
     return datetime(last_day.year, last_day.month, last_day.day, 23, 59, 59, tzinfo=SHANGHAI)
 
 
-def coupon_record(
-    *, code: str, name: str, value_yuan: float, condition: str, now: datetime,
-    valid_days: int, source: str,
-) -> dict[str, object]:
-    """The JSON a wallet keeps for one coupon."""
-    expires = expiry(now, valid_days)
-    return {
-        "code": code,
-        "name": name,
-        "value_yuan": value_yuan,
-        "condition": condition,
-        "issued_at": int(now.timestamp()),
-        "expires_at": int(expires.timestamp()),
-        "expires": expires.strftime("%Y-%m-%d"),
-        "source": source,
-    }
+def coupon_record(terms: CouponTemplate, *, code: str, now: datetime, source: str) -> Coupon:
+    """The coupon a wallet keeps, from the terms in games.yml (campaign, reward or prize)."""
+    expires = expiry(now, terms.valid_days)
+    return Coupon(code=code, name=terms.name, value_yuan=terms.value_yuan,
+                  condition=terms.condition, issued_at=int(now.timestamp()),
+                  expires_at=int(expires.timestamp()), expires=expires.strftime("%Y-%m-%d"),
+                  source=source)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from actions.codes import codes_in, coupon_record, with_fresh_code
 from actions.config import CouponCampaign
 from actions.context import Speaker
 from actions.replies import lines
+from actions.results import ClaimResult
 from actions.runtime import Services
 
 
@@ -58,27 +60,24 @@ class ActionClaimCoupon(GameAction):
             campaign = open_now[0]
         chosen = campaign
 
-        async def claim(code: str) -> dict[str, Any]:
+        async def claim(code: str) -> ClaimResult:
             return await svc.store.claim_coupon(
                 campaign=chosen.id, user=who.user, msgid=who.msgid,
                 now=int(now.timestamp()), starts=int(chosen.starts.timestamp()),
                 ends=int(chosen.ends.timestamp()), stock=chosen.stock,
                 per_member_limit=chosen.per_member_limit, code=code,
-                coupon=coupon_record(
-                    code=code, name=chosen.name, value_yuan=chosen.value_yuan,
-                    condition=chosen.condition, now=now, valid_days=chosen.valid_days,
-                    source=f"campaign:{chosen.id}",
-                ),
+                coupon=coupon_record(chosen, code=code, now=now,
+                                     source=f"campaign:{chosen.id}"),
             )
 
         result = await with_fresh_code(claim)
-        status = result["status"]
+        status = result.status
         if status == "issued":
-            wallet = {c["code"]: c for c in await svc.store.wallet(who.user)}
-            issued = wallet[result["code"]]  # recorded before the member is told
+            wallet = {c.code: c for c in await svc.store.wallet(who.user)}
+            issued = wallet[result.code]  # recorded before the member is told
             dispatcher.utter_message(
-                response="utter_coupon_issued", name=campaign.name, code=result["code"],
-                condition=campaign.condition, expires=issued["expires"],
+                response="utter_coupon_issued", name=campaign.name, code=result.code,
+                condition=campaign.condition, expires=issued.expires,
             )
         elif status == "not_started":
             dispatcher.utter_message(
@@ -121,28 +120,26 @@ class ActionMyCoupons(GameAction):
         pasted = codes_in(who.text)
         if pasted:
             code = pasted[0]
-            mine = {c["code"]: c for c in wallet}
+            mine = {c.code: c for c in wallet}
             if code in mine:
                 coupon = mine[code]
                 response = (
-                    "utter_code_yours_expired" if coupon["expires_at"] < now
+                    "utter_code_yours_expired" if coupon.expires_at < now
                     else "utter_code_yours"
                 )
                 dispatcher.utter_message(
-                    response=response, code=code, name=coupon["name"],
-                    expires=coupon["expires"], condition=coupon["condition"],
+                    response=response, code=code, name=coupon.name,
+                    expires=coupon.expires, condition=coupon.condition,
                 )
             elif await svc.store.code_owner(code) is not None:
                 dispatcher.utter_message(response="utter_code_not_yours", code=code)
             else:
                 dispatcher.utter_message(response="utter_code_unknown", code=code)
             return []
-        usable = sorted(
-            (c for c in wallet if c["expires_at"] >= now), key=lambda c: c["expires_at"]
-        )
+        usable = sorted((c for c in wallet if c.expires_at >= now), key=lambda c: c.expires_at)
         if not usable:
             dispatcher.utter_message(response="utter_my_coupons_empty")
             return []
-        listing = lines(domain, "utter_fmt_wallet_line", usable)
+        listing = lines(domain, "utter_fmt_wallet_line", (asdict(c) for c in usable))
         dispatcher.utter_message(response="utter_my_coupons", count=len(usable), coupons=listing)
         return []

@@ -15,6 +15,7 @@ from actions.codes import coupon_record, with_fresh_code
 from actions.context import Speaker
 from actions.posts import post_to_group
 from actions.replies import render
+from actions.results import DrawResult
 from actions.runtime import Services
 from qunzhu.names import mention
 
@@ -46,13 +47,9 @@ class ActionLuckyDraw(GameAction):
         by_id = {p.id: p for p in rules.prizes}
         r = secrets.randbelow(total)
 
-        async def draw(code: str) -> dict[str, Any]:
+        async def draw(code: str) -> DrawResult:
             coupons = {
-                p.id: coupon_record(
-                    code=code, name=p.coupon.name, value_yuan=p.coupon.value_yuan,
-                    condition=p.coupon.condition, now=now, valid_days=p.coupon.valid_days,
-                    source=f"draw:{p.id}",
-                )
+                p.id: coupon_record(p.coupon, code=code, now=now, source=f"draw:{p.id}")
                 for p in rules.prizes if p.kind == "coupon" and p.coupon is not None
             }
             return await svc.store.draw(
@@ -64,33 +61,33 @@ class ActionLuckyDraw(GameAction):
             )
 
         result = await with_fresh_code(draw)
-        status = result["status"]
+        status = result.status
         if status == "limit_reached":
             dispatcher.utter_message(response="utter_draw_limit", limit=rules.daily_limit)
             return []
         if status == "insufficient":
             dispatcher.utter_message(
                 response="utter_draw_insufficient", cost=rules.cost_points,
-                points=result["points"],
+                points=result.points,
             )
             return []
         if status != "drawn":
             dispatcher.utter_message(response="utter_busy")
             return []
-        prize = by_id[result["prize"]]
+        prize = by_id[result.prize]
         if prize.kind == "coupon":
             dispatcher.utter_message(
-                response="utter_draw_won_coupon", prize=prize.name, code=result["code"],
-                draws_left=result["draws_left"],
+                response="utter_draw_won_coupon", prize=prize.name, code=result.code,
+                draws_left=result.draws_left,
             )
         elif prize.kind == "points":
             dispatcher.utter_message(
                 response="utter_draw_won_points", prize=prize.name, amount=prize.points,
-                points=result["points"], draws_left=result["draws_left"],
+                points=result.points, draws_left=result.draws_left,
             )
         else:
             dispatcher.utter_message(
-                response="utter_draw_nothing", draws_left=result["draws_left"]
+                response="utter_draw_nothing", draws_left=result.draws_left
             )
         if prize.announce and who.in_group:
             text = render(domain, "utter_announce_draw_winner", user=mention(who.user),

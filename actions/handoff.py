@@ -1,8 +1,7 @@
-"""Hand a member over to a person: tell them, and queue the request with recent context."""
+"""Hand a member over to a person: queue the request with recent context, and tell them."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -13,7 +12,6 @@ from actions.base import GameAction
 from actions.context import Speaker
 from actions.runtime import Services
 
-HANDOFF_STREAM = "handoff"
 HISTORY_TURNS = 10
 
 
@@ -43,22 +41,23 @@ class ActionHumanHandoff(GameAction):
         tracker: Tracker,
         domain: dict[str, Any],
     ) -> list[EventType]:
-        """Append once per message to the handoff stream the bridge delivers to staff."""
-        await svc.store.append_once(
-            HANDOFF_STREAM,
-            who.user,
-            who.msgid,
+        """Send the request to the bridge (once per member message), which relays it to staff.
+
+        If the bridge cannot take it, the member is told so, with the hotline, rather than
+        promised a call back nobody will make.
+        """
+        queued = await svc.poster.handoff(
             {
                 "user": who.user,
                 "group": who.group,
                 "conversation_id": tracker.sender_id or "",
                 "text": who.text[:500],
-                "history": json.dumps(recent_conversation(tracker), ensure_ascii=False),
-                "at": str(int(svc.clock.now().timestamp())),
+                "history": recent_conversation(tracker),
             },
+            f"{who.user}:{who.msgid}",
         )
         dispatcher.utter_message(
-            response="utter_handoff",
+            response="utter_handoff" if queued else "utter_handoff_unsent",
             hotline=svc.brand.hotline,
             service_hours=svc.brand.service_hours,
         )

@@ -1,17 +1,18 @@
-"""The post-to-group seam: proactive messages go through the bridge's HTTP API.
+"""The one join to the bridge: group posts and handoff requests go through its HTTP API.
 
 Milestones and big wins are announced in the member's group as markdown, where a
 `<@userid>` mention shows the member's name and notifies them. The text comes from
 domain.yml (like every member-facing sentence). The bridge answers 202 only once the post
 is in its durable Redis stream, and the same idempotency key (derived from the WeCom
-msgid) returns the same post, so a retried message never announces twice.
+msgid) returns the same post, so a retried message never announces twice. A member's
+request for a person goes the same way (`POST /api/handoffs`), keyed on their message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -28,6 +29,10 @@ class GroupPoster(Protocol):
 
     async def post(self, group: str, text: str, idem: str) -> str | None:
         """Queue a markdown post once per idempotency key."""
+        ...
+
+    async def handoff(self, request: dict[str, Any], idem: str) -> bool:
+        """Queue a request for a person once per idempotency key; False if it could not."""
         ...
 
 
@@ -56,22 +61,32 @@ class BridgePoster:
 
     async def post(self, group: str, text: str, idem: str) -> str | None:
         """Queue a markdown post; a few quick retries, then give up without failing the turn."""
-        body = {"msgtype": "markdown", "content": text}
+        doc = await self._send(f"/api/groups/{group}/messages",
+                               {"msgtype": "markdown", "content": text}, idem)
+        return None if doc is None else str(doc.get("id", ""))
+
+    async def handoff(self, request: dict[str, Any], idem: str) -> bool:
+        """Queue a member's request for a person (`POST /api/handoffs`); False if refused."""
+        return await self._send("/api/handoffs", request, f"handoff:{idem}") is not None
+
+    async def _send(self, path: str, body: dict[str, Any], idem: str) -> dict[str, Any] | None:
+        """POST to the bridge until it answers 202 (a few quick tries); its JSON, or None."""
         headers = {"Authorization": f"Bearer {self._token}",
                    "Idempotency-Key": f"{self._brand}:{idem}"}
-        url = f"{self._base}/api/groups/{group}/messages"
+        url = f"{self._base}{path}"
         for attempt in range(ATTEMPTS):
             try:
                 async with self._client().post(url, json=body, headers=headers) as resp:
                     if resp.status == 202:
-                        return str((await resp.json())["id"])
+                        doc = await resp.json()
+                        return doc if isinstance(doc, dict) else {}
                     if resp.status < 500:  # refused (unknown group, bad token): do not retry
-                        log.warning("bridge refused a post for %s: http %s", group, resp.status)
+                        log.warning("bridge refused %s: http %s", path, resp.status)
                         return None
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, KeyError, ValueError):
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
                 pass
             await asyncio.sleep(0.2 * (attempt + 1))
-        log.warning("bridge unreachable: post for %s not queued", group)
+        log.warning("bridge unreachable: %s not queued", path)
         return None
 
 

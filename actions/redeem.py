@@ -13,6 +13,7 @@ from actions.catalogue import find_named
 from actions.codes import coupon_record, with_fresh_code
 from actions.context import Speaker
 from actions.replies import lines
+from actions.results import RedeemResult
 from actions.runtime import Services
 
 
@@ -46,29 +47,25 @@ class ActionRedeemPoints(GameAction):
         now = svc.clock.now()
         item = reward
 
-        async def redeem(code: str) -> dict[str, Any]:
+        async def redeem(code: str) -> RedeemResult:
             return await svc.store.redeem(
                 reward=item.id, cost=item.cost_points, stock=item.stock, user=who.user,
                 msgid=who.msgid, code=code, now=int(now.timestamp()),
-                coupon=coupon_record(
-                    code=code, name=item.name, value_yuan=item.value_yuan,
-                    condition=item.condition, now=now, valid_days=item.valid_days,
-                    source=f"reward:{item.id}",
-                ),
+                coupon=coupon_record(item, code=code, now=now, source=f"reward:{item.id}"),
             )
 
         result = await with_fresh_code(redeem)
-        status = result["status"]
+        status = result.status
         if status == "redeemed":
             dispatcher.utter_message(
                 response="utter_redeem_done", name=reward.name, cost=reward.cost_points,
-                code=result["code"], points=result["points"],
-                expires=await self._expires(svc, who.user, result["code"]),
+                code=result.code, points=result.points,
+                expires=await self._expires(svc, who.user, result.code),
             )
         elif status == "insufficient":
             dispatcher.utter_message(
                 response="utter_redeem_insufficient", name=reward.name,
-                cost=reward.cost_points, points=result["points"], short=result["short"],
+                cost=reward.cost_points, points=result.points, short=result.short,
             )
         elif status == "sold_out":
             dispatcher.utter_message(response="utter_redeem_sold_out", name=reward.name)
@@ -79,5 +76,5 @@ class ActionRedeemPoints(GameAction):
     @staticmethod
     async def _expires(svc: Services, user: str, code: str) -> str:
         """The expiry recorded in the wallet (a replayed message keeps its first code)."""
-        wallet = {c["code"]: c for c in await svc.store.wallet(user)}
-        return str(wallet[code]["expires"])
+        wallet = {c.code: c for c in await svc.store.wallet(user)}
+        return wallet[code].expires

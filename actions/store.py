@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
+from actions.results import CheckinResult, ClaimResult, Coupon, DrawResult, RedeemResult, parse
+from qunzhu.redisconn import AsyncRedis, async_client
 
 IDEMPOTENCY_TTL_S = 7 * 24 * 3600
 LEDGER_MAXLEN = 1_000_000
@@ -244,18 +245,6 @@ return encoded
 """
 )
 
-APPEND_ONCE_LUA = """
--- KEYS[1] idempotency key   KEYS[2] stream
--- ARGV[1] idempotency TTL s   ARGV[2] stream maxlen   ARGV[3..] field, value pairs
--- returns the stream entry id (the first one, on a repeat)
-local prior = redis.call('GET', KEYS[1])
-if prior then return prior end
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
-redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
-return id
-"""
-
-
 @dataclass(frozen=True)
 class MemberStats:
     """What a member sees for `my_points`."""
@@ -276,23 +265,16 @@ class Standing:
     rank: int
 
 
-def _decode(raw: Any) -> dict[str, Any]:
-    text = raw.decode() if isinstance(raw, bytes) else str(raw)
-    result: dict[str, Any] = json.loads(text)
-    return result
-
-
 class GameStore:
     """Typed access to one brand's game state; one instance per event loop."""
 
-    def __init__(self, client: aioredis.Redis, brand: str) -> None:
+    def __init__(self, client: AsyncRedis, brand: str) -> None:
         self._r = client
         self._p = f"qz:{{{brand}}}"
         self._checkin = client.register_script(CHECKIN_LUA)
         self._claim = client.register_script(CLAIM_COUPON_LUA)
         self._redeem = client.register_script(REDEEM_LUA)
         self._draw = client.register_script(DRAW_LUA)
-        self._append_once = client.register_script(APPEND_ONCE_LUA)
 
     # ------------------------------------------------------------ key names
     def key(self, *parts: str) -> str:
@@ -316,7 +298,7 @@ class GameStore:
         base_points: int,
         streak_bonus: dict[int, int],
         now: int,
-    ) -> dict[str, Any]:
+    ) -> CheckinResult:
         """Check a member in for today, at most once per local day."""
         raw = await self._checkin(
             keys=[
@@ -339,7 +321,7 @@ class GameStore:
                 LEDGER_MAXLEN,
             ],
         )
-        return _decode(raw)
+        return parse(CheckinResult, raw)
 
     async def member_stats(self, user: str) -> MemberStats:
         """Read a member's balance and streak (a plain read, no script needed)."""
@@ -389,8 +371,8 @@ class GameStore:
         stock: int,
         per_member_limit: int,
         code: str,
-        coupon: dict[str, Any],
-    ) -> dict[str, Any]:
+        coupon: Coupon,
+    ) -> ClaimResult:
         """Issue one coupon of a campaign atomically, or say why not."""
         raw = await self._claim(
             keys=[
@@ -409,23 +391,23 @@ class GameStore:
                 per_member_limit,
                 user,
                 code,
-                json.dumps(coupon, ensure_ascii=False),
+                json.dumps(asdict(coupon), ensure_ascii=False),
                 IDEMPOTENCY_TTL_S,
                 msgid,
                 campaign,
                 LEDGER_MAXLEN,
             ],
         )
-        return _decode(raw)
+        return parse(ClaimResult, raw)
 
     async def issued_count(self, campaign: str) -> int:
         """How many coupons of a campaign have been issued."""
         return int(await self._r.get(self.key("coupon", campaign, "issued")) or 0)
 
-    async def wallet(self, user: str) -> list[dict[str, Any]]:
+    async def wallet(self, user: str) -> list[Coupon]:
         """Every coupon a member holds (expired ones included; callers filter)."""
         raw = await self._r.hgetall(self.key("wallet", user))
-        return [_decode(v) for v in raw.values()]
+        return [parse(Coupon, v) for v in raw.values()]
 
     async def code_owner(self, code: str) -> str | None:
         """Who a coupon code was issued to, or None if it is not one of ours."""
@@ -444,9 +426,9 @@ class GameStore:
         user: str,
         msgid: str,
         code: str,
-        coupon: dict[str, Any],
+        coupon: Coupon,
         now: int,
-    ) -> dict[str, Any]:
+    ) -> RedeemResult:
         """Spend points on a reward: points deducted and coupon issued together, or neither."""
         raw = await self._redeem(
             keys=[
@@ -463,14 +445,14 @@ class GameStore:
                 reward,
                 user,
                 code,
-                json.dumps(coupon, ensure_ascii=False),
+                json.dumps(asdict(coupon), ensure_ascii=False),
                 IDEMPOTENCY_TTL_S,
                 msgid,
                 now,
                 LEDGER_MAXLEN,
             ],
         )
-        return _decode(raw)
+        return parse(RedeemResult, raw)
 
     # ------------------------------------------------------------ lucky draw
     async def draw(
@@ -486,9 +468,9 @@ class GameStore:
         prizes: list[dict[str, Any]],
         consolation: str,
         code: str,
-        coupons: dict[str, dict[str, Any]],
+        coupons: dict[str, Coupon],
         now: int,
-    ) -> dict[str, Any]:
+    ) -> DrawResult:
         """Draw once: the limit, cost, weighted pick and prize stock are one atomic step."""
         raw = await self._draw(
             keys=[
@@ -511,7 +493,7 @@ class GameStore:
                 group,
                 code,
                 json.dumps(
-                    {k: json.dumps(v, ensure_ascii=False) for k, v in coupons.items()},
+                    {k: json.dumps(asdict(v), ensure_ascii=False) for k, v in coupons.items()},
                     ensure_ascii=False,
                 ),
                 IDEMPOTENCY_TTL_S,
@@ -521,26 +503,16 @@ class GameStore:
                 LEDGER_MAXLEN,
             ],
         )
-        return _decode(raw)
+        return parse(DrawResult, raw)
 
     async def prize_issued(self, prize: str) -> int:
         """How many of a prize have been won."""
         return int(await self._r.hget(self.key("prize", "issued"), prize) or 0)
 
     # ------------------------------------------------------------ streams
-    async def append_once(self, stream: str, user: str, idem: str, fields: dict[str, str]) -> str:
-        """Append to a stream once per idempotency key; a repeat returns the first entry id."""
-        flat: list[str] = []
-        for k, v in fields.items():
-            flat += [k, v]
-        raw = await self._append_once(
-            keys=[self._idem(stream, user, idem), self.key(stream)],
-            args=[IDEMPOTENCY_TTL_S, LEDGER_MAXLEN, *flat],
-        )
-        return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-_client: aioredis.Redis | None = None
+_client: AsyncRedis | None = None
 
 
 def redis_url() -> str:
@@ -550,17 +522,14 @@ def redis_url() -> str:
     return configured()
 
 
-def client() -> aioredis.Redis:
-    """One lazily created client per process (created inside the running event loop)."""
+def client() -> AsyncRedis:
+    """One lazily created client per process (created inside the running event loop).
+
+    On one server a blocking pool queues a burst of messages instead of failing past its
+    size; QZ_REDIS_CLUSTER=1 gives a Redis Cluster client.
+    """
     global _client
     if _client is None:
-        # A blocking pool queues a burst of messages instead of failing past its size.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            redis_url(),
-            max_connections=32,
-            timeout=float(os.environ.get("QZ_REDIS_TIMEOUT_S", "2")),
-            socket_timeout=float(os.environ.get("QZ_REDIS_TIMEOUT_S", "2")),
-            health_check_interval=30,
-        )
-        _client = aioredis.Redis(connection_pool=pool)
+        _client = async_client(redis_url(), max_connections=32,
+                               timeout_s=float(os.environ.get("QZ_REDIS_TIMEOUT_S", "2")))
     return _client

@@ -37,13 +37,13 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from bench.nlu import BASELINE_CONFIG, percentile
-from bot.clock import RealClock
-from bot.outbox import Post
+from bot.common.clock import RealClock
+from bot.common.posts import Post
+from bot.common.store import BridgeStore
 from bot.simulator.callbacks import CallbackSender
 from bot.simulator.server import create_sim_app
 from bot.simulator.state import SimMember, SimState
-from bot.store import BridgeStore
-from qunzhu import stack
+from qunzhu.tools import stack
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -216,13 +216,14 @@ async def run(h: Harness, args: argparse.Namespace, baseline_model: Path) -> int
     rasa = str(Path(sys.executable).parent / "rasa")
     actions = h.start([sys.executable, "-m", "actions"], env, "actions")
     ours_ports = [ports["ours"], *(free_port() for _ in range(args.replicas - 1))]
-    ours = [h.start([rasa, "run", "-i", "127.0.0.1", "-p", str(port), "-m", str(MODEL),
-                    "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
+    ours = [h.start([sys.executable, "-m", "qunzhu.tools.rasacli", "run", "-i", "127.0.0.1",
+                     "-p", str(port), "-m", str(MODEL), "--endpoints", "endpoints.yml",
+                     "--credentials", "credentials.yml"],
                     env, f"rasa-ours-{port}") for port in ours_ports]
     # Stock Rasa gets Rasa's own Redis tracker store (qunzhu's endpoints name a faster one).
     stock_endpoints = h.tmp / "stock-endpoints.yml"
     stock_endpoints.write_text((ROOT / "endpoints.yml").read_text(encoding="utf-8").replace(
-        "type: qunzhu.trackers.FastRedisTrackerStore", "type: redis"), encoding="utf-8")
+        "type: qunzhu.plugins.trackers.FastRedisTrackerStore", "type: redis"), encoding="utf-8")
     stock = h.start([rasa, "run", "-i", "127.0.0.1", "-p", str(ports["stock"]), "-m",
                      str(baseline_model), "--endpoints", str(stock_endpoints), "--credentials",
                      "credentials.yml"], env, "rasa-stock")

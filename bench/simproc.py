@@ -13,8 +13,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.clock import RealClock
-from bot.eventloop import new_event_loop
+from bot.common.clock import RealClock
+from bot.common.eventloop import new_event_loop
 from bot.simulator.callbacks import CallbackSender
 from bot.simulator.keys import STATE
 from bot.simulator.server import create_sim_app

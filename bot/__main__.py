@@ -7,11 +7,11 @@ import sys
 
 from aiohttp import web
 
-from bot import logsafe
 from bot.app import Background, create_app
-from bot.configwatch import OperatorFiles
-from bot.eventloop import new_event_loop
-from bot.settings import BridgeSettings
+from bot.common import logsafe
+from bot.common.configwatch import OperatorFiles
+from bot.common.eventloop import new_event_loop
+from bot.common.settings import BridgeSettings
 from bot.wecom.errors import WeComCryptoError
 from qunzhu.yamlconfig import ConfigError
 

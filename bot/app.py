@@ -9,30 +9,30 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import aiohttp
-import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from redis.exceptions import RedisError
 
-from bot import api, appkeys, spooled
-from bot.clock import Clock, RealClock
-from bot.configwatch import ConfigWatch, OperatorFiles
-from bot.groups import Directory
-from bot.handoff import HandoffRelay
-from bot.inbound import CallbackHandler
-from bot.names import NameResolver
-from bot.newcomers import Newcomers
-from bot.outbox import Post
-from bot.sender import Sender, SenderConfig
-from bot.settings import MAX_BODY_BYTES, BridgeSettings
-from bot.spool import Record, Spool
-from bot.store import BridgeStore
-from bot.texts import Texts
-from bot.turns import TurnWorker
+from bot.common import appkeys, legacy, spooled
+from bot.common.clock import Clock, RealClock
+from bot.common.configwatch import ConfigWatch, OperatorFiles
+from bot.common.groups import Directory
+from bot.common.names import NameResolver
+from bot.common.posts import Post
+from bot.common.settings import MAX_BODY_BYTES, BridgeSettings
+from bot.common.spool import Record, Spool
+from bot.common.store import HANDOFFS, BridgeStore
+from bot.common.texts import Texts
+from bot.inbound.callbacks import CallbackHandler
+from bot.inbound.newcomers import Newcomers
+from bot.inbound.turns import TurnWorker
+from bot.outbound import api
+from bot.outbound.handoff import HandoffRelay
+from bot.outbound.sender import Sender, SenderConfig
 from bot.wecom.api import WeComApi
 from bot.wecom.crypto import WeComCrypto
 from bot.wecom.webhook import WebhookClient
 from qunzhu.names import NameBook
+from qunzhu.redisconn import REDIS_DOWN, REDIS_DOWN_OR_SLOW, async_client
 
 log = logging.getLogger(__name__)
 
@@ -105,16 +105,14 @@ def create_app(
         app[appkeys.TEXTS], groups, post)
 
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
-        client = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=settings.send_concurrency + settings.workers + 32,
-            timeout=5, socket_timeout=5,
-            health_check_interval=30,
-        ))
+        client = async_client(
+            settings.redis_url, cluster=settings.redis_cluster, timeout_s=5,
+            max_connections=settings.send_concurrency + settings.workers + 32)
         app[appkeys.REDIS] = client
         app[appkeys.STORE] = BridgeStore(client)
         try:
-            await app[appkeys.STORE].ensure_groups()
-        except (RedisError, OSError) as exc:  # serve anyway: callbacks answer 503 until it is back
+            await client.ping()
+        except REDIS_DOWN as exc:  # serve anyway: callbacks are spooled until it is back
             log.warning("Redis unreachable at start-up (%s)", type(exc).__name__)
         yield
         await client.close()
@@ -133,6 +131,10 @@ def create_app(
         names = NameResolver(NameBook(app[appkeys.REDIS], brand.value.id), wecom, groups)
         newcomers = Newcomers(store, wecom, groups, texts_, post,
                               lambda: brand.value.bot_name, names)
+        try:
+            await legacy.migrate(store, brand.value.id, settings.dedupe_ttl_s)
+        except REDIS_DOWN as exc:  # Redis is not there yet: the next start moves them
+            log.warning("could not look for an older version's keys (%s)", type(exc).__name__)
         watch = app[appkeys.CONFIG_WATCH]
         runners: list[tuple[Callable[[], None], asyncio.Task[None]]] = [
             (watch.stop, asyncio.create_task(watch.run()))]
@@ -156,8 +158,7 @@ def create_app(
                             groups, texts_, clock, consumer=settings.consumer, config=config)
             runners.append((sender.stop, asyncio.create_task(sender.run())))
         if background.handoff:
-            relay = HandoffRelay(store, f"qz:{{{brand.value.id}}}:handoff", groups, texts_,
-                                 post, settings.consumer, names,
+            relay = HandoffRelay(store, HANDOFFS, groups, texts_, post, settings.consumer, names,
                                  reclaim_idle_ms=settings.reclaim_idle_ms)
             runners.append((relay.stop, asyncio.create_task(relay.run())))
         yield
@@ -180,8 +181,8 @@ def create_app(
 
         async def redis_answers() -> bool:
             try:
-                return bool(await asyncio.wait_for(store.r.ping(), 2.0))
-            except (RedisError, OSError, asyncio.TimeoutError):
+                return await asyncio.wait_for(store.ping(), 2.0)
+            except REDIS_DOWN_OR_SLOW:
                 return False
 
         async def apply(records: list[Record]) -> None:

@@ -187,10 +187,6 @@ class CheckinRules(Strict):
                 raise ValueError("streak days must be ≥ 2 and bonuses ≥ 0")
         return value
 
-    def points_for_streak(self, streak: int) -> int:
-        """Points earned by the check-in that makes the streak this long."""
-        return self.base_points + self.streak_bonus.get(streak, 0)
-
 
 class CouponTemplate(Strict):
     """What an issued coupon says: its name, value, conditions and how long it lasts."""

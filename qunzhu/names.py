@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
+from qunzhu.redisconn import AsyncRedis, batch
 
 NAMES_TTL_S = 30 * 24 * 3600  # a directory entry nobody refreshed for a month is dropped
 MAX_NAME_CHARS = 32
@@ -86,7 +86,7 @@ WANTED_SEP = "\x1f"
 class NameBook:
     """Read (and, for the bridge, write) the directory of one brand."""
 
-    def __init__(self, client: aioredis.Redis, brand: str) -> None:
+    def __init__(self, client: AsyncRedis, brand: str) -> None:
         self._r = client
         self.keys = NameKeys(brand)
 
@@ -122,7 +122,7 @@ class NameBook:
                              fresh_s: int) -> None:
         """A group's name and its members' display names, as WeCom listed them just now."""
         key = self.keys.group_members(chatid)
-        async with self._r.pipeline(transaction=True) as pipe:
+        async with batch(self._r) as pipe:
             if clean_name(name):
                 pipe.hset(self.keys.groups, chatid, clean_name(name))
                 pipe.expire(self.keys.groups, NAMES_TTL_S)
@@ -147,7 +147,7 @@ class NameBook:
 
     async def remember_person(self, userid: str, name: str, fresh_s: int) -> None:
         """A person's own name (address book or external contact)."""
-        async with self._r.pipeline(transaction=True) as pipe:
+        async with batch(self._r) as pipe:
             if clean_name(name):
                 pipe.hset(self.keys.people, userid, clean_name(name))
                 pipe.expire(self.keys.people, NAMES_TTL_S)

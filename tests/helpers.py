@@ -10,6 +10,9 @@ from typing import Any
 import yaml
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
+from redis.asyncio.cluster import RedisCluster
+
+from qunzhu.redisconn import AsyncRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 _ids = itertools.count(1)
@@ -96,3 +99,10 @@ def texts(messages: list[dict[str, Any]]) -> list[str]:
             assert "{" not in filled, f"{name}: unfilled placeholder in {filled!r}"
             out.append(filled)
     return out
+
+
+async def key_count(r: AsyncRedis) -> int:
+    """How many keys Redis holds: every node's, on a cluster (whose DBSIZE asks one node)."""
+    if isinstance(r, RedisCluster):
+        return len(await r.keys("*", target_nodes=RedisCluster.PRIMARIES))
+    return int(await r.dbsize())

@@ -19,8 +19,8 @@ from actions.handoff import ActionHumanHandoff
 from actions.points import ActionLeaderboard, ActionMyPoints
 from actions.redeem import ActionRedeemPoints
 from actions.store import GameStore
-from bot.store import OUTBOX
-from tests.helpers import responses, run, texts, tracker
+from bot.common.store import HANDOFFS, OUTBOX
+from tests.helpers import key_count, responses, run, texts, tracker
 
 pytestmark = pytest.mark.redis
 
@@ -155,7 +155,7 @@ async def test_claim_named_coupon_and_list_it(services: runtime.Services) -> Non
     code = msgs[0]["code"]
     assert msgs[0]["expires"] == "2026-11-29"  # 7 days including today, Shanghai
     texts(msgs)
-    assert (await services.store.wallet("alice"))[0]["code"] == code
+    assert (await services.store.wallet("alice"))[0].code == code
     msgs, _ = await run(ActionClaimCoupon(), tracker("再领一张满30减5"))
     assert responses(msgs) == ["utter_coupon_limit"]
     msgs, _ = await run(ActionMyCoupons(), tracker("我的券"))
@@ -206,11 +206,11 @@ async def test_pasted_codes(services: runtime.Services) -> None:
     assert responses(msgs) == ["utter_code_yours"]
     msgs, _ = await run(ActionMyCoupons(), tracker(f"{bobs} 是我的吗"))
     assert responses(msgs) == ["utter_code_not_yours"]
-    before = await services.store._r.dbsize()
+    before = await key_count(services.store._r)
     msgs, _ = await run(ActionMyCoupons(), tracker("ABC12345 这个码是你们的吗"))
     assert responses(msgs) == ["utter_code_unknown"] and msgs[0]["code"] == "ABC12345"
     texts(msgs)
-    assert await services.store._r.dbsize() == before
+    assert await key_count(services.store._r) == before
 
 
 # ------------------------------------------------------------------ lucky draw
@@ -222,7 +222,7 @@ async def test_draw_grand_prize_is_announced_and_limit_applies(
     assert responses(msgs) == ["utter_draw_won_coupon"]
     assert msgs[0]["prize"] == "全年咖啡畅饮卡"
     texts(msgs)
-    assert [c["name"] for c in await services.store.wallet("alice")] == ["全年咖啡畅饮卡"]
+    assert [c.name for c in await services.store.wallet("alice")] == ["全年咖啡畅饮卡"]
     posts = await outbox(services)
     assert len(posts) == 1 and "全年咖啡畅饮卡" in posts[0]["content"]
     msgs, _ = await run(ActionLuckyDraw(), tracker("抽奖"))
@@ -244,7 +244,9 @@ async def test_draw_points_prize(
 async def test_draw_that_costs_points(
     services: runtime.Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    services.games.lucky_draw = services.games.lucky_draw.copy(update={"cost_points": 10})
+    # on the shared live rules, so undone after the test (later tests draw for free)
+    monkeypatch.setattr(services.games, "lucky_draw",
+                        services.games.lucky_draw.copy(update={"cost_points": 10}))
     msgs, _ = await run(ActionLuckyDraw(), tracker("抽奖"))
     assert responses(msgs) == ["utter_draw_insufficient"]
     texts(msgs)
@@ -262,21 +264,37 @@ async def test_redeem_menu_insufficient_and_success(services: runtime.Services) 
     msgs, _ = await run(ActionRedeemPoints(), tracker("兑换美式"))
     assert responses(msgs) == ["utter_redeem_done"] and msgs[0]["points"] == 30
     texts(msgs)
-    assert [c["name"] for c in await services.store.wallet("alice")] == ["美式咖啡兑换券"]
+    assert [c.name for c in await services.store.wallet("alice")] == ["美式咖啡兑换券"]
 
 
 # ------------------------------------------------------------------ handoff, FAQ, fallback
 async def test_handoff_queues_request_with_history(services: runtime.Services) -> None:
     history = [{"event": "user", "text": "咖啡洒了"}, {"event": "bot", "text": "抱歉～"}]
-    msgs, events = await run(ActionHumanHandoff(), tracker("转人工", events=history))
+    asked = tracker("转人工", events=history)
+    msgs, events = await run(ActionHumanHandoff(), asked)
     assert responses(msgs) == ["utter_handoff"]
     texts(msgs)
     assert events == [{"event": "slot", "timestamp": None, "name": "handoff_offered",
                        "value": False}]
-    rows = await services.store._r.xrange(services.store.key("handoff"))
+    rows = await services.store._r.xrange(HANDOFFS)
     assert len(rows) == 1
     fields = {k.decode(): v.decode() for k, v in rows[0][1].items()}
     assert fields["user"] == "alice" and "咖啡洒了" in fields["history"]
+    again, _ = await run(ActionHumanHandoff(), asked)
+    assert responses(again) == ["utter_handoff"]  # a retried message: still one request
+    assert await services.store._r.xlen(HANDOFFS) == 1
+
+
+async def test_a_handoff_the_bridge_cannot_take_is_not_promised(
+    services: runtime.Services, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def refused(_request: dict[str, Any], _idem: str) -> bool:
+        return False
+
+    monkeypatch.setattr(services.poster, "handoff", refused)
+    msgs, _ = await run(ActionHumanHandoff(), tracker("转人工"))
+    assert responses(msgs) == ["utter_handoff_unsent"]
+    assert "400-820-5200" in texts(msgs)[0]
 
 
 def _selected(key: str) -> dict[str, Any]:
@@ -343,7 +361,7 @@ async def test_fallback_twice_offers_a_person_and_affirm_hands_over(
     assert events[0]["value"] is True
     msgs, events = await run(ActionAffirm(), _answer_to_offer("好的"))
     assert responses(msgs) == ["utter_handoff"]
-    assert await services.store._r.xlen(services.store.key("handoff")) == 1
+    assert await services.store._r.xlen(HANDOFFS) == 1
     msgs, _ = await run(ActionDeny(), _answer_to_offer("不用"))
     assert responses(msgs) == ["utter_handoff_declined"]
     msgs, _ = await run(ActionAffirm(), tracker("好的"))
@@ -380,7 +398,7 @@ async def test_an_offer_binds_only_the_next_message(services: runtime.Services) 
                        "value": False}]
     msgs, _ = await run(ActionDeny(), _answer_to_offer("不用", after_s=20, between=unrelated))
     assert responses(msgs) == ["utter_deny_ack"]
-    assert await services.store._r.xlen(services.store.key("handoff")) == 0
+    assert await services.store._r.xlen(HANDOFFS) == 0
 
 
 @pytest.mark.parametrize(("after_s", "hands_over"), [(599.0, True), (601.0, False)])
@@ -389,7 +407,7 @@ async def test_an_offer_lapses_after_ten_minutes(
 ) -> None:
     msgs, _ = await run(ActionAffirm(), _answer_to_offer("好的", after_s=after_s))
     assert responses(msgs) == (["utter_handoff"] if hands_over else ["utter_affirm_ack"])
-    assert await services.store._r.xlen(services.store.key("handoff")) == int(hands_over)
+    assert await services.store._r.xlen(HANDOFFS) == int(hands_over)
 
 
 def test_an_offer_withdrawn_or_never_made_is_not_open() -> None:
@@ -440,7 +458,7 @@ async def test_two_members_whose_messages_share_a_msgid_each_get_their_own_resul
         assert responses(msgs) == ["utter_coupon_issued"], user
     alice = await services.store.wallet("alice")
     bob = await services.store.wallet("bob")
-    assert len(alice) == len(bob) == 1 and alice[0]["code"] != bob[0]["code"]
+    assert len(alice) == len(bob) == 1 and alice[0].code != bob[0].code
     # The same member's retry of the same message still replays the first result.
     msgs, _ = await run(ActionCheckIn(), tracker("打卡", user="bob", msgid="same-id"))
     assert responses(msgs) == ["utter_checkin_done_next"]

@@ -6,7 +6,7 @@ import pytest
 from rasa.nlu.selectors.response_selector import ResponseSelector
 from rasa.shared.nlu.training_data.message import Message
 
-from qunzhu.faq_selector import FaqResponseSelector
+from qunzhu.plugins.faq_selector import FaqResponseSelector
 
 
 def message(text: str, intent: str | None) -> Message:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from qunzhu import validate
 from qunzhu.config import Games, load_games
 from qunzhu.liveconfig import LiveFile
+from qunzhu.tools import validate
 from qunzhu.yamlconfig import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +92,7 @@ def test_make_validate_prints_file_line_field_without_a_traceback(tmp_path: Path
     bad = tmp_path / "games.yml"
     bad.write_text(GOOD.replace("stock: 500", "stock: -5"), encoding="utf-8")
     env = {**os.environ, "QZ_GAMES_FILE": str(bad)}
-    proc = subprocess.run([sys.executable, "-m", "qunzhu.validate"], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "qunzhu.tools.validate"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     line = next(i for i, t in enumerate(bad.read_text().splitlines(), 1) if "stock: -5" in t)

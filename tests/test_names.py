@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 
-import redis.asyncio as aioredis
-
 from actions import runtime
 from actions.checkin import ActionCheckIn
 from actions.clock import FixedClock
 from actions.points import ActionLeaderboard
 from actions.store import GameStore
 from qunzhu.names import NameBook, masked
+from qunzhu.redisconn import AsyncRedis
 from tests.conftest import TEST_BRAND
 from tests.helpers import run, texts, tracker
 
@@ -25,7 +24,7 @@ def test_masked_names_are_neutral_stable_and_hide_the_id() -> None:
 
 
 async def test_group_nickname_beats_the_persons_name_beats_the_mask(
-    redis_client: aioredis.Redis,
+    redis_client: AsyncRedis,
 ) -> None:
     book = NameBook(redis_client, TEST_BRAND)
     await book.remember_person("zhangsan", "张三", 60)
@@ -43,7 +42,7 @@ async def test_group_nickname_beats_the_persons_name_beats_the_mask(
     assert await book.is_fresh("g1") and not await book.is_fresh("g2")
 
 
-async def test_names_are_cleaned_and_bounded(redis_client: aioredis.Redis) -> None:
+async def test_names_are_cleaned_and_bounded(redis_client: AsyncRedis) -> None:
     book = NameBook(redis_client, TEST_BRAND)
     await book.remember_person("u1", "  多行\n名字  " + "长" * 80, 60)
     name = await book.member("", "u1")
@@ -102,7 +101,7 @@ async def test_leaderboard_shows_names_in_check_in_order(
     assert all("{" not in t for t in texts(msgs))
 
 
-async def test_a_name_never_becomes_markdown(redis_client: aioredis.Redis) -> None:
+async def test_a_name_never_becomes_markdown(redis_client: AsyncRedis) -> None:
     book = NameBook(redis_client, TEST_BRAND)
     await book.remember_group("g1", "群", {"u1": "[领奖](http://x.cn) <font>*#`"}, 60)
     name = await book.member("g1", "u1")

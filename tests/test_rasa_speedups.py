@@ -8,8 +8,9 @@ import jsonschema
 import pytest
 from rasa.core.actions.action import RemoteAction
 
-import qunzhu.nlu  # noqa: F401  (installs the speed-up, as in the Rasa server)
-from qunzhu import rasa_speedups
+from qunzhu.plugins import speedups as rasa_speedups
+
+rasa_speedups.install()  # as `python -m qunzhu.tools.rasacli` does before Rasa starts
 
 VALID: list[dict[str, Any]] = [
     {"events": [], "responses": []},
@@ -24,7 +25,7 @@ INVALID: list[dict[str, Any]] = [
 ]
 
 
-def test_installed_once_when_the_nlu_component_is_imported() -> None:
+def test_installing_twice_changes_nothing() -> None:
     assert RemoteAction._validate_action_result is rasa_speedups.validate_action_result
     rasa_speedups.install()
     assert RemoteAction._validate_action_result is rasa_speedups.validate_action_result

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from qunzhu import settings, stack
+from qunzhu import settings
+from qunzhu.tools import stack
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any
 
 import pytest
 
 from actions.codes import new_code
+from actions.results import CheckinResult, ClaimResult, Coupon, DrawResult, RedeemResult
 from actions.store import GameStore
+from tests.helpers import key_count
 
 pytestmark = pytest.mark.redis
 
@@ -17,7 +17,7 @@ NOW = 1_800_000_000
 
 
 async def _checkin(store: GameStore, msgid: str, today: str, yesterday: str,
-                   user: str = "u1", group: str = "g1") -> dict[str, Any]:
+                   user: str = "u1", group: str = "g1") -> CheckinResult:
     return await store.check_in(
         user=user, group=group, msgid=msgid, today=today, yesterday=yesterday,
         base_points=5, streak_bonus={3: 5, 7: 20}, now=NOW,
@@ -26,15 +26,15 @@ async def _checkin(store: GameStore, msgid: str, today: str, yesterday: str,
 
 async def test_checkin_once_per_day_and_streak(store: GameStore) -> None:
     first = await _checkin(store, "m1", "2026-11-01", "2026-10-31")
-    assert first == {"status": "checked_in", "streak": 1, "points": 5, "earned": 5,
-                     "checkins": 1, "best": 1}
+    assert first == CheckinResult(status="checked_in", streak=1, points=5, earned=5,
+                                  checkins=1, best=1)
     again = await _checkin(store, "m2", "2026-11-01", "2026-10-31")
-    assert again["status"] == "already" and again["points"] == 5
+    assert again.status == "already" and again.points == 5
     day2 = await _checkin(store, "m3", "2026-11-02", "2026-11-01")
     day3 = await _checkin(store, "m4", "2026-11-03", "2026-11-02")
-    assert (day2["streak"], day3["streak"], day3["earned"]) == (2, 3, 10)
+    assert (day2.streak, day3.streak, day3.earned) == (2, 3, 10)
     skipped = await _checkin(store, "m5", "2026-11-05", "2026-11-04")
-    assert skipped["streak"] == 1 and skipped["best"] == 3
+    assert skipped.streak == 1 and skipped.best == 3
     assert (await store.member_stats("u1")).points == 5 + 5 + 10 + 5
 
 
@@ -48,14 +48,14 @@ async def test_checkin_replays_first_result_for_same_msgid(store: GameStore) -> 
 async def test_clock_going_backwards_never_checks_in_twice(store: GameStore) -> None:
     await _checkin(store, "m1", "2026-11-02", "2026-11-01")
     back = await _checkin(store, "m2", "2026-11-01", "2026-10-31")
-    assert back["status"] == "already"
+    assert back.status == "already"
 
 
 async def test_50_concurrent_checkins_by_one_member_succeed_once(store: GameStore) -> None:
     results = await asyncio.gather(
         *(_checkin(store, f"m{i}", "2026-11-01", "2026-10-31") for i in range(50))
     )
-    assert sum(r["status"] == "checked_in" for r in results) == 1
+    assert sum(r.status == "checked_in" for r in results) == 1
     stats = await store.member_stats("u1")
     assert (stats.points, stats.checkins) == (5, 1)
     assert await store.leaderboard("g1", 10) != []
@@ -71,14 +71,18 @@ async def test_same_msgid_four_times_concurrently_has_one_effect(store: GameStor
     assert ledger == 1
 
 
+def coupon(code: str, name: str) -> Coupon:
+    return Coupon(code=code, name=name, value_yuan=5, condition="", issued_at=NOW,
+                  expires_at=NOW + 999, expires="2027-01-01", source="test")
+
+
 async def _claim(store: GameStore, user: str, msgid: str, *, stock: int = 50, limit: int = 1,
-                 now: int = NOW) -> dict[str, Any]:
+                 now: int = NOW) -> ClaimResult:
     code = new_code()
     return await store.claim_coupon(
         campaign="c1", user=user, msgid=msgid, now=now, starts=NOW - 100, ends=NOW + 100,
         stock=stock, per_member_limit=limit, code=code,
-        coupon={"code": code, "name": "满30减5券", "expires_at": NOW + 999, "expires": "x",
-                "condition": "", "value_yuan": 5},
+        coupon=coupon(code, "满30减5券"),
     )
 
 
@@ -89,48 +93,48 @@ async def test_500_concurrent_claims_by_200_members_issue_exactly_stock(
     results = await asyncio.gather(
         *(_claim(store, u, f"msg{i}") for i, u in enumerate(users))
     )
-    issued = [(u, r["code"]) for u, r in zip(users, results, strict=True)
-              if r["status"] == "issued"]
+    issued = [(u, r.code) for u, r in zip(users, results, strict=True)
+              if r.status == "issued"]
     assert len(issued) == 50
     assert len({u for u, _ in issued}) == 50, "a member got two coupons"
     assert len({c for _, c in issued}) == 50, "a code was issued twice"
     assert await store.issued_count("c1") == 50
-    statuses = {r["status"] for r in results}
+    statuses = {r.status for r in results}
     assert statuses <= {"issued", "sold_out", "limit_reached"}
     for user, code in issued:  # recorded before the member is told
-        assert code in {c["code"] for c in await store.wallet(user)}
+        assert code in {c.code for c in await store.wallet(user)}
         assert await store.code_owner(code) == user
 
 
 async def test_claim_window_and_limit_and_replay(store: GameStore) -> None:
-    assert (await _claim(store, "u", "a", now=NOW - 101))["status"] == "not_started"
-    assert (await _claim(store, "u", "b", now=NOW + 101))["status"] == "ended"
+    assert (await _claim(store, "u", "a", now=NOW - 101)).status == "not_started"
+    assert (await _claim(store, "u", "b", now=NOW + 101)).status == "ended"
     first = await _claim(store, "u", "c", limit=2)
     second = await _claim(store, "u", "d", limit=2)
     third = await _claim(store, "u", "e", limit=2)
-    assert [first["status"], second["status"], third["status"]] == [
+    assert [first.status, second.status, third.status] == [
         "issued", "issued", "limit_reached"]
     assert await _claim(store, "u", "c", limit=2) == first  # the first result, replayed
     assert len(await store.wallet("u")) == 2
 
 
 async def test_claim_sold_out_changes_nothing(store: GameStore) -> None:
-    assert (await _claim(store, "a", "1", stock=1))["status"] == "issued"
-    before = await store._r.dbsize()
+    assert (await _claim(store, "a", "1", stock=1)).status == "issued"
+    before = await key_count(store._r)
     sold = await _claim(store, "b", "2", stock=1)
-    assert sold["status"] == "sold_out"
+    assert sold.status == "sold_out"
     assert await store.wallet("b") == []
-    assert await store._r.dbsize() == before + 1  # only the idempotency record
+    assert await key_count(store._r) == before + 1  # only the idempotency record
 
 
 async def test_code_collision_is_refused_without_writes(store: GameStore) -> None:
     first = await _claim(store, "a", "1", limit=5)
-    code = first["code"]
+    code = first.code
     raw = await store.claim_coupon(
         campaign="c1", user="b", msgid="2", now=NOW, starts=NOW - 1, ends=NOW + 1, stock=9,
-        per_member_limit=1, code=code, coupon={"code": code},
+        per_member_limit=1, code=code, coupon=coupon(code, "满30减5券"),
     )
-    assert raw["status"] == "code_taken"
+    assert raw.status == "code_taken"
     assert await store.issued_count("c1") == 1
     assert await store.code_owner(code) == "a"
 
@@ -140,18 +144,18 @@ async def _give_points(store: GameStore, user: str, points: int) -> None:
 
 
 async def _redeem(store: GameStore, user: str, msgid: str, cost: int = 100,
-                  stock: int | None = None) -> dict[str, Any]:
+                  stock: int | None = None) -> RedeemResult:
     code = new_code()
     return await store.redeem(reward="r1", cost=cost, stock=stock, user=user, msgid=msgid,
-                              code=code, coupon={"code": code, "name": "美式"}, now=NOW)
+                              code=code, coupon=coupon(code, "美式"), now=NOW)
 
 
 async def test_redeem_is_all_or_nothing(store: GameStore) -> None:
     await _give_points(store, "u", 150)
     ok = await _redeem(store, "u", "a")
-    assert ok["status"] == "redeemed" and ok["points"] == 50
+    assert ok.status == "redeemed" and ok.points == 50
     poor = await _redeem(store, "u", "b")
-    assert poor == {"status": "insufficient", "points": 50, "short": 50}
+    assert poor == RedeemResult(status="insufficient", points=50, short=50)
     assert len(await store.wallet("u")) == 1
     assert (await store.member_stats("u")).points == 50
 
@@ -159,7 +163,7 @@ async def test_redeem_is_all_or_nothing(store: GameStore) -> None:
 async def test_concurrent_redeems_never_overdraw(store: GameStore) -> None:
     await _give_points(store, "u", 250)
     results = await asyncio.gather(*(_redeem(store, "u", f"m{i}") for i in range(20)))
-    assert sum(r["status"] == "redeemed" for r in results) == 2
+    assert sum(r.status == "redeemed" for r in results) == 2
     assert (await store.member_stats("u")).points == 50
     assert len(await store.wallet("u")) == 2
 
@@ -167,7 +171,7 @@ async def test_concurrent_redeems_never_overdraw(store: GameStore) -> None:
 async def test_redeem_stock(store: GameStore) -> None:
     await _give_points(store, "u", 1000)
     results = [await _redeem(store, "u", f"m{i}", cost=10, stock=3) for i in range(5)]
-    assert [r["status"] for r in results] == ["redeemed"] * 3 + ["sold_out"] * 2
+    assert [r.status for r in results] == ["redeemed"] * 3 + ["sold_out"] * 2
 
 
 PRIZES = [
@@ -178,29 +182,29 @@ PRIZES = [
 
 
 async def _draw(store: GameStore, user: str, msgid: str, r: int, *, limit: int = 1,
-                cost: int = 0, today: str = "2026-11-01") -> dict[str, Any]:
+                cost: int = 0, today: str = "2026-11-01") -> DrawResult:
     code = new_code()
     return await store.draw(
         user=user, group="g", msgid=msgid, today=today, daily_limit=limit, cost=cost, r=r,
         prizes=PRIZES, consolation="none", code=code,
-        coupons={"big": {"code": code, "name": "大奖"}}, now=NOW,
+        coupons={"big": coupon(code, "大奖")}, now=NOW,
     )
 
 
 async def test_draw_weighted_pick_and_daily_limit(store: GameStore) -> None:
-    assert (await _draw(store, "a", "1", r=0))["prize"] == "big"
-    assert (await _draw(store, "b", "2", r=1))["prize"] == "pts"
-    assert (await _draw(store, "c", "3", r=3))["prize"] == "none"
-    assert (await _draw(store, "a", "4", r=1))["status"] == "limit_reached"
-    assert (await _draw(store, "a", "5", r=1, today="2026-11-02"))["status"] == "drawn"
+    assert (await _draw(store, "a", "1", r=0)).prize == "big"
+    assert (await _draw(store, "b", "2", r=1)).prize == "pts"
+    assert (await _draw(store, "c", "3", r=3)).prize == "none"
+    assert (await _draw(store, "a", "4", r=1)).status == "limit_reached"
+    assert (await _draw(store, "a", "5", r=1, today="2026-11-02")).status == "drawn"
     assert (await store.member_stats("b")).points == 20
 
 
 async def test_sold_out_prize_falls_to_consolation_never_oversold(store: GameStore) -> None:
     results = await asyncio.gather(*(_draw(store, f"u{i}", f"m{i}", r=0) for i in range(30)))
-    won = [r for r in results if r["prize"] == "big"]
+    won = [r for r in results if r.prize == "big"]
     assert len(won) == 1
-    assert sum(r["fell_back"] for r in results) == 29
+    assert sum(r.fell_back for r in results) == 29
     assert await store.prize_issued("big") == 1
     log = await store._r.xrange(store.key("drawlog"))
     assert len(log) == 30
@@ -209,20 +213,8 @@ async def test_sold_out_prize_falls_to_consolation_never_oversold(store: GameSto
 
 async def test_draw_cost_checked_before_any_write(store: GameStore) -> None:
     poor = await _draw(store, "u", "1", r=3, cost=10)
-    assert poor["status"] == "insufficient"
+    assert poor.status == "insufficient"
     assert await store._r.get(store.key("draws", "u", "2026-11-01")) is None
     await _give_points(store, "u", 10)
     paid = await _draw(store, "u", "2", r=3, cost=10)
-    assert paid["status"] == "drawn" and paid["points"] == 0
-
-
-async def test_append_once(store: GameStore) -> None:
-    ids = await asyncio.gather(
-        *(store.append_once("outbox", "u1", "k1", {"group": "g", "content": "hi"})
-          for _ in range(4))
-    )
-    assert len(set(ids)) == 1
-    assert await store._r.xlen(store.key("outbox")) == 1
-    entry = (await store._r.xrange(store.key("outbox")))[0][1]
-    assert json.loads(json.dumps({k.decode(): v.decode() for k, v in entry.items()})) == {
-        "group": "g", "content": "hi"}
+    assert paid.status == "drawn" and paid.points == 0

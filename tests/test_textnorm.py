@@ -6,7 +6,7 @@ import pytest
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from qunzhu.nlu import ORIGINAL_TEXT, ChineseTextNormalizer
+from qunzhu.plugins.nlu import ORIGINAL_TEXT, ChineseTextNormalizer
 from qunzhu.textnorm import MAX_NLU_CHARS, has_meaningful_text, normalise
 
 BOT = ["福利官"]

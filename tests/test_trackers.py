@@ -13,7 +13,8 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from qunzhu.trackers import FastRedisTrackerStore, append_events, merge_events
+from qunzhu.plugins.trackers import FastRedisTrackerStore, append_events, merge_events
+from qunzhu.redisconn import cluster_like, cluster_mode
 
 pytestmark = pytest.mark.redis
 DOMAIN = Domain.load(str(Path(__file__).resolve().parent.parent / "domain.yml"))
@@ -23,8 +24,16 @@ def stores(redis_url: str) -> tuple[RedisTrackerStore, FastRedisTrackerStore]:
     url = urlparse(redis_url)
     kw: dict[str, Any] = {"host": url.hostname, "port": url.port,
                           "db": int(url.path.strip("/") or 0)}
-    return (RedisTrackerStore(DOMAIN, key_prefix="rasa", **kw),
+    return (rasas_own_store(key_prefix="rasa", **kw),
             FastRedisTrackerStore(DOMAIN, key_prefix="fast", **kw))
+
+
+def rasas_own_store(**kw: Any) -> RedisTrackerStore:
+    """Rasa's own store, given a cluster client when the test runs on a cluster."""
+    store = RedisTrackerStore(DOMAIN, **kw)
+    if cluster_mode():
+        store.red = cluster_like(store.red)
+    return store
 
 
 def turn(tracker: DialogueStateTracker, text: str, at: float) -> None:
@@ -148,9 +157,9 @@ async def test_changes_elsewhere_fall_back_to_rasas_merge(
         mine = await store.retrieve("g1:cat")
         assert mine is not None
         # another replica answers a turn between this one's retrieve and save
-        other = RedisTrackerStore(DOMAIN, key_prefix=store.key_prefix.split(":")[0],
-                                  host=store.red.connection_pool.connection_kwargs["host"],
-                                  port=store.red.connection_pool.connection_kwargs["port"])
+        url = urlparse(redis_url)
+        other = rasas_own_store(key_prefix=store.key_prefix.split(":")[0], host=url.hostname,
+                           port=url.port)
         theirs = await other.retrieve("g1:cat")
         assert theirs is not None
         turn(theirs, "别处", 300.0)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bot.clock import RealClock
+from bot.common.clock import RealClock
 from bot.simulator.callbacks import CallbackSender
 from bot.simulator.server import create_sim_app
 from bot.simulator.state import SimMember, SimState

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.clock import Clock
+from bot.common.clock import Clock
 
 
 @dataclass

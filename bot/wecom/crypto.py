@@ -96,15 +96,6 @@ class Envelope:
             }
         )
 
-    def to_xml(self) -> str:
-        """The app callback's passive-reply body."""
-        return (
-            f"<xml><Encrypt><![CDATA[{self.encrypt}]]></Encrypt>"
-            f"<MsgSignature><![CDATA[{self.msg_signature}]]></MsgSignature>"
-            f"<TimeStamp>{self.timestamp}</TimeStamp>"
-            f"<Nonce><![CDATA[{self.nonce}]]></Nonce></xml>"
-        )
-
 
 class WeComCrypto:
     """One callback's crypto: token, key and the receiveid this endpoint accepts."""

@@ -23,8 +23,6 @@ from bot.wecom.textsplit import split_bytes, utf8_len
 TEXT_LIMIT = 2048
 MARKDOWN_LIMIT = 4096
 IMAGE_LIMIT = 2 * 1024 * 1024
-FILE_LIMIT = 20 * 1024 * 1024
-VOICE_LIMIT = 2 * 1024 * 1024
 NEWS_MAX_ARTICLES = 8
 DEFAULT_BASE = "https://qyapi.weixin.qq.com"
 
@@ -138,13 +136,6 @@ def news(articles: Any) -> dict[str, Any]:
     return {"msgtype": "news", "news": {"articles": articles}}
 
 
-def media(kind: str, media_id: str) -> dict[str, Any]:
-    """A file or voice post from an uploaded media_id."""
-    if kind not in ("file", "voice"):
-        raise PayloadError("media kind must be file or voice")
-    return {"msgtype": kind, kind: {"media_id": media_id}}
-
-
 def template_card(card: Any) -> dict[str, Any]:
     """A display-only template card (text_notice or news_notice)."""
     if not isinstance(card, dict) or card.get("card_type") not in ("text_notice", "news_notice"):
@@ -190,28 +181,6 @@ class WebhookClient:
         """Post one message; transport failures become errcodes, never exceptions with the key."""
         url = f"{self._base}/cgi-bin/webhook/send"
         return await self._post_json(url, {"key": key}, encode(payload))
-
-    async def upload_media(self, key: str, kind: str, filename: str, data: bytes) -> str:
-        """Upload a file (5 B–20 MB) or voice (≤ 2 MB, AMR) and return its media_id."""
-        if kind not in ("file", "voice"):
-            raise PayloadError("media kind must be file or voice")
-        limit = FILE_LIMIT if kind == "file" else VOICE_LIMIT
-        if not 5 < len(data) <= limit:
-            raise PayloadError(f"{kind} must be more than 5 bytes and at most {limit} bytes")
-        form = aiohttp.FormData()
-        form.add_field("media", data, filename=filename,
-                       content_type="application/octet-stream")
-        url = f"{self._base}/cgi-bin/webhook/upload_media"
-        try:
-            async with self._session.post(
-                url, params={"key": key, "type": kind}, data=form, timeout=self._timeout
-            ) as resp:
-                doc = await resp.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-            raise PayloadError(f"upload_media failed: {type(exc).__name__}") from None
-        if int(doc.get("errcode", -1)) != 0:
-            raise PayloadError(f"upload_media refused: errcode {doc.get('errcode')}")
-        return str(doc["media_id"])
 
     async def _post_json(self, url: str, params: dict[str, str], body: bytes) -> SendResult:
         """POST raw JSON; map timeouts, resets and 5xx to retryable errcodes without the URL."""

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.app import Background, create_app
-from bot.clock import Clock, VirtualClock
-from bot.groups import Directory, Robot
-from bot.sender import SenderConfig
+from bot.common.clock import Clock, VirtualClock
+from bot.common.groups import Directory, Robot
+from bot.outbound.sender import SenderConfig
 from bot.simulator.callbacks import CallbackSender
 from bot.simulator.server import CONFIG, create_sim_app
 from bot.simulator.state import SimMember, SimState
+from qunzhu.redisconn import AsyncRedis
 from tests.conftest import bridge_settings
 
 TOKEN = "sandboxtoken0123456789"
@@ -105,7 +106,7 @@ BridgeFactory = Callable[..., Any]
 
 @pytest.fixture
 async def make_bridge(
-    redis_url: str, redis_client: aioredis.Redis
+    redis_url: str, redis_client: AsyncRedis
 ) -> AsyncIterator[BridgeFactory]:
     """Start bridges (as many as a test needs) with chosen loops, clock and settings."""
     started: list[TestServer] = []
@@ -118,6 +119,8 @@ async def make_bridge(
         values: dict[str, Any] = {"token": TOKEN, "encoding_aes_key": AES_KEY,
                                   "corp_id": CORP_ID, "corp_secret": CORP_SECRET,
                                   "wecom_api_base": wecom_api_base, **overrides}
+        # Live processes have distinct consumer names (a name is one process's pending list).
+        values.setdefault("consumer", f"test-{os.getpid()}-{len(started)}")
         settings = bridge_settings(values.pop("redis_url", redis_url), **values)
         app = create_app(settings, clock=clock, directory=directory(extra_groups),
                          background=background or Background(False, False, False),

@@ -6,9 +6,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 
-from bot.store import OUTBOX
+from bot.common.store import OUTBOX
+from qunzhu.redisconn import AsyncRedis
 from tests.bridge.conftest import BridgeFactory
 from tests.conftest import API_TOKEN
 
@@ -22,7 +22,7 @@ async def call(method: str, url: str, **kw: Any) -> tuple[int, Any]:
 
 
 async def test_post_is_202_once_queued_and_idempotent(
-    make_bridge: BridgeFactory, redis_client: aioredis.Redis
+    make_bridge: BridgeFactory, redis_client: AsyncRedis
 ) -> None:
     bridge = await make_bridge()
     url = f"{bridge.url}/api/groups/g1/messages"
@@ -49,7 +49,7 @@ async def test_post_is_202_once_queued_and_idempotent(
     ("/api/groups/g1/messages", ["not", "an", "object"], AUTH, 400),
 ])
 async def test_bad_requests_are_refused_and_queue_nothing(
-    make_bridge: BridgeFactory, redis_client: aioredis.Redis, path: str, body: Any,
+    make_bridge: BridgeFactory, redis_client: AsyncRedis, path: str, body: Any,
     headers: dict[str, str], expected: int,
 ) -> None:
     bridge = await make_bridge()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.groups import load_directory
-from bot.logsafe import RedactSecrets
+from bot.common.groups import load_directory
+from bot.common.logsafe import RedactSecrets
 from qunzhu.yamlconfig import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

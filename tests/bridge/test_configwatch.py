@@ -9,15 +9,15 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 
 from bot.app import Background, create_app
-from bot.configwatch import OperatorFiles
-from bot.groups import load_directory
-from bot.store import OUTBOX
+from bot.common.configwatch import OperatorFiles
+from bot.common.groups import load_directory
+from bot.common.store import OUTBOX
 from qunzhu.config import load_brand, load_games
 from qunzhu.liveconfig import LiveFile
+from qunzhu.redisconn import AsyncRedis
 from tests.bridge.conftest import directory
 from tests.conftest import API_TOKEN, bridge_settings
 
@@ -38,7 +38,7 @@ async def _json(session: aiohttp.ClientSession, url: str) -> tuple[int, dict[str
 
 
 async def test_a_broken_games_file_is_reported_once_and_never_silences_anything(
-    tmp_path: Path, redis_url: str, redis_client: aioredis.Redis,
+    tmp_path: Path, redis_url: str, redis_client: AsyncRedis,
 ) -> None:
     games_text = (ROOT / "data" / "games.yml").read_text(encoding="utf-8")
     games = tmp_path / "games.yml"
@@ -94,8 +94,8 @@ def test_webhook_keys_of_a_reloaded_groups_file_are_redacted(
 ) -> None:
     import logging
 
-    from bot import logsafe
-    from bot.configwatch import load_groups
+    from bot.common import logsafe
+    from bot.common.configwatch import load_groups
 
     logsafe.install([])
     try:

@@ -26,12 +26,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.app import Background, create_app
-from bot.store import INBOX, OUTBOX
+from bot.common.store import HANDOFFS, INBOX, OUTBOX
 from bot.wecom.crypto import WeComCrypto
 from qunzhu import settings as settings_of
 from tests.bridge.conftest import AES_KEY, CORP_ID, TOKEN, directory
 from tests.bridge.test_inbound import NOW, FixedNow
-from tests.conftest import API_TOKEN, bridge_settings
+from tests.conftest import API_TOKEN, RedisTarget, bridge_settings
 
 pytestmark = pytest.mark.redis
 PER_ROUTE = int(settings_of.get("QZ_FUZZ_EXAMPLES"))
@@ -92,7 +92,10 @@ class Bridge:
 
 
 @pytest.fixture(scope="module")
-def bridge(redis_url: str) -> Iterator[tuple[redis.Redis, http.client.HTTPConnection, Tracebacks]]:
+def bridge(single_redis: RedisTarget,
+           ) -> Iterator[tuple[redis.Redis, http.client.HTTPConnection, Tracebacks]]:
+    # Hostile input is about parsing, not storage: one server is enough.
+    redis_url = single_redis.url
     watch = Tracebacks()
     logging.getLogger().addHandler(watch)
     with Bridge(redis_url) as running:
@@ -120,9 +123,10 @@ def request(conn: http.client.HTTPConnection, method: str, path: str, body: byte
     raise AssertionError("unreachable")
 
 
-def depths(r: redis.Redis) -> tuple[int, int]:
-    inbox, outbox = r.pipeline(transaction=False).xlen(INBOX).xlen(OUTBOX).execute()
-    return int(inbox), int(outbox)
+def depths(r: redis.Redis) -> tuple[int, int, int]:
+    inbox, outbox, handoffs = (r.pipeline(transaction=False).xlen(INBOX).xlen(OUTBOX)
+                               .xlen(HANDOFFS).execute())
+    return int(inbox), int(outbox), int(handoffs)
 
 
 json_values = st.recursive(
@@ -134,7 +138,8 @@ json_values = st.recursive(
 query_values = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
 
 
-def _check(status: int, before: tuple[int, int], r: redis.Redis, watch: Tracebacks) -> None:
+def _check(status: int, before: tuple[int, int, int], r: redis.Redis,
+           watch: Tracebacks) -> None:
     assert status < 500, status
     if 400 <= status < 500:
         assert depths(r) == before
@@ -237,5 +242,24 @@ def test_api_bodies(bridge: Any, group: str, body: bytes) -> None:
     before = depths(r)
     status = request(conn, "POST", f"/api/groups/{group}/messages", body,
                      {"Authorization": f"Bearer {API_TOKEN}",
+                      "Content-Type": "application/json"})
+    _check(status, before, r, watch)
+
+
+@fuzz(PER_ROUTE)
+@given(idem=st.sampled_from(["", "k" * 201, "xiaoman:alice:m1"]),
+       body=json_values.map(lambda v: json.dumps(v).encode())
+       | st.fixed_dictionaries({"user": json_values}, optional={
+           "group": json_values, "text": json_values, "conversation_id": json_values,
+           "history": st.lists(st.fixed_dictionaries({"from": json_values},
+                                                     optional={"text": json_values}),
+                               max_size=3) | json_values}).map(
+           lambda v: json.dumps(v).encode())
+       | st.binary(max_size=500))
+def test_api_handoff_bodies(bridge: Any, idem: str, body: bytes) -> None:
+    r, conn, watch = bridge
+    before = depths(r)
+    status = request(conn, "POST", "/api/handoffs", body,
+                     {"Authorization": f"Bearer {API_TOKEN}", "Idempotency-Key": idem,
                       "Content-Type": "application/json"})
     _check(status, before, r, watch)

@@ -9,10 +9,10 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 
-from bot.store import INBOX
+from bot.common.store import INBOX, OUTBOX
 from bot.wecom.crypto import WeComCrypto, signature
+from qunzhu.redisconn import AsyncRedis
 from tests.bridge.conftest import AES_KEY, TOKEN, BridgeFactory
 from tests.bridge.test_inbound import NOW, FixedNow, aibot_message, post, sealed_aibot
 from tests.conftest import API_TOKEN
@@ -33,7 +33,7 @@ def _sealed_text(plaintext: str, *, timestamp: str | None = None) -> tuple[dict[
 
 
 async def test_deeply_nested_json_without_credentials_is_a_400_and_no_traceback(
-    make_bridge: BridgeFactory, redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture,
+    make_bridge: BridgeFactory, redis_client: AsyncRedis, caplog: pytest.LogCaptureFixture,
 ) -> None:
     bridge = await make_bridge(clock=FixedNow())
     query = {"msg_signature": "x", "timestamp": "1", "nonce": "1"}
@@ -44,7 +44,7 @@ async def test_deeply_nested_json_without_credentials_is_a_400_and_no_traceback(
 
 
 async def test_a_timestamp_of_hundreds_of_digits_is_refused(
-    make_bridge: BridgeFactory, redis_client: aioredis.Redis,
+    make_bridge: BridgeFactory, redis_client: AsyncRedis,
 ) -> None:
     bridge = await make_bridge(clock=FixedNow())
     query, body = _sealed_text(json.dumps(aibot_message()), timestamp="9" * 400)
@@ -54,7 +54,7 @@ async def test_a_timestamp_of_hundreds_of_digits_is_refused(
 
 
 async def test_a_lone_surrogate_is_stored_safely_and_the_message_is_not_lost(
-    make_bridge: BridgeFactory, redis_client: aioredis.Redis,
+    make_bridge: BridgeFactory, redis_client: AsyncRedis,
 ) -> None:
     bridge = await make_bridge(clock=FixedNow())
     text = json.dumps(aibot_message("sur-1")).replace('"content": "', '"content": "\\ud800', 1)
@@ -68,7 +68,7 @@ async def test_a_lone_surrogate_is_stored_safely_and_the_message_is_not_lost(
 
 @pytest.mark.parametrize("item", ["not an object", 42, None, ["x"]])
 async def test_a_mixed_message_with_odd_items_is_accepted_without_crashing(
-    make_bridge: BridgeFactory, redis_client: aioredis.Redis, item: Any,
+    make_bridge: BridgeFactory, redis_client: AsyncRedis, item: Any,
 ) -> None:
     bridge = await make_bridge(clock=FixedNow())
     message = aibot_message(f"mixed-{item!r}")
@@ -90,7 +90,7 @@ async def test_a_mixed_message_with_odd_items_is_accepted_without_crashing(
     json.dumps({"msgtype": "template_card", "content": "null"}).encode(),
 ])
 async def test_api_bodies_of_the_wrong_shape_are_a_400(
-    make_bridge: BridgeFactory, redis_client: aioredis.Redis, body: bytes,
+    make_bridge: BridgeFactory, redis_client: AsyncRedis, body: bytes,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
@@ -99,7 +99,7 @@ async def test_api_bodies_of_the_wrong_shape_are_a_400(
             f"{bridge.url}/api/groups/g1/messages", data=body, headers=AUTH) as r:
         assert r.status == 400, await r.text()
         assert "error" in await r.json()
-    assert await redis_client.xlen("qz:{bridge}:outbox") == 0
+    assert await redis_client.xlen(OUTBOX) == 0
     assert "Traceback" not in caplog.text
 
 

@@ -13,8 +13,9 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.store import INBOX, METRICS
+from bot.common.store import INBOX, BridgeStore, seen_key
 from bot.wecom.crypto import WeComCrypto
+from qunzhu.redisconn import AsyncRedis
 from tests.bridge.conftest import AES_KEY, CORP_ID, TOKEN, BridgeFactory
 
 pytestmark = pytest.mark.redis
@@ -61,7 +62,7 @@ async def post(url: str, query: dict[str, str], body: bytes) -> tuple[int, str]:
 
 
 async def state_of(r: aioredis.Redis) -> tuple[int, list[bytes]]:
-    return await r.xlen(INBOX), sorted(await r.keys("qz:{bridge}:seen:*"))
+    return await r.xlen(INBOX), sorted(await r.keys(seen_key("*")))
 
 
 # ------------------------------------------------------------------ URL verification
@@ -110,7 +111,7 @@ async def test_app_verification_checks_the_corp_id(make_bridge: BridgeFactory) -
 
 # ------------------------------------------------------------------ accepted once
 async def test_message_is_queued_once_even_when_delivered_four_times_at_once(
-    make_bridge: BridgeFactory, redis_client: aioredis.Redis
+    make_bridge: BridgeFactory, redis_client: AsyncRedis
 ) -> None:
     bridge = await make_bridge(clock=FixedNow())
     query, body = sealed_aibot(aibot_message("dup-1"))
@@ -123,12 +124,12 @@ async def test_message_is_queued_once_even_when_delivered_four_times_at_once(
     assert entry[b"kind"] == b"aibot_message" and entry[b"dedupe"] == b"aibot:dup-1"
     payload = json.loads(entry[b"payload"])
     assert payload["userid"] == "alice" and payload["chatid"] == "g1"
-    metrics = await redis_client.hgetall(METRICS)
-    assert metrics[b"callbacks_accepted"] == b"1" and metrics[b"callbacks_duplicate"] == b"3"
+    metrics = await BridgeStore(redis_client).metrics()
+    assert metrics["callbacks_accepted"] == 1 and metrics["callbacks_duplicate"] == 3
 
 
 async def test_events_dedupe_on_sender_time_event_and_change_not_time_alone(
-    make_bridge: BridgeFactory, redis_client: aioredis.Redis
+    make_bridge: BridgeFactory, redis_client: AsyncRedis
 ) -> None:
     bridge = await make_bridge(clock=FixedNow())
 
@@ -175,7 +176,7 @@ def _bad_cases() -> list[tuple[str, str, Any]]:
 
 @pytest.mark.parametrize("case", _bad_cases(), ids=lambda c: c[0])
 async def test_bad_callbacks_get_4xx_and_change_nothing(
-    case: tuple[str, str, Any], make_bridge: BridgeFactory, redis_client: aioredis.Redis,
+    case: tuple[str, str, Any], make_bridge: BridgeFactory, redis_client: AsyncRedis,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     _name, kind, (query, body) = case
@@ -190,7 +191,7 @@ async def test_bad_callbacks_get_4xx_and_change_nothing(
 
 
 async def test_the_genuine_twin_of_the_bad_cases_is_accepted(
-    make_bridge: BridgeFactory, redis_client: aioredis.Redis
+    make_bridge: BridgeFactory, redis_client: AsyncRedis
 ) -> None:
     bridge = await make_bridge(clock=FixedNow())
     status, _ = await post(f"{bridge.url}/wecom/aibot", *sealed_aibot(aibot_message("ok-1")))

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 
-from bot.clock import RealClock
-from bot.names import NameResolver
+from bot.common.clock import RealClock
+from bot.common.names import NameResolver
 from bot.simulator.state import SimMember
 from bot.wecom.api import WeComApi
 from qunzhu.names import NameBook, masked
+from qunzhu.redisconn import AsyncRedis
 from tests.bridge.conftest import CORP_ID, CORP_SECRET, Sim, directory, start_sim
 
 pytestmark = pytest.mark.redis
@@ -31,7 +31,7 @@ async def sim() -> AsyncIterator[Sim]:
 
 
 @pytest.fixture
-async def resolver(sim: Sim, redis_client: aioredis.Redis) -> AsyncIterator[NameResolver]:
+async def resolver(sim: Sim, redis_client: AsyncRedis) -> AsyncIterator[NameResolver]:
     async with aiohttp.ClientSession() as session:
         api = WeComApi(session, base_url=sim.url, corp_id=CORP_ID, corp_secret=CORP_SECRET)
         yield NameResolver(NameBook(redis_client, "xiaoman"), api, directory)
@@ -64,7 +64,7 @@ async def test_fresh_entries_are_not_fetched_again(resolver: NameResolver, sim: 
 
 
 async def test_a_turn_only_notes_the_member_and_the_loop_names_them(
-    resolver: NameResolver, sim: Sim, redis_client: aioredis.Redis,
+    resolver: NameResolver, sim: Sim, redis_client: AsyncRedis,
 ) -> None:
     await resolver.note("g2", "wm_dan123")
     await resolver.note("g2", "wm_dan123")  # noted recently: no second queue write
@@ -92,7 +92,7 @@ async def test_an_employee_whose_id_looks_external_is_still_named(
 
 
 async def test_a_newcomer_missing_from_an_older_list_gets_the_group_listed_again(
-    resolver: NameResolver, sim: Sim, redis_client: aioredis.Redis,
+    resolver: NameResolver, sim: Sim, redis_client: AsyncRedis,
 ) -> None:
     await resolver.resolve("g1", "alice")
     sim.state.groups["g1"].members["wm_new1"] = SimMember("wm_new1", "新朋友", 0, type=2)

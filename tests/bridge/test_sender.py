@@ -13,12 +13,13 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot import appkeys
 from bot.app import Background
-from bot.clock import VirtualClock
-from bot.outbox import Post
-from bot.sender import SenderConfig
-from bot.store import DEAD, OUTBOX
+from bot.common import appkeys
+from bot.common.clock import VirtualClock
+from bot.common.posts import Post
+from bot.common.store import DEAD, OUTBOX, BridgeStore
+from bot.outbound.sender import SenderConfig
+from qunzhu.redisconn import AsyncRedis
 from tests.bridge.conftest import Bridge, BridgeFactory, Sim
 from tests.conftest import API_TOKEN
 
@@ -81,7 +82,7 @@ async def outbox_empty(r: aioredis.Redis) -> bool:
 
 
 async def test_a_campaign_is_accepted_in_one_round_trip_once_per_key_and_delivered_once(
-    make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: aioredis.Redis,
+    make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: AsyncRedis,
 ) -> None:
     bridge = await sender_bridge(make_bridge, sim, vclock)
     store = bridge.app[appkeys.STORE]
@@ -99,7 +100,7 @@ async def test_a_campaign_is_accepted_in_one_round_trip_once_per_key_and_deliver
 
 # ------------------------------------------------------------------ the limit
 async def test_200_posts_to_one_robot_never_exceed_20_per_minute_and_all_arrive(
-    make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: aioredis.Redis,
+    make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: AsyncRedis,
 ) -> None:
     bridge = await sender_bridge(make_bridge, sim, vclock, digest=False)
     texts = [f"第 {i} 条公告 📣" for i in range(200)]
@@ -113,7 +114,7 @@ async def test_200_posts_to_one_robot_never_exceed_20_per_minute_and_all_arrive(
 
 
 async def test_two_senders_share_each_robots_budget(
-    make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: aioredis.Redis,
+    make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: AsyncRedis,
 ) -> None:
     first = await sender_bridge(make_bridge, sim, vclock, digest=False)
     await sender_bridge(make_bridge, sim, vclock, digest=False)
@@ -124,7 +125,7 @@ async def test_two_senders_share_each_robots_budget(
 
 
 async def test_a_backlog_is_merged_into_digests_within_4096_bytes(
-    make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: aioredis.Redis,
+    make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: AsyncRedis,
 ) -> None:
     bridge = await sender_bridge(make_bridge, sim, vclock, digest=True)
     texts = [f"门店{i}号今日新品上架，欢迎来尝～" for i in range(200)]
@@ -140,7 +141,7 @@ async def test_a_backlog_is_merged_into_digests_within_4096_bytes(
 
 # ------------------------------------------------------------------ errors
 async def test_invalid_key_is_dead_lettered_and_counted(
-    make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: aioredis.Redis,
+    make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: AsyncRedis,
 ) -> None:
     bridge = await make_bridge(
         wecom_api_base=sim.url, clock=vclock, extra_groups={"gone": "revoked-key-0000000000"},
@@ -161,11 +162,11 @@ async def test_invalid_key_is_dead_lettered_and_counted(
     ) as r:
         status = await r.json()
     assert status["state"] == "dead" and status["errcode"] == "93000"
-    assert (await redis_client.hget("qz:{bridge}:metrics", "posts_dead")) == b"1"
+    assert (await BridgeStore(redis_client).metrics())["posts_dead"] == 1
 
 
 async def test_45009_backs_off_at_least_a_minute(
-    make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: aioredis.Redis,
+    make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: AsyncRedis,
 ) -> None:
     sim.state.faults.errcode_45009 = 1
     bridge = await sender_bridge(make_bridge, sim, vclock, digest=False)
@@ -177,7 +178,7 @@ async def test_45009_backs_off_at_least_a_minute(
 
 
 async def test_20_percent_faults_still_deliver_every_post_exactly_as_accepted(
-    make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: aioredis.Redis,
+    make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: AsyncRedis,
 ) -> None:
     sim.state.faults.fault_rate = 0.2  # resets, 502s, -1 and 45009, at random
     bridge = await sender_bridge(make_bridge, sim, vclock, digest=False,
@@ -194,7 +195,7 @@ async def test_20_percent_faults_still_deliver_every_post_exactly_as_accepted(
 
 
 async def test_a_killed_sender_s_posts_are_delivered_after_restart(
-    make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: aioredis.Redis,
+    make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: AsyncRedis,
 ) -> None:
     sim.state.faults.latency_s = 30  # every send hangs: the sender dies mid-send
     doomed = await sender_bridge(make_bridge, sim, vclock, digest=False)

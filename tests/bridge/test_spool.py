@@ -18,11 +18,12 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from bot.spool import Record, Spool, SpoolFull, encode
-from bot.store import INBOX, METRICS, OUTBOX
+from bot.common.spool import Record, Spool, SpoolFull, encode
+from bot.common.store import HANDOFFS, INBOX, OUTBOX, BridgeStore
 from tests.bridge.conftest import Bridge, BridgeFactory
 from tests.bridge.test_inbound import FixedNow, aibot_message, post, sealed_aibot
-from tests.conftest import API_TOKEN, _free_port, _redis_server_binary
+from tests.conftest import API_TOKEN
+from tests.redis_servers import binary, free_port
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
@@ -129,14 +130,14 @@ class LateRedis:
     """A real redis-server that is down until `start()`: the outage, then its end."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.workdir = tempfile.mkdtemp(prefix="qz-late-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [_redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+            [binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--dir", self.workdir],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
@@ -164,14 +165,14 @@ def late_redis() -> Iterator[LateRedis]:
 
 @pytest.fixture
 async def late_client(late_redis: LateRedis) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(late_redis.url)
+    client = aioredis.Redis.from_url(late_redis.url)  # the late server is a single one
     yield client
     await client.close()
 
 
 async def spooling_bridge(make_bridge: BridgeFactory, redis_url: str, spool_dir: Path,
                           **overrides: Any) -> Bridge:
-    bridge: Bridge = await make_bridge(clock=FixedNow(), redis_url=redis_url,
+    bridge: Bridge = await make_bridge(clock=FixedNow(), redis_url=redis_url, redis_cluster=False,
                                        spool_dir=spool_dir, inbox_wait_s=0.5, **overrides)
     return bridge
 
@@ -212,9 +213,16 @@ async def test_redis_down_callbacks_and_posts_are_spooled_then_moved_in_exactly_
     plain_status, plain = await api_post(bridge, {"content": "没有幂等键的帖子"})
     assert plain_status == 202 and plain["state"] == "spooled"
     assert (await api_get(bridge, doc["status_url"]))[1]["state"] == "spooled"
+    handoff = {"user": "alice", "group": "g1", "text": "转人工"}
+    for duplicate in (False, True):
+        async with aiohttp.ClientSession() as s, s.post(
+            f"{bridge.url}/api/handoffs", json=handoff,
+            headers={**AUTH, "Idempotency-Key": "xiaoman:alice:m9"},
+        ) as r:
+            assert r.status == 202 and (await r.json())["duplicate"] is duplicate
     health = await api_get(bridge, "/healthz")
     assert health[0] == 200 and health[1]["status"] == "degraded"
-    assert health[1]["spool"]["records"] == 5
+    assert health[1]["spool"]["records"] == 6
 
     late_redis.start()
 
@@ -229,9 +237,10 @@ async def test_redis_down_callbacks_and_posts_are_spooled_then_moved_in_exactly_
     assert sorted(f[b"id"].decode() for _id, f in outbox) == sorted([doc["id"], plain["id"]])
     status, state = await api_get(bridge, doc["status_url"])
     assert status == 200 and state["state"] == "queued"
-    metrics = await late_client.hgetall(METRICS)
-    assert metrics[b"callbacks_spooled"] == b"3" and metrics[b"callbacks_duplicate"] == b"2"
-    assert metrics[b"posts_spooled"] == b"2"
+    assert await late_client.xlen(HANDOFFS) == 1
+    metrics = await BridgeStore(late_client).metrics()
+    assert metrics["callbacks_spooled"] == 3 and metrics["callbacks_duplicate"] == 2
+    assert metrics["posts_spooled"] == 2
     assert not list(tmp_path.glob("*.spool"))
 
 

@@ -12,16 +12,19 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
-import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.app import Background
-from bot.clock import RealClock
-from bot.rasa_client import RasaReplicas
-from bot.texts import Texts
+from bot.common.clock import RealClock
+from bot.common.store import HANDOFFS, INBOX, RELAYS, BridgeStore, turn_key
+from bot.common.texts import Texts
+from bot.inbound.rasa_client import RasaReplicas
+from qunzhu.redisconn import AsyncRedis
 from tests.bridge.conftest import Bridge, BridgeFactory, Sim, start_sim
+from tests.conftest import API_TOKEN
 
 pytestmark = pytest.mark.redis
 TEXTS = Texts.from_domain()
@@ -123,21 +126,21 @@ async def test_slow_rasa_never_delays_the_callback(
 
 
 async def test_rasa_down_gets_a_polite_reply_and_is_counted(
-    make_bridge: BridgeFactory, live: Sim, redis_client: aioredis.Redis,
+    make_bridge: BridgeFactory, live: Sim, redis_client: AsyncRedis,
 ) -> None:
     await wired(make_bridge, live, "http://127.0.0.1:9", turn_fresh_s=2.5)
     await live.callbacks.member_says("g2", "alice", "打卡", base_url=live.url, bot_name="福利官")
     await eventually(lambda: len(bot_lines(live, "g2")) == 1)
     reply = bot_lines(live, "g2")[0]
     assert any(reply.endswith(b) for b in BUSY)
-    metrics = await redis_client.hgetall("qz:{bridge}:metrics")
-    assert metrics[b"rasa_failures"] == b"1"  # one member answered busy …
-    assert int(metrics[b"turn_retries"]) >= 1  # … after asking again while it was fresh
+    metrics = await BridgeStore(redis_client).metrics()
+    assert metrics["rasa_failures"] == 1  # one member answered busy …
+    assert metrics["turn_retries"] >= 1  # … after asking again while it was fresh
 
 
 async def test_lost_action_events_are_a_failure_retried_until_the_member_is_answered(
     make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
-    redis_client: aioredis.Redis,
+    redis_client: AsyncRedis,
 ) -> None:
     stand_in, server = rasa
     stand_in.empty_answers = 3  # Rasa says 200 [] while the action server is down
@@ -151,8 +154,8 @@ async def test_lost_action_events_are_a_failure_retried_until_the_member_is_answ
     assert len(stand_in.turns) == 4
     assert {t["metadata"]["msgid"] for t in stand_in.turns} == {stand_in.turns[0]["metadata"][
         "msgid"]}  # the same message each time: the game scripts replay, never pay twice
-    metrics = await redis_client.hgetall("qz:{bridge}:metrics")
-    assert metrics[b"rasa_empty_turns"] == b"3" and b"rasa_failures" not in metrics
+    metrics = await BridgeStore(redis_client).metrics()
+    assert metrics["rasa_empty_turns"] == 3 and "rasa_failures" not in metrics
 
 
 async def test_an_image_gets_a_kind_text_only_reply_without_a_turn(
@@ -186,20 +189,20 @@ async def test_a_bare_mention_gets_a_greeting_with_what_the_bot_can_do(
 
 async def test_a_reclaimed_turn_replies_once_without_asking_rasa_again(
     make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
-    redis_client: aioredis.Redis,
+    redis_client: AsyncRedis,
 ) -> None:
     stand_in, server = rasa
     # A worker crashed after saving the turn's replies but before replying.
-    await redis_client.hset("qz:{bridge}:turn:aibot:crashed-1",
+    await redis_client.hset(turn_key("aibot:crashed-1"),
                             mapping={"replies": json.dumps(["已保存的回复"])})
     payload = {"msgid": "crashed-1", "chattype": "group", "chatid": "g4", "userid": "alice",
                "msgtype": "text", "text": "打卡",
                "response_url": live.state.new_response_url(live.url, "g4", "alice")}
-    await redis_client.xgroup_create("qz:{bridge}:inbox", "workers", id="0", mkstream=True)
-    await redis_client.xadd("qz:{bridge}:inbox", {
+    await redis_client.xgroup_create(INBOX, "workers", id="0", mkstream=True)
+    await redis_client.xadd(INBOX, {
         "kind": "aibot_message", "dedupe": "aibot:crashed-1",
         "payload": json.dumps(payload, ensure_ascii=False), "received_at": "0"})
-    await redis_client.xreadgroup("workers", "dead-worker", {"qz:{bridge}:inbox": ">"})
+    await redis_client.xreadgroup("workers", "dead-worker", {INBOX: ">"})
     await asyncio.sleep(0.3)  # idle past reclaim_idle_ms (200 ms in tests)
     await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
     await eventually(lambda: len(bot_lines(live, "g4")) == 1)
@@ -230,15 +233,21 @@ async def test_newcomers_are_welcomed_by_name_after_a_member_list_diff(
 
 async def test_handoff_requests_reach_the_staff_group_once(
     make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
-    redis_client: aioredis.Redis,
+    redis_client: AsyncRedis,
 ) -> None:
     _stand_in, server = rasa
-    history = json.dumps([{"from": "member", "text": "券用不了"}, {"from": "bot", "text": "抱歉"}],
-                         ensure_ascii=False)
-    await redis_client.xadd("qz:{xiaoman}:handoff", {
-        "user": "alice", "group": "g1", "conversation_id": "g1:alice", "text": "转人工",
-        "history": history, "at": "0"})
-    await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
+    bridge = await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
+    request = {"user": "alice", "group": "g1", "conversation_id": "g1:alice", "text": "转人工",
+               "history": [{"from": "member", "text": "券用不了"}, {"from": "bot", "text": "抱歉"}]}
+    headers = {"Authorization": f"Bearer {API_TOKEN}", "Idempotency-Key": "xiaoman:alice:m1"}
+    async with aiohttp.ClientSession() as s:
+        for _ in range(2):  # the action retried: still one request, one staff post
+            async with s.post(f"{bridge.url}/api/handoffs", json=request,
+                              headers=headers) as resp:
+                assert resp.status == 202
+        async with s.post(f"{bridge.url}/api/handoffs", json={"user": ""},
+                          headers=headers) as resp:
+            assert resp.status == 400 and "user" in (await resp.json())["error"]
     await eventually(lambda: len(bot_lines(live, "staff")) == 1)
     await asyncio.sleep(0.3)
     [post] = bot_lines(live, "staff")
@@ -311,7 +320,7 @@ def test_rasa_url_lists_are_checked() -> None:
 
 async def test_redis_that_comes_back_empty_does_not_leave_the_bridge_stuck(
     make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
-    redis_client: aioredis.Redis,
+    redis_client: AsyncRedis,
 ) -> None:
     _stand_in, server = rasa
     await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))
@@ -321,36 +330,36 @@ async def test_redis_that_comes_back_empty_does_not_leave_the_bridge_stuck(
     await asyncio.sleep(1.5)
     await live.callbacks.member_says("g5", "bob", "打卡", base_url=live.url, bot_name="福利官")
     await eventually(lambda: len(bot_lines(live, "g5")) == 2)
-    await redis_client.xadd("qz:{xiaoman}:handoff", {
+    await redis_client.xadd(HANDOFFS, {
         "user": "bob", "group": "g5", "conversation_id": "g5:bob", "text": "转人工",
-        "history": "[]", "at": "0"})
+        "history": "[]"})
     await eventually(lambda: len(bot_lines(live, "staff")) == 1)
 
 
 async def test_a_handoff_left_pending_by_a_dead_relay_still_reaches_staff(
     make_bridge: BridgeFactory, live: Sim, rasa: tuple[RasaStandIn, TestServer],
-    redis_client: aioredis.Redis,
+    redis_client: AsyncRedis,
 ) -> None:
     _stand_in, server = rasa
-    stream = "qz:{xiaoman}:handoff"
-    await redis_client.xgroup_create(stream, "bridge", id="0", mkstream=True)
+    stream = HANDOFFS
+    await redis_client.xgroup_create(stream, RELAYS, id="0", mkstream=True)
     await redis_client.xadd(stream, {"user": "alice", "group": "g7", "conversation_id": "g7:alice",
-                                     "text": "转人工", "history": "[]", "at": "0"})
+                                     "text": "转人工", "history": "[]"})
     # A relay read it and died before posting: the request is pending under its name.
-    read = await redis_client.xreadgroup("bridge", "bridge-otherhost-5080", {stream: ">"})
+    read = await redis_client.xreadgroup(RELAYS, "bridge-otherhost-5080", {stream: ">"})
     assert read and len(read[0][1]) == 1
     await wired(make_bridge, live, str(server.make_url("")).rstrip("/"))  # another consumer
     await eventually(lambda: len(bot_lines(live, "staff")) == 1)
     assert "转人工" in bot_lines(live, "staff")[0]
     for _ in range(100):  # acknowledged right after the post
-        if (await redis_client.xpending(stream, "bridge"))["pending"] == 0:
+        if (await redis_client.xpending(stream, RELAYS))["pending"] == 0:
             break
         await asyncio.sleep(0.05)
-    assert (await redis_client.xpending(stream, "bridge"))["pending"] == 0
+    assert (await redis_client.xpending(stream, RELAYS))["pending"] == 0
 
 
 def test_a_restarted_bridge_keeps_its_consumer_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.settings import BridgeSettings
+    from bot.common.settings import BridgeSettings
 
     monkeypatch.setenv("BRIDGE_PORT", "5081")
     first, second = BridgeSettings.from_env(), BridgeSettings.from_env()

@@ -50,7 +50,7 @@ def test_markdown_v2_and_markdown_limits() -> None:
     assert webhook.markdown("| a | b |", v2=True)[0]["msgtype"] == "markdown_v2"
 
 
-def test_image_news_media_card_validation() -> None:
+def test_image_news_card_validation() -> None:
     png = b"\x89PNG\r\n\x1a\n" + b"0" * 100
     payload = webhook.image(png)
     assert payload["image"]["md5"] == hashlib.md5(png).hexdigest()
@@ -60,7 +60,6 @@ def test_image_news_media_card_validation() -> None:
     with pytest.raises(PayloadError):
         webhook.news([])
     assert webhook.news([{"title": "新品", "url": "https://example.com"}])["msgtype"] == "news"
-    assert webhook.media("file", "m1")["file"] == {"media_id": "m1"}
     with pytest.raises(PayloadError):
         webhook.template_card({"card_type": "vote_interaction"})
     with pytest.raises(PayloadError):

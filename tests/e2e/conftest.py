@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import pytest
 import redis
 
-from qunzhu import stack
+from qunzhu.tools import stack
 
 API_TOKEN = "e2e-api-token-0123456789"
 T = TypeVar("T")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis
 
+from bot.common.store import HANDOFF_METRICS
 from tests.e2e.conftest import API_TOKEN, Running, feed, http_json, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -73,7 +74,7 @@ def test_member_journey(running: str, redis_url: str) -> None:
         assert fact in answer and "{" not in answer, (question, answer)
 
     assert "人工" in "".join(say(running, "转人工"))
-    assert r.xlen(f"{BRAND_PREFIX}:handoff") == 1
+    assert r.hget(HANDOFF_METRICS, "handoffs_accepted") == "1"  # through the bridge's API
     assert r.keys("qztracker:*"), "trackers must live in Redis"
 
 
