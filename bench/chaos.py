@@ -47,10 +47,10 @@ from bench.chaos_traffic import (
     member_plan,
     post_burst,
 )
-from bot.store import DEAD, INBOX, METRICS, OUTBOX, SENDERS
+from bot.common.store import DEAD, INBOX, OUTBOX, SENDERS, BridgeStore
 from qunzhu import settings
 from qunzhu.config import load_brand, load_games
-from qunzhu.stack import MODEL, ROOT, Stack, start_all
+from qunzhu.tools.stack import MODEL, ROOT, Stack, start_all
 
 OUT = ROOT / "bench" / "out"
 BOUND_S = 180.0  # after the fault ended, how long answers and posts may still take
@@ -257,8 +257,7 @@ class Chaos:
 
     async def metrics(self) -> dict[str, int]:
         """The bridge's counters in Redis."""
-        raw = await self.redis.hgetall(METRICS)
-        return {(k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in raw.items()}
+        return await BridgeStore(self.redis).metrics()  # the counters of every slot, summed
 
     # ------------------------------------------------------------------ faults
     async def wait_back(self, run: Run) -> None:

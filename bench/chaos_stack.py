@@ -1,6 +1,6 @@
 """The fault suite's stack: `make run`'s parts on private ports, supervised, and killed on cue.
 
-Everything here goes through qunzhu.stack as `make run` uses it (the same Stack, the same
+Everything here goes through qunzhu.tools.stack as `make run` uses it (the same Stack, the same
 restart back-off); faults are plain kill -9 of a part's process group, and a longer outage
 only moves that part's restart time, so production code carries no test hooks.
 """
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from qunzhu.stack import ROOT, Child, Stack
+from qunzhu.tools.stack import ROOT, Child, Stack
 
 PORTS = ("QZ_EMBEDDED_REDIS_PORT", "QZ_ACTIONS_PORT", "QZ_RASA_PORT", "BRIDGE_PORT",
          "QZ_SIM_PORT", "CHAOS_SENDER_PORT")

@@ -39,7 +39,9 @@ def main() -> int:
         log.warning("BRIDGE_API_TOKEN unset: the HTTP API refuses every request")
     for group in directory.unkeyed:
         log.warning("no webhook key for group %s: its posts will be dead-lettered", group)
-    web.run_app(app, host=settings.host, port=settings.port, print=None,
+    # reuse_port: several bridge processes may listen on one port (the kernel spreads the
+    # callbacks), so one that dies or restarts never leaves WeCom without an answer.
+    web.run_app(app, host=settings.host, port=settings.port, print=None, reuse_port=True,
                 access_log=None, handle_signals=True, shutdown_timeout=5,
                 loop=new_event_loop())
     return 0

@@ -231,9 +231,17 @@ def start_bridge(stack: Stack, env: dict[str, str]) -> str | None:
         _require_free(sim_port, "WeCom simulator", "QZ_SIM_PORT")
         sim = stack.start("simulator", [sys.executable, "-m", "bot.simulator"], env)
         _wait("WeCom simulator", lambda: _http_ok(page + "sandbox/config"), sim, 60)
-    bridge = stack.start("bridge", [sys.executable, "-m", "bot"], env)
-    _wait("bridge", lambda: _http_ok(f"http://127.0.0.1:{bridge_port}/healthz"), bridge, 60)
-    print(f"qunzhu: bridge on http://127.0.0.1:{bridge_port} (/wecom/aibot, /wecom/app, /api)")
+    count = max(1, int(settings.get("QZ_BRIDGE_PROCESSES")))
+    consumer = settings.get("BRIDGE_CONSUMER") or f"bridge-{socket.gethostname()}-{bridge_port}"
+    for n in range(1, count + 1):
+        # One port, several processes (SO_REUSEPORT): a bridge that dies, or is restarting,
+        # leaves the others answering WeCom. Each is its own consumer with its own spool.
+        own = {**env, "BRIDGE_CONSUMER": consumer if count == 1 else f"{consumer}-{n}"}
+        bridge = stack.start("bridge" if n == 1 else f"bridge-{n}",
+                             [sys.executable, "-m", "bot"], own)
+        _wait("bridge", lambda: _http_ok(f"http://127.0.0.1:{bridge_port}/healthz"), bridge, 60)
+    print(f"qunzhu: bridge on http://127.0.0.1:{bridge_port} (/wecom/aibot, /wecom/app, /api), "
+          f"{count} process(es)")
     return page if simulate else None
 
 
