@@ -68,6 +68,7 @@ class BridgeSettings:
             api_token=env.get("BRIDGE_API_TOKEN"),
             roles=roles(env.get("BRIDGE_ROLES")),
             consumer=consumer,
+            reclaim_idle_ms=int(env.get("BRIDGE_RECLAIM_IDLE_MS")),
             spool_dir=env.project_path("BRIDGE_SPOOL_DIR") / re.sub(r"[^\w.-]", "_", consumer),
             spool_max_bytes=int(float(env.get("BRIDGE_SPOOL_MAX_MB")) * 1024 * 1024),
         )
