@@ -21,6 +21,7 @@ import pytest
 import redis
 
 from qunzhu.tools import stack
+from tests.conftest import RedisTarget
 
 API_TOKEN = "e2e-api-token-0123456789"
 T = TypeVar("T")
@@ -42,11 +43,17 @@ class Running:
     services: stack.Stack = field(compare=False, repr=False)
 
     def stop(self, name: str) -> None:
-        """Stop one of the stack's processes (bridge, simulator …) as if it had gone down."""
+        """Stop a part of the stack (every bridge process for "bridge") as if it went down."""
         for started, proc in self.services.procs:
-            if started == name and proc.poll() is None:
+            if (started == name or started.startswith(name + "-")) and proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def redis_url(single_redis: RedisTarget) -> str:
+    """The whole stack runs on one Redis here (the cluster is covered part by part)."""
+    return single_redis.url
 
 
 @pytest.fixture(scope="module")
