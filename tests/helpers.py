@@ -1,8 +1,11 @@
-"""Build rasa_sdk trackers inline and run actions the way the action server does."""
+"""Test helpers: rasa_sdk trackers built inline, actions run as the server runs them, waiting."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -106,3 +109,11 @@ async def key_count(r: AsyncRedis) -> int:
     if isinstance(r, RedisCluster):
         return len(await r.keys("*", target_nodes=RedisCluster.PRIMARIES))
     return int(await r.dbsize())
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> None:
+    """Wait (real time) until an async check holds; fail the test after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)

@@ -18,6 +18,7 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
+from bot.common.streams import text_of
 from qunzhu.redisconn import AsyncRedis, is_cluster
 
 log = logging.getLogger(__name__)
@@ -175,10 +176,6 @@ def new_post_id() -> str:
     return "p_" + secrets.token_hex(8)
 
 
-def _decode(raw: Any) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-
 class BridgeStore:
     """Typed access to the bridge's Redis state."""
 
@@ -200,12 +197,12 @@ class BridgeStore:
             flat += [k, v]
         raw = await self._accept(keys=[seen_key(dedupe), INBOX, INBOX_METRICS],
                                  args=[ttl_s, *flat])
-        return None if raw is None else _decode(raw)
+        return None if raw is None else text_of(raw)
 
     async def turn_result(self, dedupe: str) -> dict[str, str]:
         """The stored outcome of a turn, if it already ran."""
         raw = await self.r.hgetall(turn_key(dedupe))
-        return {_decode(k): _decode(v) for k, v in raw.items()}
+        return {text_of(k): text_of(v) for k, v in raw.items()}
 
     async def save_turn(self, dedupe: str, replies: list[str], ttl_s: int) -> None:
         """Record the turn's replies before replying, so a crash never re-runs Rasa."""
@@ -237,7 +234,7 @@ class BridgeStore:
         """
         keys, args = self._enqueue_call(group, fields, idem, now, post_id)
         raw = await self._enqueue(keys=keys, args=args)
-        return _decode(raw[0]), bool(int(raw[1]))
+        return text_of(raw[0]), bool(int(raw[1]))
 
     async def enqueue_many(self, posts: list[tuple[str, dict[str, str], str]],
                            now: float) -> list[tuple[str, bool]]:
@@ -248,7 +245,7 @@ class BridgeStore:
         """
         replies = await self._many(self._enqueue, [self._enqueue_call(group, fields, idem, now)
                                                    for group, fields, idem in posts])
-        return [(_decode(raw[0]), bool(int(raw[1]))) for raw in replies]
+        return [(text_of(raw[0]), bool(int(raw[1]))) for raw in replies]
 
     async def add_handoff(self, idem: str, fields: dict[str, str]) -> tuple[str, bool]:
         """Queue a member's request for a person once per idempotency key; (id, new)."""
@@ -258,7 +255,7 @@ class BridgeStore:
         raw = await self._append_once(
             keys=[f"{HAND}idem:{idem}", HANDOFFS, HANDOFF_METRICS],
             args=[IDEMPOTENCY_TTL_S, HANDOFFS_MAXLEN, "handoffs_accepted", *flat])
-        return _decode(raw[0]), bool(int(raw[1]))
+        return text_of(raw[0]), bool(int(raw[1]))
 
     async def alias_post(self, post_id: str, same_as: str) -> None:
         """A spooled post turned out to repeat an earlier one: its id points there."""
@@ -269,7 +266,7 @@ class BridgeStore:
     async def status(self, post_id: str) -> dict[str, str]:
         """A post's state: queued, sent, digested or dead (with errcode)."""
         raw = await self.r.hgetall(post_key(post_id))
-        return {_decode(k): _decode(v) for k, v in raw.items()}
+        return {text_of(k): text_of(v) for k, v in raw.items()}
 
     async def take_slot(self, robot_id: str, now: float, window_s: float, limit: int) -> float:
         """0 when the robot may post now, else seconds to wait (sliding window, all senders)."""
@@ -334,7 +331,7 @@ class BridgeStore:
 
     async def member_snapshot(self, chatid: str) -> set[str]:
         """The member ids of a group as we last listed them (empty: never listed)."""
-        return {_decode(m) for m in await self.r.smembers(members_key(chatid))}
+        return {text_of(m) for m in await self.r.smembers(members_key(chatid))}
 
     async def replace_member_snapshot(self, chatid: str, userids: list[str],
                                       ttl_s: int) -> None:
@@ -350,5 +347,5 @@ class BridgeStore:
         totals: dict[str, int] = {}
         for key in ALL_METRICS:
             for k, v in (await self.r.hgetall(key)).items():
-                totals[_decode(k)] = totals.get(_decode(k), 0) + int(v)
+                totals[text_of(k)] = totals.get(text_of(k), 0) + int(v)
         return totals

@@ -83,7 +83,8 @@ class Entry:
     fields: dict[str, str]
 
 
-def _decode(raw: Any) -> str:
+def text_of(raw: Any) -> str:
+    """A Redis reply as text (clients here do not decode responses)."""
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
@@ -92,9 +93,9 @@ def entries(rows: Any) -> list[Entry]:
     out: list[Entry] = []
     for entry_id, fields in rows or []:
         if fields is None:  # Redis 6.2's XAUTOCLAIM even loses the id: ""
-            out.append(Entry("" if entry_id is None else _decode(entry_id), {}))
+            out.append(Entry("" if entry_id is None else text_of(entry_id), {}))
             continue
-        out.append(Entry(_decode(entry_id), {_decode(k): _decode(v) for k, v in fields.items()}))
+        out.append(Entry(text_of(entry_id), {text_of(k): text_of(v) for k, v in fields.items()}))
     return out
 
 
@@ -184,7 +185,7 @@ class StreamConsumer:
             reply = await self.r.xautoclaim(self.stream, self.group, self.consumer,
                                             self.reclaim_idle_ms, start_id=start,
                                             count=max(self.read_count, 100))
-            start = _decode(reply[0])
+            start = text_of(reply[0])
             rows = [e for e in entries(reply[1]) if e.id not in self.held]
             gone = [e.id for e in rows if not e.fields and e.id]  # deleted while pending
             if gone:
@@ -206,12 +207,12 @@ class StreamConsumer:
             pending = await self.r.xpending_range(self.stream, self.group, min=start, max="+",
                                                   count=100)
             for item in pending:
-                entry_id = _decode(item["message_id"])
+                entry_id = text_of(item["message_id"])
                 if not await self.r.xrange(self.stream, entry_id, entry_id):
                     await self.r.xack(self.stream, self.group, entry_id)
             if len(pending) < 100:
                 return
-            start = "(" + _decode(pending[-1]["message_id"])
+            start = "(" + text_of(pending[-1]["message_id"])
 
     async def heartbeat(self) -> set[str]:
         """Re-claim every held entry that is still ours, so no other consumer takes it while
@@ -226,7 +227,7 @@ class StreamConsumer:
         """Touch these entries if this consumer still owns them; the ids it does not."""
         lost: set[str] = set()
         for i in range(0, len(ids), 1000):
-            lost.update(_decode(x) for x in await self._keep(
+            lost.update(text_of(x) for x in await self._keep(
                 keys=[self.stream], args=[self.group, self.consumer, *ids[i:i + 1000]]))
         return lost
 

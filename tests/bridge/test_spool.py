@@ -23,6 +23,7 @@ from bot.common.store import HANDOFFS, INBOX, OUTBOX, BridgeStore
 from tests.bridge.conftest import Bridge, BridgeFactory
 from tests.bridge.test_inbound import FixedNow, aibot_message, post, sealed_aibot
 from tests.conftest import API_TOKEN
+from tests.helpers import until
 from tests.redis_servers import binary, free_port
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -175,13 +176,6 @@ async def spooling_bridge(make_bridge: BridgeFactory, redis_url: str, spool_dir:
     bridge: Bridge = await make_bridge(clock=FixedNow(), redis_url=redis_url, redis_cluster=False,
                                        spool_dir=spool_dir, inbox_wait_s=0.5, **overrides)
     return bridge
-
-
-async def until(check: Any, timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.1)
 
 
 async def api_post(bridge: Bridge, body: dict[str, Any],

@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
 
 import pytest
 
 from bot.common.streams import Entry, StreamConsumer
 from qunzhu.redisconn import AsyncRedis
 from qunzhu.settings import PROJECT_ROOT
+from tests.helpers import until
 
 pytestmark = pytest.mark.redis
 
@@ -56,13 +55,6 @@ def start_worker(redis_url: str, name: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", WORKER, redis_url, name], cwd=PROJECT_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 async def add_jobs(r: AsyncRedis, n: int) -> None:
