@@ -12,7 +12,8 @@ from qunzhu.quiet import quiet_library_deprecations
 
 
 def main() -> int:
-    """Load brand.yml and games.yml, then serve actions on 127.0.0.1 by default.
+    """Load brand.yml and games.yml, move game state an older version left, then serve
+    actions on 127.0.0.1 by default.
 
     An invalid file is reported and its last good version serves; only a file that was
     never valid stops the start.
@@ -29,6 +30,11 @@ def main() -> int:
         print(f"qunzhu actions: refusing to start, fix the config first:\n{exc}",
               file=sys.stderr)
         return 2
+    from actions.legacy import migrate_when_ready
+    from actions.store import redis_url
+    from qunzhu.redisconn import sync_client
+
+    migrate_when_ready(sync_client(redis_url(), decode_responses=True), config.brand().id)
     os.environ.setdefault("SANIC_HOST", "127.0.0.1")
     from rasa_sdk.endpoint import run
 

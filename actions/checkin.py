@@ -38,14 +38,8 @@ class ActionCheckIn(GameAction):
         now = svc.clock.now()
         today = local_day(now)
         result = await svc.store.check_in(
-            user=who.user,
-            group=who.group,
-            msgid=who.msgid,
-            today=today.isoformat(),
+            who.turn(now), rules, today=today.isoformat(),
             yesterday=(today - timedelta(days=1)).isoformat(),
-            base_points=rules.base_points,
-            streak_bonus=rules.streak_bonus,
-            now=int(now.timestamp()),
         )
         streak, points = result.streak, result.points
         if result.status == "already":

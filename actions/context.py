@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from rasa_sdk import Tracker
+
+from actions.store import Turn
 
 DIRECT = ""  # group id of a message that did not come from a group
 
@@ -24,6 +27,11 @@ class Speaker:
     def in_group(self) -> bool:
         """Whether the message came from a group (leaderboards and posts need one)."""
         return bool(self.group)
+
+    def turn(self, now: datetime) -> Turn:
+        """This message as the game store keys its steps: member, message id, group, time."""
+        return Turn(user=self.user, msgid=self.msgid, now=int(now.timestamp()),
+                    group=self.group)
 
 
 def _clean(value: Any) -> str:

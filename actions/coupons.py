@@ -62,12 +62,8 @@ class ActionClaimCoupon(GameAction):
 
         async def claim(code: str) -> ClaimResult:
             return await svc.store.claim_coupon(
-                campaign=chosen.id, user=who.user, msgid=who.msgid,
-                now=int(now.timestamp()), starts=int(chosen.starts.timestamp()),
-                ends=int(chosen.ends.timestamp()), stock=chosen.stock,
-                per_member_limit=chosen.per_member_limit, code=code,
-                coupon=coupon_record(chosen, code=code, now=now,
-                                     source=f"campaign:{chosen.id}"),
+                who.turn(now), chosen,
+                coupon_record(chosen, code=code, now=now, source=f"campaign:{chosen.id}"),
             )
 
         result = await with_fresh_code(claim)

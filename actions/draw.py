@@ -38,27 +38,16 @@ class ActionLuckyDraw(GameAction):
         """The random number comes from `secrets`; Redis does the pick so stock stays exact."""
         rules = svc.games.lucky_draw
         now = svc.clock.now()
-        total = sum(p.weight for p in rules.prizes)
-        prizes = [
-            {"id": p.id, "weight": p.weight, "stock": -1 if p.stock is None else p.stock,
-             "kind": p.kind, "points": p.points}
-            for p in rules.prizes
-        ]
         by_id = {p.id: p for p in rules.prizes}
-        r = secrets.randbelow(total)
+        r = secrets.randbelow(sum(p.weight for p in rules.prizes))
 
         async def draw(code: str) -> DrawResult:
             coupons = {
                 p.id: coupon_record(p.coupon, code=code, now=now, source=f"draw:{p.id}")
                 for p in rules.prizes if p.kind == "coupon" and p.coupon is not None
             }
-            return await svc.store.draw(
-                user=who.user, group=who.group, msgid=who.msgid,
-                today=local_day(now).isoformat(), daily_limit=rules.daily_limit,
-                cost=rules.cost_points, r=r, prizes=prizes,
-                consolation=rules.consolation.id, code=code, coupons=coupons,
-                now=int(now.timestamp()),
-            )
+            return await svc.store.draw(who.turn(now), rules, today=local_day(now).isoformat(),
+                                        r=r, code=code, coupons=coupons)
 
         result = await with_fresh_code(draw)
         status = result.status

@@ -49,9 +49,8 @@ class ActionRedeemPoints(GameAction):
 
         async def redeem(code: str) -> RedeemResult:
             return await svc.store.redeem(
-                reward=item.id, cost=item.cost_points, stock=item.stock, user=who.user,
-                msgid=who.msgid, code=code, now=int(now.timestamp()),
-                coupon=coupon_record(item, code=code, now=now, source=f"reward:{item.id}"),
+                who.turn(now), item,
+                coupon_record(item, code=code, now=now, source=f"reward:{item.id}"),
             )
 
         result = await with_fresh_code(redeem)

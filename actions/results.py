@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeVar
 
-CODE_TAKEN = "code_taken"  # the random code was already issued: try again with another
+CODE_TAKEN: Final = "code_taken"  # the random code was already issued: try again with another
 
 
 @dataclass(frozen=True)

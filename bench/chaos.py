@@ -36,6 +36,7 @@ import redis.asyncio as aioredis
 import yaml
 from redis.exceptions import RedisError
 
+from actions.gamekeys import GameKeys
 from bench import chaos_report as report
 from bench.chaos_report import Answer, Row, Sent, Slot
 from bench.chaos_stack import Supervisor, children_write_to, configure, kill_group, start_sender
@@ -424,8 +425,10 @@ class Chaos:
 
     async def count_credits(self, run: Run, row: Row) -> None:
         """Members credited twice (ledger), and coupon pools issued beyond their stock."""
-        rows = ledger_rows(await self.redis.xrange(f"qz:{{{self.brand_id}}}:ledger"))
         users = [s.userid for s in run.sent if s.kind in ("checkin", "coupon")]
+        keys = GameKeys(self.brand_id)
+        rows = [row for user in sorted(set(users))
+                for row in ledger_rows(await self.redis.xrange(keys.ledger(user)))]
         doubled = report.doubled_credits(report.credit_counts(rows, users))
         row.credits_doubled = len(doubled)
         if doubled:
@@ -445,7 +448,7 @@ class Chaos:
         """Each coupon pool as issued/stock; more than its stock breaks the run."""
         shown = []
         for campaign, stock in self.campaigns.items():
-            key = f"qz:{{{self.brand_id}}}:coupon:{campaign}:issued"
+            key = GameKeys(self.brand_id).issued(campaign)
             issued = int(await self.redis.get(key) or 0)
             shown.append(f"{campaign} {issued}/{stock}")
             if issued > stock:

@@ -13,6 +13,7 @@ from typing import Any, TypeAlias
 
 import redis
 import redis.asyncio as aioredis
+from redis import crc
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.cluster import RedisCluster as SyncRedisCluster
@@ -22,6 +23,16 @@ from qunzhu import settings
 
 AsyncRedis: TypeAlias = "aioredis.Redis | RedisCluster"
 SyncRedis: TypeAlias = "redis.Redis | SyncRedisCluster"
+
+
+def text_of(raw: Any) -> str:
+    """A Redis reply as text, whether or not the client decodes responses."""
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def key_slot(key: str) -> int:
+    """The Redis Cluster slot of a key (its hash tag's, when it has one)."""
+    return int(crc.key_slot(key.encode()))
 
 
 def cluster_mode() -> bool:
@@ -106,6 +117,27 @@ class QueueingRedisCluster(RedisCluster):
             return await super().execute_command(*args, **kwargs)
         async with self._in_flight:
             return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any | None = None,
+                 shard_hint: Any | None = None) -> ClusterPipeline:
+        """A batch that waits for a slot too (a multi-key DEL is one of these)."""
+        if transaction or shard_hint:
+            return super().pipeline(transaction, shard_hint)  # raises, as upstream does
+        return QueueingClusterPipeline(self)
+
+
+class QueueingClusterPipeline(ClusterPipeline):
+    """A cluster batch counted as one command in flight: it takes at most one connection
+    per node, so the client's bound still keeps every node's pool from running dry."""
+
+    async def execute(self, raise_on_error: bool = True,
+                      allow_redirections: bool = True) -> list[Any]:
+        """Send the batch once a slot is free."""
+        gate = getattr(self._client, "_in_flight", None)
+        if gate is None:
+            return list(await super().execute(raise_on_error, allow_redirections))
+        async with gate:
+            return list(await super().execute(raise_on_error, allow_redirections))
 
 
 def sync_client(url: str, *, cluster: bool | None = None, **kwargs: Any) -> SyncRedis:

@@ -260,7 +260,7 @@ async def test_redeem_menu_insufficient_and_success(services: runtime.Services) 
     msgs, _ = await run(ActionRedeemPoints(), tracker("兑换美式"))
     assert responses(msgs) == ["utter_redeem_insufficient"] and msgs[0]["short"] == 100
     texts(msgs)
-    await services.store._r.hset(services.store.key("member", "alice"), "points", 130)
+    await services.store._r.hset(services.store.keys.member("alice"), "points", 130)
     msgs, _ = await run(ActionRedeemPoints(), tracker("兑换美式"))
     assert responses(msgs) == ["utter_redeem_done"] and msgs[0]["points"] == 30
     texts(msgs)

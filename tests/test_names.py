@@ -8,11 +8,14 @@ from actions import runtime
 from actions.checkin import ActionCheckIn
 from actions.clock import FixedClock
 from actions.points import ActionLeaderboard
-from actions.store import GameStore
+from actions.store import GameStore, Turn
+from qunzhu.config import CheckinRules
 from qunzhu.names import NameBook, masked
 from qunzhu.redisconn import AsyncRedis
 from tests.conftest import TEST_BRAND
 from tests.helpers import run, texts, tracker
+
+RULES = CheckinRules.parse_obj({"base_points": 5})
 
 
 def test_masked_names_are_neutral_stable_and_hide_the_id() -> None:
@@ -51,8 +54,8 @@ async def test_names_are_cleaned_and_bounded(redis_client: AsyncRedis) -> None:
 
 async def _check_in(store: GameStore, user: str, now: int, msgid: str,
                     group: str = "g1") -> None:
-    await store.check_in(user=user, group=group, msgid=msgid, today="2026-11-23",
-                         yesterday="2026-11-22", base_points=5, streak_bonus={}, now=now)
+    await store.check_in(Turn(user=user, group=group, msgid=msgid, now=now), RULES,
+                         today="2026-11-23", yesterday="2026-11-22")
 
 
 async def test_ties_rank_whoever_reached_the_score_first(store: GameStore) -> None:
@@ -68,18 +71,16 @@ async def test_ties_rank_whoever_reached_the_score_first(store: GameStore) -> No
         mine = await store.rank_of("g1", s.user)
         assert mine is not None and (mine.rank, mine.score) == (s.rank, s.score)
     # Next day 小红 checks in first: she reaches 10 first and leads; points still rule.
-    await store.check_in(user="xiaohong", group="g1", msgid="d2a", today="2026-11-24",
-                         yesterday="2026-11-23", base_points=5, streak_bonus={},
-                         now=base + 86_400)
-    await store.check_in(user="aqiang", group="g1", msgid="d2b", today="2026-11-24",
-                         yesterday="2026-11-23", base_points=5, streak_bonus={},
-                         now=base + 86_401)
+    await store.check_in(Turn(user="xiaohong", group="g1", msgid="d2a", now=base + 86_400),
+                         RULES, today="2026-11-24", yesterday="2026-11-23")
+    await store.check_in(Turn(user="aqiang", group="g1", msgid="d2b", now=base + 86_401),
+                         RULES, today="2026-11-24", yesterday="2026-11-23")
     assert [(s.user, s.score) for s in await store.leaderboard("g1", 10)] == [
         ("xiaohong", 10), ("aqiang", 10), ("lili", 5)]
 
 
 async def test_an_old_integer_score_keeps_its_points(store: GameStore) -> None:
-    await store._r.zadd(store.key("lb", "g1"), {"veteran": 40})
+    await store._r.zadd(store.keys.leaderboard("g1"), {"veteran": 40})
     await _check_in(store, "veteran", 1_795_000_000, "v1")
     [row] = await store.leaderboard("g1", 10)
     assert (row.user, row.score) == ("veteran", 45)

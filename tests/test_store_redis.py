@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import pytest
 
+from actions.clock import SHANGHAI
 from actions.codes import new_code
 from actions.results import CheckinResult, ClaimResult, Coupon, DrawResult, RedeemResult
-from actions.store import GameStore
+from actions.store import GameStore, Turn
+from qunzhu.config import CheckinRules, CouponCampaign, LuckyDraw, Prize, Reward
 from tests.helpers import key_count
 
 pytestmark = pytest.mark.redis
@@ -19,8 +22,9 @@ NOW = 1_800_000_000
 async def _checkin(store: GameStore, msgid: str, today: str, yesterday: str,
                    user: str = "u1", group: str = "g1") -> CheckinResult:
     return await store.check_in(
-        user=user, group=group, msgid=msgid, today=today, yesterday=yesterday,
-        base_points=5, streak_bonus={3: 5, 7: 20}, now=NOW,
+        Turn(user=user, group=group, msgid=msgid, now=NOW),
+        CheckinRules.parse_obj({"base_points": 5, "streak_bonus": {3: 5, 7: 20}}), today=today,
+        yesterday=yesterday,
     )
 
 
@@ -67,7 +71,7 @@ async def test_same_msgid_four_times_concurrently_has_one_effect(store: GameStor
     )
     assert all(r == results[0] for r in results)
     assert (await store.member_stats("u1")).points == 5
-    ledger = await store._r.xlen(store.key("ledger"))
+    ledger = await store._r.xlen(store.keys.ledger("u1"))
     assert ledger == 1
 
 
@@ -76,14 +80,21 @@ def coupon(code: str, name: str) -> Coupon:
                   expires_at=NOW + 999, expires="2027-01-01", source="test")
 
 
+def _at(unix: int) -> datetime:
+    return datetime.fromtimestamp(unix, tz=SHANGHAI)
+
+
+def campaign(*, stock: int, limit: int, window: int = 100) -> CouponCampaign:
+    return CouponCampaign.parse_obj({
+        "id": "c1", "name": "满30减5券", "value_yuan": 5, "valid_days": 7, "stock": stock,
+        "per_member_limit": limit, "starts": _at(NOW - window), "ends": _at(NOW + window)})
+
+
 async def _claim(store: GameStore, user: str, msgid: str, *, stock: int = 50, limit: int = 1,
                  now: int = NOW) -> ClaimResult:
     code = new_code()
-    return await store.claim_coupon(
-        campaign="c1", user=user, msgid=msgid, now=now, starts=NOW - 100, ends=NOW + 100,
-        stock=stock, per_member_limit=limit, code=code,
-        coupon=coupon(code, "满30减5券"),
-    )
+    return await store.claim_coupon(Turn(user=user, msgid=msgid, now=now),
+                                    campaign(stock=stock, limit=limit), coupon(code, "满30减5券"))
 
 
 async def test_500_concurrent_claims_by_200_members_issue_exactly_stock(
@@ -130,24 +141,23 @@ async def test_claim_sold_out_changes_nothing(store: GameStore) -> None:
 async def test_code_collision_is_refused_without_writes(store: GameStore) -> None:
     first = await _claim(store, "a", "1", limit=5)
     code = first.code
-    raw = await store.claim_coupon(
-        campaign="c1", user="b", msgid="2", now=NOW, starts=NOW - 1, ends=NOW + 1, stock=9,
-        per_member_limit=1, code=code, coupon=coupon(code, "满30减5券"),
-    )
+    raw = await store.claim_coupon(Turn(user="b", msgid="2", now=NOW),
+                                   campaign(stock=9, limit=1, window=1), coupon(code, "满30减5券"))
     assert raw.status == "code_taken"
     assert await store.issued_count("c1") == 1
     assert await store.code_owner(code) == "a"
 
 
 async def _give_points(store: GameStore, user: str, points: int) -> None:
-    await store._r.hset(store.key("member", user), "points", points)
+    await store._r.hset(store.keys.member(user), "points", points)
 
 
 async def _redeem(store: GameStore, user: str, msgid: str, cost: int = 100,
                   stock: int | None = None) -> RedeemResult:
     code = new_code()
-    return await store.redeem(reward="r1", cost=cost, stock=stock, user=user, msgid=msgid,
-                              code=code, coupon=coupon(code, "美式"), now=NOW)
+    reward = Reward.parse_obj({"id": "r1", "name": "美式", "value_yuan": 15, "valid_days": 7,
+                               "cost_points": cost, "stock": stock})
+    return await store.redeem(Turn(user=user, msgid=msgid, now=NOW), reward, coupon(code, "美式"))
 
 
 async def test_redeem_is_all_or_nothing(store: GameStore) -> None:
@@ -174,21 +184,20 @@ async def test_redeem_stock(store: GameStore) -> None:
     assert [r.status for r in results] == ["redeemed"] * 3 + ["sold_out"] * 2
 
 
-PRIZES = [
-    {"id": "big", "weight": 1, "stock": 1, "kind": "coupon", "points": 0},
-    {"id": "pts", "weight": 1, "stock": -1, "kind": "points", "points": 20},
-    {"id": "none", "weight": 2, "stock": -1, "kind": "nothing", "points": 0},
-]
+PRIZES = [Prize.parse_obj(p) for p in (
+    {"id": "big", "name": "大奖", "weight": 1, "stock": 1, "kind": "coupon",
+     "coupon": {"name": "大奖", "value_yuan": 50, "valid_days": 7}},
+    {"id": "pts", "name": "20 积分", "weight": 1, "kind": "points", "points": 20},
+    {"id": "none", "name": "谢谢参与", "weight": 2, "kind": "nothing"},
+)]
 
 
 async def _draw(store: GameStore, user: str, msgid: str, r: int, *, limit: int = 1,
                 cost: int = 0, today: str = "2026-11-01") -> DrawResult:
     code = new_code()
-    return await store.draw(
-        user=user, group="g", msgid=msgid, today=today, daily_limit=limit, cost=cost, r=r,
-        prizes=PRIZES, consolation="none", code=code,
-        coupons={"big": coupon(code, "大奖")}, now=NOW,
-    )
+    rules = LuckyDraw.parse_obj({"daily_limit": limit, "cost_points": cost, "prizes": PRIZES})
+    return await store.draw(Turn(user=user, group="g", msgid=msgid, now=NOW), rules,
+                            today=today, r=r, code=code, coupons={"big": coupon(code, "大奖")})
 
 
 async def test_draw_weighted_pick_and_daily_limit(store: GameStore) -> None:
@@ -206,7 +215,7 @@ async def test_sold_out_prize_falls_to_consolation_never_oversold(store: GameSto
     assert len(won) == 1
     assert sum(r.fell_back for r in results) == 29
     assert await store.prize_issued("big") == 1
-    log = await store._r.xrange(store.key("drawlog"))
+    log = await store._r.xrange(store.keys.drawlog)
     assert len(log) == 30
     assert {fields[b"r"] for _, fields in log} == {b"0"}
 
@@ -214,7 +223,7 @@ async def test_sold_out_prize_falls_to_consolation_never_oversold(store: GameSto
 async def test_draw_cost_checked_before_any_write(store: GameStore) -> None:
     poor = await _draw(store, "u", "1", r=3, cost=10)
     assert poor.status == "insufficient"
-    assert await store._r.get(store.key("draws", "u", "2026-11-01")) is None
+    assert await store._r.get(store.keys.draws("u", "2026-11-01")) is None
     await _give_points(store, "u", 10)
     paid = await _draw(store, "u", "2", r=3, cost=10)
     assert paid.status == "drawn" and paid.points == 0

@@ -18,8 +18,7 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
-from bot.common.streams import text_of
-from qunzhu.redisconn import AsyncRedis, is_cluster
+from qunzhu.redisconn import AsyncRedis, is_cluster, text_of
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from redis.exceptions import ResponseError
 
 from bot.common.coalesce import Coalescer
 from bot.common.outage import OutageLog
-from qunzhu.redisconn import REDIS_DOWN, AsyncRedis
+from qunzhu.redisconn import REDIS_DOWN, AsyncRedis, text_of
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +81,6 @@ class Entry:
 
     id: str
     fields: dict[str, str]
-
-
-def text_of(raw: Any) -> str:
-    """A Redis reply as text (clients here do not decode responses)."""
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def entries(rows: Any) -> list[Entry]:

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 import redis
 
+from actions.gamekeys import GameKeys
 from bot.common.store import HANDOFF_METRICS
 from tests.e2e.conftest import API_TOKEN, Running, feed, http_json, wait_for
 
 pytestmark = pytest.mark.e2e
-BRAND_PREFIX = "qz:{xiaoman}"
+KEYS = GameKeys("xiaoman")
 
 
 def say(base: str, text: str, user: str = "xiaoming", group: str = "sandbox",
@@ -48,7 +49,7 @@ def test_member_journey(running: str, redis_url: str) -> None:
     # A WeCom retry replays the first result: same numbers (wording varies by design).
     assert _numbers(say(running, "打卡", msgid="wecom-msg-1")) == _numbers(first)
     assert "今天" in say(running, "簽到")[0]  # traditional, already checked in
-    assert r.hget(f"{BRAND_PREFIX}:member:xiaoming", "points") == "5"
+    assert r.hget(KEYS.member("xiaoming"), "points") == "5"
     assert "5" in say(running, "我的积分")[0]
     board = say(running, "排行榜")[0]
     assert "小明" in board and "xiaoming" not in board, board  # names, not ids
@@ -61,7 +62,7 @@ def test_member_journey(running: str, redis_url: str) -> None:
         say(running, "ABC12345 这个码能用吗"))
 
     assert say(running, "抽奖")
-    assert r.xlen(f"{BRAND_PREFIX}:drawlog") == 1
+    assert r.xlen(KEYS.drawlog) == 1
     assert "积分" in say(running, "积分兑换")[0]
     assert "还差" in say(running, "兑换美式")[0]
 
@@ -80,12 +81,12 @@ def test_member_journey(running: str, redis_url: str) -> None:
 
 def test_bad_input_gets_a_reply_and_changes_nothing(running: str, redis_url: str) -> None:
     r = redis.Redis.from_url(redis_url, decode_responses=True)
-    before = r.hgetall(f"{BRAND_PREFIX}:member:odd")
+    before = r.hgetall(KEYS.member("odd"))
     for text in ["", "👍👍👍", "领" * 5000, "\u200b", "ＱＺ??? mixed русский ✨"]:
         replies = say(running, text, user="odd")
         assert replies and all(replies), repr(text[:10])
-    assert r.hgetall(f"{BRAND_PREFIX}:member:odd") == before
-    assert r.hlen(f"{BRAND_PREFIX}:wallet:odd") == 0
+    assert r.hgetall(KEYS.member("odd")) == before
+    assert r.hlen(KEYS.wallet("odd")) == 0
 
 
 def test_two_misses_offer_a_person(running: str) -> None:
