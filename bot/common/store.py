@@ -41,65 +41,71 @@ STATUS_TTL_S = 7 * 24 * 3600
 IDEMPOTENCY_TTL_S = 3 * 24 * 3600
 DEAD_MAXLEN = 100_000
 
+# Every script takes one JSON argument (ARGV[1]); stream entries are given as an object of
+# field → text and flattened here.
+_FLAT = """
+local function flat(obj, out)
+  out = out or {}
+  for k, v in pairs(obj) do out[#out + 1] = k; out[#out + 1] = v end
+  return out
+end
+"""
+
 # KEYS[1] seen:<dedupe>  KEYS[2] inbox stream  KEYS[3] metrics
-# ARGV[1] ttl seconds, ARGV[2..] field/value pairs of the inbox entry
+# ARGV[1] {ttl (s), fields {name: text}}
 # returns the inbox entry id, or false when this callback was already accepted
-ACCEPT = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+ACCEPT = _FLAT + """
+local a = cjson.decode(ARGV[1])
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', a.ttl) then
   redis.call('HINCRBY', KEYS[3], 'callbacks_duplicate', 1)
   return false
 end
-local fields = {}
-for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
-local id = redis.call('XADD', KEYS[2], '*', unpack(fields))
+local id = redis.call('XADD', KEYS[2], '*', unpack(flat(a.fields)))
 redis.call('HINCRBY', KEYS[3], 'callbacks_accepted', 1)
 return id
 """
 
 # KEYS[1] idem:<key>  KEYS[2] outbox stream  KEYS[3] post:<id>  KEYS[4] metrics
-# ARGV[1] post id, ARGV[2] idempotency ttl, ARGV[3] status ttl, ARGV[4] group,
-# ARGV[5] now (s), ARGV[6..] field/value pairs
+# ARGV[1] {id, idem_ttl, status_ttl, group, now (s, text), fields {name: text}}
 # returns {post id, 1 if new else 0}
-ENQUEUE = """
+ENQUEUE = _FLAT + """
 local existing = redis.call('GET', KEYS[1])
 if existing then return {existing, 0} end
-local fields = {'id', ARGV[1]}
-for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
-local entry = redis.call('XADD', KEYS[2], '*', unpack(fields))
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('HSET', KEYS[3], 'state', 'queued', 'group', ARGV[4], 'entry', entry,
-           'accepted_at', ARGV[5], 'attempts', 0)
-redis.call('EXPIRE', KEYS[3], ARGV[3])
+local a = cjson.decode(ARGV[1])
+local entry = redis.call('XADD', KEYS[2], '*', unpack(flat(a.fields, {'id', a.id})))
+redis.call('SET', KEYS[1], a.id, 'EX', a.idem_ttl)
+redis.call('HSET', KEYS[3], 'state', 'queued', 'group', a.group, 'entry', entry,
+           'accepted_at', a.now, 'attempts', 0)
+redis.call('EXPIRE', KEYS[3], a.status_ttl)
 redis.call('HINCRBY', KEYS[4], 'posts_accepted', 1)
-return {ARGV[1], 1}
+return {a.id, 1}
 """
 
 # KEYS[1] idem:<key>  KEYS[2] stream  KEYS[3] metrics
-# ARGV[1] idempotency ttl, ARGV[2] stream maxlen (approximate), ARGV[3] counter,
-# ARGV[4..] field/value pairs
+# ARGV[1] {ttl, maxlen (approximate), counter, fields {name: text}}
 # returns {entry id, 1 if new else 0}: the first entry for this key, appended once
-APPEND_ONCE = """
+APPEND_ONCE = _FLAT + """
 local existing = redis.call('GET', KEYS[1])
 if existing then return {existing, 0} end
-local fields = {}
-for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
-redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
-redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
+local a = cjson.decode(ARGV[1])
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', a.maxlen, '*', unpack(flat(a.fields)))
+redis.call('SET', KEYS[1], id, 'EX', a.ttl)
+redis.call('HINCRBY', KEYS[3], a.counter, 1)
 return {id, 1}
 """
 
 # KEYS[1] rl:<robot> (sorted set of send times, ms)  KEYS[2] rl:<robot>:blocked_until
-# ARGV[1] now ms, ARGV[2] window ms, ARGV[3] limit, ARGV[4] unique member
+# ARGV[1] {now (ms), window (ms), limit, member (unique)}
 # returns 0 when a slot was taken, else how many ms to wait before asking again
 TAKE_SLOT = """
-local now = tonumber(ARGV[1])
+local a = cjson.decode(ARGV[1])
+local now = a.now
 local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
 if blocked > now then return blocked - now end
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
-  redis.call('ZADD', KEYS[1], now, ARGV[4])
+local window = a.window
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - window))
+if redis.call('ZCARD', KEYS[1]) < a.limit then
+  redis.call('ZADD', KEYS[1], string.format('%d', now), a.member)
   redis.call('PEXPIRE', KEYS[1], window * 2)
   return 0
 end
@@ -107,41 +113,44 @@ local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return math.max(1, tonumber(oldest[2]) + window - now + 1)
 """
 
-# KEYS[1] rl:<robot>:blocked_until  ARGV[1] until ms, ARGV[2] ttl ms
+# KEYS[1] rl:<robot>:blocked_until  ARGV[1] {until (ms), ttl (ms)}
 # keeps the later of the existing and the new block
 BLOCK = """
+local a = cjson.decode(ARGV[1])
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > current then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if a['until'] > current then
+  redis.call('SET', KEYS[1], string.format('%d', a['until']), 'PX', a.ttl)
 end
 return 1
 """
 
 
 # KEYS[1] outbox stream  KEYS[2] metrics  KEYS[3..] post:<id> of each acknowledged post
-# ARGV[1] consumer group, ARGV[2] now, then for each post: entry id, state
+# ARGV[1] {group (consumer group), now (text), done [[entry id, state], ...] in KEYS order}
 # acknowledges and deletes the entries, records each post's final state; returns the count
 ACK_POSTS = """
+local a = cjson.decode(ARGV[1])
 local n = #KEYS - 2
 for i = 1, n do
-  local entry, state = ARGV[1 + 2 * i], ARGV[2 + 2 * i]
-  redis.call('XACK', KEYS[1], ARGV[1], entry)
+  local entry, state = a.done[i][1], a.done[i][2]
+  redis.call('XACK', KEYS[1], a.group, entry)
   redis.call('XDEL', KEYS[1], entry)
-  redis.call('HSET', KEYS[2 + i], 'state', state, 'done_at', ARGV[2])
+  redis.call('HSET', KEYS[2 + i], 'state', state, 'done_at', a.now)
   redis.call('HINCRBY', KEYS[2], 'posts_' .. state, 1)
 end
 return n
 """
 
 
-# KEYS[1] a set  ARGV[1] ttl s  ARGV[2..] members: the set becomes exactly these members
+# KEYS[1] a set  ARGV[1] {ttl (s), members [...]}: the set becomes exactly these members
 SNAPSHOT = """
+local a = cjson.decode(ARGV[1])
 redis.call('DEL', KEYS[1])
-if #ARGV > 1 then
-  redis.call('SADD', KEYS[1], unpack(ARGV, 2))
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
+if #a.members > 0 then
+  redis.call('SADD', KEYS[1], unpack(a.members))
+  redis.call('EXPIRE', KEYS[1], a.ttl)
 end
-return #ARGV - 1
+return #a.members
 """
 
 
@@ -170,6 +179,17 @@ def members_key(chatid: str) -> str:
     return f"qz:bridge:members:{chatid}"
 
 
+def _json(value: object) -> str:
+    """A script's one argument."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _slot_request(now: float, window_s: float, limit: int) -> str:
+    """TAKE_SLOT's argument: a unique member, so two sends in one millisecond both count."""
+    return _json({"now": int(now * 1000), "window": int(window_s * 1000), "limit": limit,
+                  "member": secrets.token_hex(8)})
+
+
 def new_post_id() -> str:
     """Opaque post ids for the status endpoint."""
     return "p_" + secrets.token_hex(8)
@@ -191,11 +211,8 @@ class BridgeStore:
     # ------------------------------------------------------------------ inbound
     async def accept(self, dedupe: str, fields: dict[str, str], ttl_s: int) -> str | None:
         """Remember the callback and queue it, atomically; None for a duplicate."""
-        flat: list[str] = []
-        for k, v in fields.items():
-            flat += [k, v]
         raw = await self._accept(keys=[seen_key(dedupe), INBOX, INBOX_METRICS],
-                                 args=[ttl_s, *flat])
+                                 args=[_json({"ttl": ttl_s, "fields": fields})])
         return None if raw is None else text_of(raw)
 
     async def turn_result(self, dedupe: str) -> dict[str, str]:
@@ -217,12 +234,11 @@ class BridgeStore:
     def _enqueue_call(self, group: str, fields: dict[str, str], idem: str, now: float,
                       post_id: str = "") -> tuple[list[str], list[object]]:
         post_id = post_id or new_post_id()
-        flat: list[str] = ["group", group]
-        for k, v in fields.items():
-            flat += [k, v]
         idem_key = f"{OUT}idem:{idem or post_id}"
         return ([idem_key, OUTBOX, post_key(post_id), OUTBOX_METRICS],
-                [post_id, IDEMPOTENCY_TTL_S, STATUS_TTL_S, group, f"{now:.3f}", *flat])
+                [_json({"id": post_id, "idem_ttl": IDEMPOTENCY_TTL_S, "status_ttl": STATUS_TTL_S,
+                        "group": group, "now": f"{now:.3f}",
+                        "fields": {"group": group, **fields}})])
 
     async def enqueue(self, group: str, fields: dict[str, str], idem: str, now: float,
                       post_id: str = "") -> tuple[str, bool]:
@@ -248,12 +264,10 @@ class BridgeStore:
 
     async def add_handoff(self, idem: str, fields: dict[str, str]) -> tuple[str, bool]:
         """Queue a member's request for a person once per idempotency key; (id, new)."""
-        flat: list[str] = []
-        for k, v in fields.items():
-            flat += [k, v]
         raw = await self._append_once(
             keys=[f"{HAND}idem:{idem}", HANDOFFS, HANDOFF_METRICS],
-            args=[IDEMPOTENCY_TTL_S, HANDOFFS_MAXLEN, "handoffs_accepted", *flat])
+            args=[_json({"ttl": IDEMPOTENCY_TTL_S, "maxlen": HANDOFFS_MAXLEN,
+                         "counter": "handoffs_accepted", "fields": fields})])
         return text_of(raw[0]), bool(int(raw[1]))
 
     async def alias_post(self, post_id: str, same_as: str) -> None:
@@ -271,7 +285,7 @@ class BridgeStore:
         """0 when the robot may post now, else seconds to wait (sliding window, all senders)."""
         wait_ms = await self._take_slot(
             keys=limit_keys(robot_id),
-            args=[int(now * 1000), int(window_s * 1000), limit, secrets.token_hex(8)],
+            args=[_slot_request(now, window_s, limit)],
         )
         return int(wait_ms) / 1000.0
 
@@ -281,7 +295,7 @@ class BridgeStore:
         """take_slot for many robots in one round trip (the sender's lanes ask together)."""
         replies = await self._many(self._take_slot, [
             (limit_keys(robot_id),
-             [int(now * 1000), int(window_s * 1000), limit, secrets.token_hex(8)])
+             [_slot_request(now, window_s, limit)])
             for robot_id in robot_ids])
         return [int(wait_ms) / 1000.0 for wait_ms in replies]
 
@@ -305,15 +319,15 @@ class BridgeStore:
         if not done:
             return
         keys = [OUTBOX, OUTBOX_METRICS, *(post_key(post_id) for _entry, post_id, _state in done)]
-        args: list[str] = [SENDERS, f"{now:.3f}"]
-        for entry_id, _post_id, state in done:
-            args += [entry_id, state]
-        await self._ack_posts(keys=keys, args=args)
+        await self._ack_posts(keys=keys, args=[_json({
+            "group": SENDERS, "now": f"{now:.3f}",
+            "done": [[entry_id, state] for entry_id, _post_id, state in done]})])
 
     async def block(self, robot_id: str, until: float, now: float) -> None:
         """45009: no post to this robot before `until`, across all senders."""
         ttl_ms = max(1, int((until - now) * 1000)) + 60_000
-        await self._block(keys=[limit_keys(robot_id)[1]], args=[int(until * 1000), ttl_ms])
+        await self._block(keys=[limit_keys(robot_id)[1]],
+                          args=[_json({"until": int(until * 1000), "ttl": ttl_ms})])
 
     # ------------------------------------------------------------------ small reads/writes
     async def ping(self) -> bool:
@@ -335,7 +349,8 @@ class BridgeStore:
     async def replace_member_snapshot(self, chatid: str, userids: list[str],
                                       ttl_s: int) -> None:
         """Remember a group's member ids as listed just now (one key: atomic as a script)."""
-        await self._snapshot(keys=[members_key(chatid)], args=[ttl_s, *userids])
+        await self._snapshot(keys=[members_key(chatid)],
+                             args=[_json({"ttl": ttl_s, "members": userids})])
 
     async def incr(self, counter: str, by: int = 1) -> None:
         """Bump a metrics counter."""

@@ -35,42 +35,47 @@ log = logging.getLogger(__name__)
 
 Handle = Callable[[list["Entry"]], Awaitable[None]]
 
-# KEYS[1] stream  ARGV[1] group  ARGV[2] '1' to delete too  ARGV[3..] entry ids
+# Each script takes one JSON argument (ARGV[1]).
+
+# KEYS[1] stream  ARGV[1] {group, delete (bool: XDEL too), ids [...]}
 ACK = """
-redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 3))
-if ARGV[2] == '1' then redis.call('XDEL', KEYS[1], unpack(ARGV, 3)) end
-return #ARGV - 2
+local a = cjson.decode(ARGV[1])
+redis.call('XACK', KEYS[1], a.group, unpack(a.ids))
+if a.delete then redis.call('XDEL', KEYS[1], unpack(a.ids)) end
+return #a.ids
 """
 
-# KEYS[1] stream  ARGV[1] group  ARGV[2] consumer  ARGV[3..] entry ids
+# KEYS[1] stream  ARGV[1] {group, consumer, ids [...]}
 # touches (XCLAIM, idle 0) each entry this consumer owns; returns the ids it does not own
 KEEP = """
+local a = cjson.decode(ARGV[1])
 local lost = {}
-for i = 3, #ARGV do
-  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
-  if p[1] and p[1][2] == ARGV[2] then
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+for _, id in ipairs(a.ids) do
+  local p = redis.call('XPENDING', KEYS[1], a.group, id, id, 1)
+  if p[1] and p[1][2] == a.consumer then
+    redis.call('XCLAIM', KEYS[1], a.group, a.consumer, 0, id, 'JUSTID')
   else
-    lost[#lost + 1] = ARGV[i]
+    lost[#lost + 1] = id
   end
 end
 return lost
 """
 
 # KEYS[1] stream  KEYS[2] dead-letter stream  [KEYS[3] a status hash  KEYS[4] a counter hash]
-# ARGV[1] group  ARGV[2] entry id  ARGV[3] dead-letter maxlen  ARGV[4] dead entry (JSON)
-# ARGV[5] status fields (JSON)  ARGV[6] counter field
+# ARGV[1] {group, id (entry), maxlen (dead letters), entry {field: text},
+#          status {field: text}, counter (field)}
 # all in one slot: the dead-letter stream (and any status) share the stream's hash tag
 DEAD_LETTER = """
+local a = cjson.decode(ARGV[1])
 local fields = {}
-for k, v in pairs(cjson.decode(ARGV[4])) do fields[#fields + 1] = k; fields[#fields + 1] = v end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(fields))
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
+for k, v in pairs(a.entry) do fields[#fields + 1] = k; fields[#fields + 1] = v end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', a.maxlen, '*', unpack(fields))
+redis.call('XACK', KEYS[1], a.group, a.id)
+redis.call('XDEL', KEYS[1], a.id)
 if KEYS[3] then
-  for k, v in pairs(cjson.decode(ARGV[5])) do redis.call('HSET', KEYS[3], k, v) end
+  for k, v in pairs(a.status) do redis.call('HSET', KEYS[3], k, v) end
 end
-if KEYS[4] then redis.call('HINCRBY', KEYS[4], ARGV[6], 1) end
+if KEYS[4] then redis.call('HINCRBY', KEYS[4], a.counter, 1) end
 return 1
 """
 
@@ -223,7 +228,8 @@ class StreamConsumer:
         lost: set[str] = set()
         for i in range(0, len(ids), 1000):
             lost.update(text_of(x) for x in await self._keep(
-                keys=[self.stream], args=[self.group, self.consumer, *ids[i:i + 1000]]))
+                keys=[self.stream], args=[json.dumps(
+                    {"group": self.group, "consumer": self.consumer, "ids": ids[i:i + 1000]})]))
         return lost
 
     async def still_mine(self, entry_id: str) -> bool:
@@ -236,7 +242,8 @@ class StreamConsumer:
         """Done with these entries: acknowledge (and delete, unless the stream is a log)."""
         if not ids:
             return
-        await self._ack(keys=[self.stream], args=[self.group, "1" if delete else "0", *ids])
+        await self._ack(keys=[self.stream],
+                        args=[json.dumps({"group": self.group, "delete": delete, "ids": ids})])
         self.release(*ids)
 
     def release(self, *ids: str) -> None:
@@ -256,11 +263,10 @@ class StreamConsumer:
             keys.append(status[0])
             if counter is not None:
                 keys.append(counter[0])
-        await self._dead_letter(keys=keys, args=[
-            self.group, entry.id, self.dead_maxlen,
-            json.dumps({**entry.fields, **reason}, ensure_ascii=False),
-            json.dumps(status[1] if status else {}, ensure_ascii=False),
-            counter[1] if counter else ""])
+        await self._dead_letter(keys=keys, args=[json.dumps({
+            "group": self.group, "id": entry.id, "maxlen": self.dead_maxlen,
+            "entry": {**entry.fields, **reason}, "status": status[1] if status else {},
+            "counter": counter[1] if counter else ""}, ensure_ascii=False)])
         self.release(entry.id)
 
     # ------------------------------------------------------------------ the loop
