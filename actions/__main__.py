@@ -34,7 +34,9 @@ def main() -> int:
     from actions.store import redis_url
     from qunzhu.redisconn import sync_client
 
-    migrate_when_ready(sync_client(redis_url(), decode_responses=True), config.brand().id)
+    migrate_when_ready(lambda: sync_client(redis_url(), decode_responses=True,
+                                           socket_timeout=30, socket_connect_timeout=5),
+                       config.brand().id)
     os.environ.setdefault("SANIC_HOST", "127.0.0.1")
     from rasa_sdk.endpoint import run
 

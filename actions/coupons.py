@@ -44,9 +44,13 @@ class ActionClaimCoupon(GameAction):
         tracker: Tracker,
         domain: dict[str, Any],
     ) -> list[EventType]:
-        """Pick the campaign by name (or the only open one) and claim it atomically."""
+        """Pick the campaign by name (or the only open one) and claim it atomically; a
+        message delivered again finishes the claim its first delivery began."""
         now = svc.clock.now()
-        campaign = find_named(svc.games.coupons, who.text)
+        under_way = await svc.store.claim_under_way(who.user, who.msgid)
+        campaign = next((c for c in svc.games.coupons if c.id == under_way), None)
+        if campaign is None:
+            campaign = find_named(svc.games.coupons, who.text)
         if campaign is None:
             open_now = _open_campaigns(svc.games.coupons, now)
             if not open_now:

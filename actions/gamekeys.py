@@ -54,9 +54,13 @@ class GameKeys:
         """
         return f"{self._member(user)}:idem:{op}:{msgid}"
 
-    def paid(self, user: str, msgid: str) -> str:
-        """A draw paid for but not yet settled (the saga's middle)."""
-        return f"{self._member(user)}:paid:{msgid}"
+    def paid(self, op: str, user: str, msgid: str) -> str:
+        """A draw or redemption paid for but not yet settled (the saga's middle)."""
+        return f"{self._member(user)}:paid:{op}:{msgid}"
+
+    def under_way(self, user: str, msgid: str) -> str:
+        """A claim begun: the campaign and code every later delivery of the message finishes."""
+        return f"{self._member(user)}:claiming:{msgid}"
 
     # ------------------------------------------------------------ per group
     def _group(self, group: str) -> str:
@@ -87,7 +91,7 @@ class GameKeys:
         return f"{self._campaign(campaign)}:claims"
 
     def claim(self, campaign: str, user: str, msgid: str) -> str:
-        """A claim's outcome at the campaign (the reservation a retry finds again)."""
+        """A coupon reserved for one message (the reservation a retry finds again)."""
         return f"{self._campaign(campaign)}:claim:{user}:{msgid}"
 
     # ------------------------------------------------------------ per code
@@ -102,7 +106,7 @@ class GameKeys:
         return f"qz:{{{self.brand}:rewards}}:issued"
 
     def reward_hold(self, user: str, msgid: str) -> str:
-        """A unit of reward stock held for one message: 'held' or 'released'."""
+        """A unit of reward stock taken for one paid message."""
         return f"qz:{{{self.brand}:rewards}}:hold:{user}:{msgid}"
 
     @property

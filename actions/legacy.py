@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from actions.gamekeys import GameKeys
 from actions.store import IDEMPOTENCY_TTL_S
-from qunzhu.redisconn import SyncRedis, text_of
+from qunzhu.redisconn import REDIS_DOWN, SyncRedis, text_of
 
 log = logging.getLogger(__name__)
 
 LAYOUT = "slots-v2"
 PAGE = 500
+LOCK_TTL_S = 600
 
 
 def marker(brand: str) -> str:
@@ -66,9 +67,9 @@ def _new_name(keys: GameKeys, rest: str) -> str | None:
 def _move(r: SyncRedis, old: str, new: str) -> bool:
     """Copy a key with its expiry under a new name (any slot), then drop the old one."""
     payload = r.dump(old)
-    if payload is None:
-        return False
     ttl = int(r.pttl(old))
+    if payload is None or ttl == -2:  # gone, or expired between the two reads
+        return False
     try:
         r.restore(new, max(ttl, 0), payload)
         moved = True
@@ -132,10 +133,28 @@ def _move_ledger(r: SyncRedis, keys: GameKeys, old: str) -> int:
     return moved
 
 
-def migrate(r: SyncRedis, brand: str) -> dict[str, int]:
-    """Move a brand's game keys from the one-slot layout; counts of what moved."""
-    if r.get(marker(brand)) is not None:
-        return {}
+def lock(brand: str) -> str:
+    """Held by the one process moving a brand's keys (others wait for the marker)."""
+    return f"qz:{{{brand}:meta}}:moving"
+
+
+def migrate(r: SyncRedis, brand: str, *, wait_s: float = 1.0) -> dict[str, int]:
+    """Move a brand's game keys from the one-slot layout; counts of what moved.
+
+    Several action servers may start together: one moves, the others wait until it is done
+    (or until its lock expires, should it die, and then one of them takes over).
+    """
+    while r.get(marker(brand)) is None:
+        if r.set(lock(brand), "1", nx=True, ex=LOCK_TTL_S):
+            try:
+                return _migrate(r, brand)
+            finally:
+                r.delete(lock(brand))
+        time.sleep(wait_s)
+    return {}
+
+
+def _migrate(r: SyncRedis, brand: str) -> dict[str, int]:
     keys = GameKeys(brand)
     prefix = f"qz:{{{brand}}}:"
     counts = {"keys": 0, "codes": 0, "ledger entries": 0}
@@ -158,14 +177,22 @@ def migrate(r: SyncRedis, brand: str) -> dict[str, int]:
     return counts
 
 
-def migrate_when_ready(r: SyncRedis, brand: str, *, wait_s: float = 1.0) -> dict[str, int]:
-    """Migrate, waiting for Redis if it is not up yet: serving on a half-moved layout
-    would let a new check-in start a fresh member next to the old one."""
+def migrate_when_ready(connect: Callable[[], SyncRedis], brand: str, *,
+                       wait_s: float = 1.0) -> dict[str, int]:
+    """Migrate, waiting for Redis (or a cluster) that is not up yet: serving on a half-moved
+    layout would let a new check-in start a fresh member next to the old one. An error that
+    is not an outage (a refused copy) stops the start, loudly."""
     said = 0.0
     while True:
         try:
-            return migrate(r, brand)
-        except RedisError as exc:
+            r = connect()
+            try:
+                return migrate(r, brand)
+            finally:
+                r.close()
+        except ResponseError:
+            raise
+        except REDIS_DOWN as exc:
             if time.monotonic() - said > 60:
                 log.warning("waiting for Redis to move the game keys: %s", exc)
                 said = time.monotonic()

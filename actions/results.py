@@ -64,6 +64,28 @@ class DrawResult:
 
 
 @dataclass(frozen=True)
+class UnderWay:
+    """The middle of a saga: what the first delivery of a message began (its campaign, its
+    code, what is left after paying), so every later delivery finishes that, not anew."""
+
+    status: Literal["under_way", "paid"]
+    code: str = ""
+    campaign: str = ""
+    used: int = 0
+    points: int = 0
+
+
+@dataclass(frozen=True)
+class Pick:
+    """The prize a paid draw got (kept per message on the prizes' slot)."""
+
+    prize: str
+    kind: str
+    points: int = 0
+    fell_back: bool = False
+
+
+@dataclass(frozen=True)
 class Coupon:
     """One coupon in a member's wallet, as issued."""
 

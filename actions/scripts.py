@@ -67,11 +67,27 @@ redis.call('SET', KEYS[3], '1', 'EX', a.ttl)
 return 1
 """
 
+BEGIN_CLAIM = """
+-- member slot. KEYS[1] result   KEYS[2] claim under way
+-- ARGV[1] {campaign, code, ttl}
+-- -> the final result of an earlier delivery, or {status = 'under_way', campaign, code}:
+--    the first delivery's campaign and code, which every later delivery finishes
+local prior = redis.call('GET', KEYS[1])
+if prior then return prior end
+prior = redis.call('GET', KEYS[2])
+if prior then return prior end
+local a = cjson.decode(ARGV[1])
+local encoded = cjson.encode({status = 'under_way', campaign = a.campaign, code = a.code})
+redis.call('SET', KEYS[2], encoded, 'EX', a.ttl)
+return encoded
+"""
+
 RESERVE_CLAIM = """
--- campaign slot. KEYS[1] this claim's outcome   KEYS[2] issued counter   KEYS[3] claims hash
+-- campaign slot. KEYS[1] this claim's reservation   KEYS[2] issued counter   KEYS[3] claims
 -- ARGV[1] {now, starts, ends, stock, limit, user, code, ttl}
 -- -> {status = 'issued'|'not_started'|'ended'|'limit_reached'|'sold_out', code, mine,
---     remaining}; a retried message gets its first outcome (and its first code)
+--     remaining}; an issue is kept (a retried message gets the same one), a refusal is not
+--     (the member's slot records it)
 local prior = redis.call('GET', KEYS[1])
 if prior then return prior end
 local a = cjson.decode(ARGV[1])
@@ -91,29 +107,60 @@ else
   redis.call('HINCRBY', KEYS[3], a.user, 1)
   result = {status = 'issued', code = a.code, mine = mine + 1,
             remaining = a.stock - issued - 1}
+  local encoded = cjson.encode(result)
+  redis.call('SET', KEYS[1], encoded, 'EX', a.ttl)
+  return encoded
 end
-local encoded = cjson.encode(result)
-redis.call('SET', KEYS[1], encoded, 'EX', a.ttl)
-return encoded
+return cjson.encode(result)
 """
 
-GIVE_COUPON = """
--- member slot. KEYS[1] result   KEYS[2] wallet   KEYS[3] ledger
--- ARGV[1] {result (JSON text), code, coupon (JSON text), user, reason, item, msgid, now,
---          ttl, maxlen}   -> the result (the first one, for a retried message)
+FINISH_CLAIM = """
+-- member slot. KEYS[1] result   KEYS[2] claim under way   KEYS[3] wallet   KEYS[4] ledger
+-- ARGV[1] {result (JSON text), issued (bool), code, coupon (JSON text), user, item, msgid,
+--          now, ttl, maxlen}   -> the result (the first one, for a retried message)
 local prior = redis.call('GET', KEYS[1])
 if prior then return prior end
 local a = cjson.decode(ARGV[1])
-redis.call('HSET', KEYS[2], a.code, a.coupon)
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', a.maxlen, '*', 'user', a.user, 'delta', 0,
-           'reason', a.reason, 'item', a.item, 'code', a.code, 'msgid', a.msgid, 'at', a.now)
+if a.issued then
+  redis.call('HSET', KEYS[3], a.code, a.coupon)
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', a.maxlen, '*', 'user', a.user, 'delta', 0,
+             'reason', 'coupon', 'item', a.item, 'code', a.code, 'msgid', a.msgid,
+             'at', a.now)
+end
 redis.call('SET', KEYS[1], a.result, 'EX', a.ttl)
+redis.call('DEL', KEYS[2])
 return a.result
 """
 
+PAY_REDEEM = """
+-- member slot. KEYS[1] result   KEYS[2] paid mark   KEYS[3] member hash   KEYS[4] ledger
+-- ARGV[1] {cost, reward, user, code, msgid, now, ttl, maxlen}
+-- -> {status = 'paid', code, points} to go on with (the first delivery's code), or a final
+--    result: an earlier delivery's, or {status = 'insufficient', points, short}
+local prior = redis.call('GET', KEYS[1])
+if prior then return prior end
+prior = redis.call('GET', KEYS[2])
+if prior then return prior end
+local a = cjson.decode(ARGV[1])
+local points = tonumber(redis.call('HGET', KEYS[3], 'points') or '0')
+local encoded
+if points < a.cost then
+  encoded = cjson.encode({status = 'insufficient', points = points, short = a.cost - points})
+  redis.call('SET', KEYS[1], encoded, 'EX', a.ttl)
+  return encoded
+end
+points = redis.call('HINCRBY', KEYS[3], 'points', -a.cost)
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', a.maxlen, '*', 'user', a.user, 'delta', -a.cost,
+           'reason', 'redeem', 'item', a.reward, 'code', a.code, 'msgid', a.msgid, 'at', a.now)
+encoded = cjson.encode({status = 'paid', code = a.code, points = points})
+redis.call('SET', KEYS[2], encoded, 'EX', a.ttl)
+return encoded
+"""
+
 HOLD_REWARD = """
--- rewards slot. KEYS[1] this message's hold   KEYS[2] issued hash
--- ARGV[1] {reward, stock, ttl}   -> 'held' | 'released' | 'sold_out' (nothing written)
+-- rewards slot. KEYS[1] this message's unit   KEYS[2] issued hash
+-- ARGV[1] {reward, stock, ttl}   -> 'held' | 'sold_out' (nothing written); only a member
+-- who has already paid asks, so a unit is never held for someone who cannot pay
 local prior = redis.call('GET', KEYS[1])
 if prior then return prior end
 local a = cjson.decode(ARGV[1])
@@ -125,39 +172,29 @@ redis.call('SET', KEYS[1], 'held', 'EX', a.ttl)
 return 'held'
 """
 
-RELEASE_REWARD = """
--- rewards slot. KEYS[1] this message's hold   KEYS[2] issued hash
--- ARGV[1] {reward}   -> 1 if a held unit went back to stock now, else 0
-if redis.call('GET', KEYS[1]) ~= 'held' then return 0 end
-local a = cjson.decode(ARGV[1])
-redis.call('HINCRBY', KEYS[2], a.reward, -1)
-redis.call('SET', KEYS[1], 'released', 'KEEPTTL')
-return 1
-"""
-
-REDEEM = """
--- member slot. KEYS[1] result   KEYS[2] member hash   KEYS[3] wallet   KEYS[4] ledger
--- ARGV[1] {cost, in_stock, reward, user, code, coupon (JSON text), msgid, now, ttl, maxlen}
--- -> {status = 'redeemed'|'insufficient'|'sold_out', points, code, cost, short}
+SETTLE_REDEEM = """
+-- member slot. KEYS[1] result   KEYS[2] paid mark   KEYS[3] member hash   KEYS[4] wallet
+-- KEYS[5] ledger
+-- ARGV[1] {in_stock, cost, reward, user, code, coupon (JSON text), msgid, now, ttl, maxlen}
+-- -> {status = 'redeemed', points, code, cost}, or {status = 'sold_out', points} with the
+--    points given back
 local prior = redis.call('GET', KEYS[1])
 if prior then return prior end
 local a = cjson.decode(ARGV[1])
-local points = tonumber(redis.call('HGET', KEYS[2], 'points') or '0')
 local result
-if not a.in_stock then
-  result = {status = 'sold_out', points = points}
-elseif points < a.cost then
-  result = {status = 'insufficient', points = points, short = a.cost - points}
-else
-  points = redis.call('HINCRBY', KEYS[2], 'points', -a.cost)
-  redis.call('HSET', KEYS[3], a.code, a.coupon)
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', a.maxlen, '*', 'user', a.user,
-             'delta', -a.cost, 'reason', 'redeem', 'item', a.reward, 'code', a.code,
-             'msgid', a.msgid, 'at', a.now)
+if a.in_stock then
+  redis.call('HSET', KEYS[4], a.code, a.coupon)
+  local points = tonumber(redis.call('HGET', KEYS[3], 'points') or '0')
   result = {status = 'redeemed', points = points, code = a.code, cost = a.cost}
+else
+  local points = redis.call('HINCRBY', KEYS[3], 'points', a.cost)
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', a.maxlen, '*', 'user', a.user, 'delta', a.cost,
+             'reason', 'refund', 'item', a.reward, 'msgid', a.msgid, 'at', a.now)
+  result = {status = 'sold_out', points = points}
 end
 local encoded = cjson.encode(result)
 redis.call('SET', KEYS[1], encoded, 'EX', a.ttl)
+redis.call('DEL', KEYS[2])
 return encoded
 """
 

@@ -9,9 +9,13 @@ crash between two steps is finished by the message's next delivery (WeCom retrie
 bridge replays a failed turn) and never pays twice:
 
 - check-in: member (streak, points) → group leaderboard, counted once per message;
-- claim: code → campaign stock (the claim's outcome and code are kept there) → wallet;
-- redeem: code → reward stock held → member pays, or the hold is released;
+- claim: code → member marks the claim under way (campaign, code) → campaign stock →
+  wallet and result;
+- redeem: code → member pays → reward stock taken → coupon, or the points back;
 - draw: code → member pays (draws today, cost) → prize picked → member credited.
+
+The member's slot always holds the first step and the result, so a later delivery finishes
+what the first one began (same campaign, same code), and replays its answer.
 
 A coupon code is registered before the step that could issue it, so a taken code is refused
 before anything is written; a registered code that ends up unused is removed again.
@@ -20,11 +24,12 @@ before anything is written; a registered code that ends up unused is removed aga
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from actions import scripts
 from actions.gamekeys import GameKeys
@@ -34,11 +39,16 @@ from actions.results import (
     ClaimResult,
     Coupon,
     DrawResult,
+    Pick,
     RedeemResult,
+    UnderWay,
     parse,
 )
 from qunzhu.config import CheckinRules, CouponCampaign, LuckyDraw, Reward
 from qunzhu.redisconn import AsyncRedis, async_client, text_of
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 IDEMPOTENCY_TTL_S = 7 * 24 * 3600
 DRAW_COUNTER_TTL_S = 2 * 24 * 3600
@@ -92,11 +102,12 @@ class GameStore:
         self.keys = GameKeys(brand)
         self._checkin = client.register_script(scripts.CHECKIN)
         self._count_checkin = client.register_script(scripts.COUNT_CHECKIN)
+        self._begin_claim = client.register_script(scripts.BEGIN_CLAIM)
         self._reserve_claim = client.register_script(scripts.RESERVE_CLAIM)
-        self._give_coupon = client.register_script(scripts.GIVE_COUPON)
+        self._finish_claim = client.register_script(scripts.FINISH_CLAIM)
+        self._pay_redeem = client.register_script(scripts.PAY_REDEEM)
         self._hold_reward = client.register_script(scripts.HOLD_REWARD)
-        self._release_reward = client.register_script(scripts.RELEASE_REWARD)
-        self._redeem = client.register_script(scripts.REDEEM)
+        self._settle_redeem = client.register_script(scripts.SETTLE_REDEEM)
         self._pay_draw = client.register_script(scripts.PAY_DRAW)
         self._pick_prize = client.register_script(scripts.PICK_PRIZE)
         self._settle_draw = client.register_script(scripts.SETTLE_DRAW)
@@ -170,41 +181,59 @@ class GameStore:
         return Standing(user=user, score=math.floor(score or 0), rank=int(rank) + 1)
 
     # ------------------------------------------------------------ coupons
+    async def claim_under_way(self, user: str, msgid: str) -> str | None:
+        """The campaign an earlier delivery of this message began claiming, if it did not
+        finish: the retry finishes that claim, whatever the message would resolve to now."""
+        raw = await self._r.get(self.keys.under_way(user, msgid))
+        return None if raw is None else parse(UnderWay, raw).campaign
+
     async def claim_coupon(self, turn: Turn, campaign: CouponCampaign,
                            coupon: Coupon) -> ClaimResult:
         """Issue one coupon of a campaign (its code is `coupon.code`), or say why not."""
         k = self.keys
-        result_key = k.result("claim", turn.user, turn.msgid)
+        result_key, under_way_key = (k.result("claim", turn.user, turn.msgid),
+                                     k.under_way(turn.user, turn.msgid))
         final = await self._r.get(result_key)
         if final is not None:
             return parse(ClaimResult, final)
         if not await self._register_code(coupon.code, turn.user):
             return ClaimResult(status=CODE_TAKEN)
+        raw = text_of(await self._begin_claim(
+            keys=[result_key, under_way_key],
+            args=[_json({"campaign": campaign.id, "code": coupon.code,
+                         "ttl": IDEMPOTENCY_TTL_S})]))
+        if json.loads(raw)["status"] != "under_way":
+            return await self._finished(parse(ClaimResult, raw), coupon.code)
+        begun = parse(UnderWay, raw)
+        if begun.campaign != campaign.id:
+            log.warning("claim %s of %s was begun for campaign %s, which is gone; finishing "
+                        "it as %s", turn.msgid, turn.user, begun.campaign, campaign.id)
         raw = text_of(await self._reserve_claim(
             keys=[k.claim(campaign.id, turn.user, turn.msgid), k.issued(campaign.id),
                   k.claims(campaign.id)],
             args=[_json({
                 "now": turn.now, "starts": int(campaign.starts.timestamp()),
                 "ends": int(campaign.ends.timestamp()), "stock": campaign.stock,
-                "limit": campaign.per_member_limit, "user": turn.user, "code": coupon.code,
+                "limit": campaign.per_member_limit, "user": turn.user, "code": begun.code,
                 "ttl": IDEMPOTENCY_TTL_S,
             })],
         ))
         outcome = parse(ClaimResult, raw)
-        if outcome.status == "issued":
-            raw = await self._give_coupon(
-                keys=[result_key, k.wallet(turn.user), k.ledger(turn.user)],
-                args=[_json({
-                    "result": raw, "code": outcome.code,
-                    "coupon": _coupon_text(replace(coupon, code=outcome.code)),
-                    "user": turn.user, "reason": "coupon", "item": campaign.id,
-                    "msgid": turn.msgid, "now": turn.now, "ttl": IDEMPOTENCY_TTL_S,
-                    "maxlen": MEMBER_LEDGER_MAXLEN,
-                })],
-            )
-            outcome = parse(ClaimResult, raw)
-        await self._unregister_unused(coupon.code, outcome.code)
-        return outcome
+        raw = await self._finish_claim(
+            keys=[result_key, under_way_key, k.wallet(turn.user), k.ledger(turn.user)],
+            args=[_json({
+                "result": raw, "issued": outcome.status == "issued", "code": outcome.code,
+                "coupon": _coupon_text(replace(coupon, code=outcome.code)),
+                "user": turn.user, "item": campaign.id, "msgid": turn.msgid, "now": turn.now,
+                "ttl": IDEMPOTENCY_TTL_S, "maxlen": MEMBER_LEDGER_MAXLEN,
+            })],
+        )
+        return await self._finished(parse(ClaimResult, raw), coupon.code)
+
+    async def _finished(self, result: R, registered: str) -> R:
+        """The result, once a code this call registered but did not issue is removed."""
+        await self._unregister_unused(registered, getattr(result, "code", ""))
+        return result
 
     async def issued_count(self, campaign: str) -> int:
         """How many coupons of a campaign have been issued."""
@@ -217,35 +246,41 @@ class GameStore:
 
     # ------------------------------------------------------------ points shop
     async def redeem(self, turn: Turn, reward: Reward, coupon: Coupon) -> RedeemResult:
-        """Spend points on a reward: points deducted and coupon issued together, or neither."""
+        """Spend points on a reward: pay, take a unit of stock, get the coupon — or, if the
+        stock ran out meanwhile, the points back. Only a member who paid ever takes stock."""
         k = self.keys
-        result_key = k.result("redeem", turn.user, turn.msgid)
-        hold = [k.reward_hold(turn.user, turn.msgid), k.rewards_issued]
-        registered = ""
+        result_key, paid_key = (k.result("redeem", turn.user, turn.msgid),
+                                k.paid("redeem", turn.user, turn.msgid))
         final = await self._r.get(result_key)
-        if final is None:
-            if not await self._register_code(coupon.code, turn.user):
-                return RedeemResult(status=CODE_TAKEN)
-            registered = coupon.code
-            in_stock = reward.stock is None or text_of(await self._hold_reward(
-                keys=hold, args=[_json({"reward": reward.id, "stock": reward.stock,
-                                        "ttl": IDEMPOTENCY_TTL_S})])) == "held"
-            final = await self._redeem(
-                keys=[result_key, k.member(turn.user), k.wallet(turn.user),
-                      k.ledger(turn.user)],
-                args=[_json({
-                    "cost": reward.cost_points, "in_stock": in_stock, "reward": reward.id,
-                    "user": turn.user, "code": coupon.code, "coupon": _coupon_text(coupon),
-                    "msgid": turn.msgid, "now": turn.now, "ttl": IDEMPOTENCY_TTL_S,
-                    "maxlen": MEMBER_LEDGER_MAXLEN,
-                })],
-            )
-        result = parse(RedeemResult, final)
-        if result.status != "redeemed" and reward.stock is not None:
-            # not paid: a unit this message held goes back (a no-op if none is held)
-            await self._release_reward(keys=hold, args=[_json({"reward": reward.id})])
-        await self._unregister_unused(registered, result.code)
-        return result
+        if final is not None:
+            return parse(RedeemResult, final)
+        if not await self._register_code(coupon.code, turn.user):
+            return RedeemResult(status=CODE_TAKEN)
+        raw = text_of(await self._pay_redeem(
+            keys=[result_key, paid_key, k.member(turn.user), k.ledger(turn.user)],
+            args=[_json({
+                "cost": reward.cost_points, "reward": reward.id, "user": turn.user,
+                "code": coupon.code, "msgid": turn.msgid, "now": turn.now,
+                "ttl": IDEMPOTENCY_TTL_S, "maxlen": MEMBER_LEDGER_MAXLEN,
+            })]))
+        if json.loads(raw)["status"] != "paid":
+            return await self._finished(parse(RedeemResult, raw), coupon.code)
+        paid = parse(UnderWay, raw)
+        in_stock = reward.stock is None or text_of(await self._hold_reward(
+            keys=[k.reward_hold(turn.user, turn.msgid), k.rewards_issued],
+            args=[_json({"reward": reward.id, "stock": reward.stock,
+                         "ttl": IDEMPOTENCY_TTL_S})])) == "held"
+        raw = text_of(await self._settle_redeem(
+            keys=[result_key, paid_key, k.member(turn.user), k.wallet(turn.user),
+                  k.ledger(turn.user)],
+            args=[_json({
+                "in_stock": in_stock, "cost": reward.cost_points, "reward": reward.id,
+                "user": turn.user, "code": paid.code,
+                "coupon": _coupon_text(replace(coupon, code=paid.code)),
+                "msgid": turn.msgid, "now": turn.now, "ttl": IDEMPOTENCY_TTL_S,
+                "maxlen": MEMBER_LEDGER_MAXLEN,
+            })]))
+        return await self._finished(parse(RedeemResult, raw), coupon.code)
 
     async def reward_issued(self, reward: str) -> int:
         """How many of a reward have been redeemed (or are held for a redemption under way)."""
@@ -260,8 +295,8 @@ class GameStore:
         the coupon a win puts in the wallet (its code is set to the one the draw pinned).
         """
         k = self.keys
-        result_key, paid_key = k.result("draw", turn.user, turn.msgid), k.paid(turn.user,
-                                                                                turn.msgid)
+        result_key, paid_key = (k.result("draw", turn.user, turn.msgid),
+                                k.paid("draw", turn.user, turn.msgid))
         registered = ""
         if coupons:
             if not await self._register_code(code, turn.user):
@@ -277,12 +312,10 @@ class GameStore:
                 "maxlen": MEMBER_LEDGER_MAXLEN,
             })],
         ))
-        paid = json.loads(raw)
-        if paid["status"] != "paid":
-            result = parse(DrawResult, raw)
-            await self._unregister_unused(registered, result.code)
-            return result
-        pick = json.loads(text_of(await self._pick_prize(
+        if json.loads(raw)["status"] != "paid":
+            return await self._finished(parse(DrawResult, raw), registered)
+        paid = parse(UnderWay, raw)
+        pick = parse(Pick, await self._pick_prize(
             keys=[k.pick(turn.user, turn.msgid), k.prizes_issued, k.drawlog],
             args=[_json({
                 "r": r, "consolation": rules.consolation.id, "user": turn.user,
@@ -292,23 +325,20 @@ class GameStore:
                             "stock": -1 if p.stock is None else p.stock, "kind": p.kind,
                             "points": p.points} for p in rules.prizes],
             })],
-        )))
-        pinned = str(paid["code"])
-        won = coupons.get(pick["prize"]) if pick["kind"] == "coupon" else None
+        ))
+        won = coupons.get(pick.prize) if pick.kind == "coupon" else None
         raw = text_of(await self._settle_draw(
             keys=[result_key, paid_key, k.member(turn.user), k.wallet(turn.user),
                   k.ledger(turn.user)],
             args=[_json({
-                **pick, "draws_left": rules.daily_limit - int(paid["used"]) - 1,
-                "user": turn.user, "code": pinned,
-                "coupon": "" if won is None else _coupon_text(replace(won, code=pinned)),
+                **asdict(pick), "draws_left": rules.daily_limit - paid.used - 1,
+                "user": turn.user, "code": paid.code,
+                "coupon": "" if won is None else _coupon_text(replace(won, code=paid.code)),
                 "msgid": turn.msgid, "now": turn.now, "ttl": IDEMPOTENCY_TTL_S,
                 "maxlen": MEMBER_LEDGER_MAXLEN,
             })],
         ))
-        result = parse(DrawResult, raw)
-        await self._unregister_unused(registered, result.code)
-        return result
+        return await self._finished(parse(DrawResult, raw), registered)
 
     async def prize_issued(self, prize: str) -> int:
         """How many of a prize have been won."""

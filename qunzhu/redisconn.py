@@ -9,7 +9,9 @@ be atomic are Lua scripts, and `pipeline()` here is a plain batch on a cluster.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, TypeAlias
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any, TypeAlias, TypeVar
 
 import redis
 import redis.asyncio as aioredis
@@ -99,6 +101,8 @@ def _mend_cluster_nodes() -> None:
 
 
 _BY_SUBCOMMAND = ("XGROUP", "XINFO")  # <command> <subcommand> <stream> …
+_HOLDING: ContextVar[bool] = ContextVar("qunzhu_holds_a_redis_slot", default=False)
+T = TypeVar("T")
 
 
 class QueueingRedisCluster(RedisCluster):
@@ -114,12 +118,25 @@ class QueueingRedisCluster(RedisCluster):
         """At most `limit` commands at once (each node's pool holds as many connections)."""
         self._in_flight = asyncio.Semaphore(limit)
 
+    async def gated(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run a call once a slot is free; a call made while this task already holds one
+        (redis-py re-sends a batch's redirected commands one by one) goes straight on, or
+        a burst of batches could each wait for a second slot for ever."""
+        if self._in_flight is None or _HOLDING.get():
+            return await call()
+        async with self._in_flight:
+            token = _HOLDING.set(True)
+            try:
+                return await call()
+            finally:
+                _HOLDING.reset(token)
+
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         """Run a command once a slot is free."""
-        if self._in_flight is None:
-            return await super().execute_command(*args, **kwargs)
-        async with self._in_flight:
-            return await super().execute_command(*args, **kwargs)
+        async def send() -> Any:
+            return await super(QueueingRedisCluster, self).execute_command(*args, **kwargs)
+
+        return await self.gated(send)
 
     async def _determine_slot(self, command: str, *args: Any) -> int:
         """Route XGROUP and XINFO by their stream on Redis 7 too.
@@ -150,11 +167,13 @@ class QueueingClusterPipeline(ClusterPipeline):
     async def execute(self, raise_on_error: bool = True,
                       allow_redirections: bool = True) -> list[Any]:
         """Send the batch once a slot is free."""
-        gate = getattr(self._client, "_in_flight", None)
-        if gate is None:
-            return list(await super().execute(raise_on_error, allow_redirections))
-        async with gate:
-            return list(await super().execute(raise_on_error, allow_redirections))
+        async def run() -> list[Any]:
+            return list(await super(QueueingClusterPipeline, self).execute(
+                raise_on_error, allow_redirections))
+
+        if isinstance(self._client, QueueingRedisCluster):
+            return await self._client.gated(run)
+        return await run()
 
 
 def sync_client(url: str, *, cluster: bool | None = None, **kwargs: Any) -> SyncRedis:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from actions import runtime
 from actions.checkin import ActionCheckIn
@@ -491,3 +492,28 @@ async def test_a_rules_reload_leaves_member_state_as_it_was(
     clock.advance(days=1)
     msgs, _ = await run(ActionCheckIn(), tracker("打卡"))
     assert msgs[0]["earned"] == 9 and msgs[0]["points"] == before.points + 9
+
+
+async def test_a_claim_cut_short_is_finished_for_the_campaign_it_began(
+    services: runtime.Services,
+) -> None:
+    # The first delivery dies between reserving 满30减5 and the wallet; the retry of the same
+    # message resolves (say, after a config reload) to another campaign: it must finish the
+    # first one, or that reservation would use up stock and the member's limit for nothing.
+    real = services.store._finish_claim
+    crashed = False
+
+    async def dies_once(*args: Any, **kwargs: Any) -> Any:
+        nonlocal crashed
+        if not crashed:
+            crashed = True
+            raise RedisConnectionError("killed")
+        return await real(*args, **kwargs)
+
+    services.store._finish_claim = dies_once
+    msgs, _ = await run(ActionClaimCoupon(), tracker("领满30减5", msgid="cut"))
+    assert responses(msgs) == ["utter_busy"]
+    msgs, _ = await run(ActionClaimCoupon(), tracker("领半价券", msgid="cut"))
+    first = services.games.coupons[0]
+    assert responses(msgs) == ["utter_coupon_issued"] and msgs[0]["name"] == first.name
+    assert [c.source for c in await services.store.wallet("alice")] == [f"campaign:{first.id}"]

@@ -67,7 +67,7 @@ async def test_a_check_in_cut_before_the_leaderboard_is_counted_once(
     assert (await store.member_stats("u1")).points == 5
 
 
-@pytest.mark.parametrize("step", ["_reserve_claim", "_give_coupon"])
+@pytest.mark.parametrize("step", ["_begin_claim", "_reserve_claim", "_finish_claim"])
 @pytest.mark.parametrize("after", [False, True])
 async def test_a_claim_cut_between_stock_and_wallet_issues_one_coupon(
     store: GameStore, step: str, after: bool
@@ -82,10 +82,24 @@ async def test_a_claim_cut_between_stock_and_wallet_issues_one_coupon(
     assert await _claim(store, "u", "m1", stock=5, limit=3) == result  # and replays
 
 
+async def test_a_claim_cut_after_its_reservation_is_finished_for_that_campaign(
+    store: GameStore,
+) -> None:
+    crash_once(store, "_finish_claim")
+    with pytest.raises(RedisConnectionError):
+        await _claim(store, "u", "m1", stock=5)
+    assert await store.claim_under_way("u", "m1") == "c1"
+    refused = await _claim(store, "u", "m2", stock=5)  # a new message: the limit is spent
+    assert refused.status == "limit_reached"
+    assert (await _claim(store, "u", "m1", stock=5)).status == "issued"
+    assert await store.claim_under_way("u", "m1") is None
+    assert await store.issued_count("c1") == 1 and len(await store.wallet("u")) == 1
+
+
 async def test_a_retried_claim_leaves_no_code_registered_that_nobody_holds(
     store: GameStore,
 ) -> None:
-    crash_once(store, "_give_coupon")
+    crash_once(store, "_finish_claim")
     first_code, retry_code = new_code(), new_code()
     c1 = campaign(stock=5, limit=1)
     turn = Turn(user="u", msgid="m1", now=NOW)
@@ -96,9 +110,9 @@ async def test_a_retried_claim_leaves_no_code_registered_that_nobody_holds(
     assert await store.code_owner(retry_code) is None
 
 
-@pytest.mark.parametrize("step,after", [("_hold_reward", True), ("_redeem", False),
-                                        ("_redeem", True)])
-async def test_a_redeem_cut_after_the_hold_charges_once(
+@pytest.mark.parametrize("step", ["_pay_redeem", "_hold_reward", "_settle_redeem"])
+@pytest.mark.parametrize("after", [False, True])
+async def test_a_redeem_cut_between_paying_and_the_coupon_charges_once(
     store: GameStore, step: str, after: bool
 ) -> None:
     await _give_points(store, "u", 150)
@@ -106,20 +120,31 @@ async def test_a_redeem_cut_after_the_hold_charges_once(
     result = await _retried(lambda: _redeem(store, "u", "m1", stock=3))
     assert result.status == "redeemed" and result.points == 50
     assert (await store.member_stats("u")).points == 50
-    assert len(await store.wallet("u")) == 1
+    [held] = await store.wallet("u")
+    assert held.code == result.code and await store.code_owner(result.code) == "u"
     assert await store.reward_issued("r1") == 1
 
 
-async def test_a_refused_redeem_cut_before_its_release_gives_the_stock_back(
-    store: GameStore,
-) -> None:
-    await _give_points(store, "u", 50)
-    crash_once(store, "_release_reward")
-    refused = await _retried(lambda: _redeem(store, "u", "m1", stock=1))
-    assert refused.status == "insufficient"
-    assert await store.reward_issued("r1") == 0
+async def test_a_member_who_cannot_pay_never_takes_the_last_unit(store: GameStore) -> None:
+    await _give_points(store, "poor", 10)
     await _give_points(store, "rich", 500)
-    assert (await _redeem(store, "rich", "m2", stock=1)).status == "redeemed"
+    poor, rich = await asyncio.gather(_redeem(store, "poor", "m1", stock=1),
+                                      _redeem(store, "rich", "m2", stock=1))
+    assert (poor.status, rich.status) == ("insufficient", "redeemed")
+    assert await store.reward_issued("r1") == 1
+
+
+async def test_stock_gone_after_paying_gives_the_points_back(store: GameStore) -> None:
+    await _give_points(store, "a", 100)
+    await _give_points(store, "b", 100)
+    first = await _redeem(store, "a", "m1", stock=1)
+    crash_once(store, "_settle_redeem")
+    late = await _retried(lambda: _redeem(store, "b", "m2", stock=1))
+    assert (first.status, late.status, late.points) == ("redeemed", "sold_out", 100)
+    assert (await store.member_stats("b")).points == 100
+    assert [e["reason"] for e in await store.ledger("b")] == ["redeem", "refund"]
+    assert await store.wallet("b") == [] and await store.reward_issued("r1") == 1
+    assert await _redeem(store, "b", "m2", stock=5) == late  # the answer stays
 
 
 async def _draw(store: GameStore, msgid: str, r: int, *, cost: int = 10) -> Any:
@@ -170,7 +195,8 @@ def test_each_kind_of_state_has_its_own_slot() -> None:
     assert len(set(slots.values())) == len(slots), slots
     # and each script's keys share one slot
     assert {key_slot(x) for x in (k.member("u1"), k.wallet("u1"), k.ledger("u1"),
-                                  k.draws("u1", "2026-11-01"), k.paid("u1", "m"),
+                                  k.draws("u1", "2026-11-01"), k.paid("draw", "u1", "m"),
+                                  k.under_way("u1", "m"),
                                   k.result("claim", "u1", "m"))} == {slots["member"]}
     assert {key_slot(x) for x in (k.leaderboard("g1"), k.leaderboard_seq("g1"),
                                   k.counted("g1", "u1", "m"))} == {slots["group"]}
@@ -201,6 +227,7 @@ async def test_four_concurrent_deliveries_of_each_message_have_one_effect(
     for code in codes:
         assert await store.code_owner(code) == "u"
     registered = [k async for k in store._r.scan_iter(match=store.keys.code("*"))]
+    assert await store.claim_under_way("u", "c") is None
     assert len(registered) == 3, "codes registered by the other deliveries are removed"
     assert [e["reason"] for e in await store.ledger("u")] == [
         "coupon", "redeem", "draw_cost", "draw_prize"]
