@@ -171,17 +171,22 @@ class Sender:
         if len(parts) > 1:  # a long text: resume after the parts a dead sender delivered
             done = int((await self._store.status(post_id)).get("parts_sent", "0") or 0)
         for index in range(done, len(parts)):
-            if not await self._send_part(robot, entry, parts[index]):
+            if not await self._send_part(robot, [entry], parts[index]):
                 return
             if len(parts) > 1:
                 await self._store.record_parts_sent(post_id, index + 1)
         await self._ack([entry], state="sent")
 
-    async def _send_part(self, robot: Robot, entry: Entry, payload: dict[str, object]) -> bool:
-        """One webhook call under the limiter; False when the post was dead-lettered."""
+    async def _send_part(self, robot: Robot, carried: list[Entry],
+                         payload: dict[str, object]) -> bool:
+        """One webhook call under the limiter for the posts it carries; False when it was not
+        sent (dead-lettered, or another sender took a post over while this one waited)."""
+        entry = carried[0]
         attempts = 0
         while True:
             await self._wait_for_slot(robot)
+            if not await self._still_all_mine(carried):
+                return False
             result = await self._client.send(robot.key, payload)
             if result.outcome is Outcome.OK:
                 return True  # counted as posts_sent when acknowledged
@@ -200,6 +205,17 @@ class Sender:
                 continue
             await self._dead(entry, result.errcode, result.errmsg or "permanent error")
             return False
+
+    async def _still_all_mine(self, carried: list[Entry]) -> bool:
+        """Checked after the wait for a slot, just before the call: the wait can outlast an
+        outage in which another sender took a post over (our heartbeat could not reach
+        Redis). If any is gone, this sender lets go of all of them; the ones still ours are
+        picked up again after the idle time, never sent twice."""
+        owned = await asyncio.gather(*(self._outbox.still_mine(e.id) for e in carried))
+        if all(owned):
+            return True
+        self._outbox.release(*(e.id for e in carried))
+        return False
 
     async def _wait_for_slot(self, robot: Robot) -> None:
         """Take a slot in the robot's sliding window, idling until one frees."""
@@ -233,8 +249,8 @@ class Sender:
             return
         for entry in batch:
             lane.entries.remove(entry)
-        ok = await self._send_part(robot, batch[0], {"msgtype": "markdown",
-                                                     "markdown": {"content": content}})
+        ok = await self._send_part(robot, batch, {"msgtype": "markdown",
+                                                  "markdown": {"content": content}})
         if ok:
             await self._store.incr("digests")
             await self._ack(batch, state="digested")

@@ -17,7 +17,7 @@ from bot.app import Background
 from bot.common import appkeys
 from bot.common.clock import VirtualClock
 from bot.common.posts import Post
-from bot.common.store import DEAD, OUTBOX, BridgeStore
+from bot.common.store import DEAD, OUTBOX, SENDERS, BridgeStore
 from bot.outbound.sender import SenderConfig
 from qunzhu.redisconn import AsyncRedis
 from tests.bridge.conftest import Bridge, BridgeFactory, Sim
@@ -212,3 +212,38 @@ async def test_a_killed_sender_s_posts_are_delivered_after_restart(
 async def _pending_of_group(r: aioredis.Redis) -> bool:
     info = await r.xpending(OUTBOX, "senders")
     return bool(info["pending"] == 5)
+
+
+async def test_a_post_taken_over_while_waiting_for_a_slot_is_not_sent_again(
+    make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: AsyncRedis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The wait for a rate slot can outlast a Redis outage in which the heartbeat could not
+    # keep the post; another sender reclaims it and sends it. This one must look again
+    # after the wait, or the group gets the post twice (found by `make chaos`).
+    from bot.outbound.sender import Sender
+
+    real_wait = Sender._wait_for_slot
+    taken: list[str] = []
+
+    async def wait_then_lose_it(self: Sender, robot: Any) -> None:
+        await real_wait(self, robot)
+        if not taken:
+            pending = await redis_client.xpending_range(OUTBOX, SENDERS, "-", "+", 10)
+            entry = pending[0]["message_id"]
+            await redis_client.xclaim(OUTBOX, SENDERS, "other-sender", 0, [entry],
+                                      justid=True)
+            taken.append(entry.decode() if isinstance(entry, bytes) else str(entry))
+
+    monkeypatch.setattr(Sender, "_wait_for_slot", wait_then_lose_it)
+    bridge = await sender_bridge(make_bridge, sim, vclock, digest=False)
+    await enqueue_many(bridge, [Post("g1", "text", "只发一次的公告")])
+    await wait_until(lambda: _true_when(bool(taken)))
+    await asyncio.sleep(0.5)
+    assert contents(sim, "g1") == []  # the other sender's to send, not ours
+    [row] = await redis_client.xpending_range(OUTBOX, SENDERS, "-", "+", 10)
+    assert row["consumer"] in (b"other-sender", "other-sender")
+
+
+async def _true_when(value: bool) -> bool:
+    return value
