@@ -116,6 +116,10 @@ class Sender:
         for entry in new:
             group = entry.fields.get("group", "")
             lane = self._lanes.setdefault(group, Lane())
+            if any(queued.id == entry.id for queued in lane.entries):
+                # Taken back after another sender had it (it died): the copy still queued
+                # here is the same post, and two copies would go out twice (in one digest).
+                continue
             lane.entries.append(entry)
             if lane.task is None or lane.task.done():
                 lane.task = asyncio.create_task(self._drain(group))
@@ -185,7 +189,7 @@ class Sender:
         attempts = 0
         while True:
             await self._wait_for_slot(robot)
-            if not await self._still_all_mine(carried):
+            if len(carried) == 1 and not await self._still_all_mine(carried):
                 return False
             result = await self._client.send(robot.key, payload)
             if result.outcome is Outcome.OK:
@@ -208,9 +212,8 @@ class Sender:
 
     async def _still_all_mine(self, carried: list[Entry]) -> bool:
         """Checked after the wait for a slot, just before the call: the wait can outlast an
-        outage in which another sender took a post over (our heartbeat could not reach
-        Redis). If any is gone, this sender lets go of all of them; the ones still ours are
-        picked up again after the idle time, never sent twice."""
+        outage in which another sender took the post over (our heartbeat could not reach
+        Redis). If it is gone, this sender lets go of it. Digests are checked when packed."""
         owned = await asyncio.gather(*(self._outbox.still_mine(e.id) for e in carried))
         if all(owned):
             return True

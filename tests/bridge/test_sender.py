@@ -247,3 +247,27 @@ async def test_a_post_taken_over_while_waiting_for_a_slot_is_not_sent_again(
 
 async def _true_when(value: bool) -> bool:
     return value
+
+
+async def test_a_post_taken_back_while_its_copy_is_still_queued_goes_out_once(
+    make_bridge: BridgeFactory, sim: Sim, vclock: VirtualClock, redis_client: AsyncRedis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A sender that took posts over dies; we reclaim them while our old copies still wait in
+    # the lane (our heartbeat had let them go). Two copies in a lane went out twice, packed
+    # into one digest (found by `make chaos`, sender_kill).
+    from bot.outbound.sender import Sender
+
+    real_take = Sender._take
+
+    async def taken_twice(self: Sender, new: list[Any]) -> None:
+        await real_take(self, new)
+        await real_take(self, new)
+
+    monkeypatch.setattr(Sender, "_take", taken_twice)
+    bridge = await sender_bridge(make_bridge, sim, vclock, digest=True)
+    texts = [f"〔{i:03d}〕 门店新品上架" for i in range(45)]
+    await enqueue_many(bridge, [Post("g3", "text", t) for t in texts])
+    await wait_until(lambda: outbox_empty(redis_client))
+    joined = "\n".join(contents(sim, "g3"))
+    assert [joined.count(t) for t in texts] == [1] * len(texts)
