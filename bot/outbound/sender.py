@@ -189,7 +189,7 @@ class Sender:
         attempts = 0
         while True:
             await self._wait_for_slot(robot)
-            if len(carried) == 1 and not await self._still_all_mine(carried):
+            if len(carried) == 1 and await self._lost_while_waiting(entry):
                 return False
             result = await self._client.send(robot.key, payload)
             if result.outcome is Outcome.OK:
@@ -210,15 +210,14 @@ class Sender:
             await self._dead(entry, result.errcode, result.errmsg or "permanent error")
             return False
 
-    async def _still_all_mine(self, carried: list[Entry]) -> bool:
+    async def _lost_while_waiting(self, entry: Entry) -> bool:
         """Checked after the wait for a slot, just before the call: the wait can outlast an
         outage in which another sender took the post over (our heartbeat could not reach
-        Redis). If it is gone, this sender lets go of it. Digests are checked when packed."""
-        owned = await asyncio.gather(*(self._outbox.still_mine(e.id) for e in carried))
-        if all(owned):
-            return True
-        self._outbox.release(*(e.id for e in carried))
-        return False
+        Redis); then it is theirs and this sender lets go. Digests are checked when packed."""
+        if await self._outbox.still_mine(entry.id):
+            return False
+        self._outbox.release(entry.id)
+        return True
 
     async def _wait_for_slot(self, robot: Robot) -> None:
         """Take a slot in the robot's sliding window, idling until one frees."""
