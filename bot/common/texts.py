@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,12 @@ class Texts:
     def say(self, name: str, **slots: Any) -> str:
         """One variation of a response with its slots filled."""
         return self._rng.choice(self._responses[name]).format_map(_Keep(slots))
+
+    def wording(self, name: str) -> Callable[..., str]:
+        """One variation chosen now and filled later: a text measured, then built, with
+        different slot values (a digest's title) must keep the wording it was measured with."""
+        template = self._rng.choice(self._responses[name])
+        return lambda **slots: template.format_map(_Keep(slots))
 
     def variations(self, name: str) -> list[str]:
         """All wordings of a response (tests and the simulator's display use this)."""

@@ -241,8 +241,8 @@ class Sender:
             await self._deliver(robot, lane.entries[0])
             lane.entries.popleft()
             return
-        batch, content = digest.pack(candidates, lambda n: self._texts.say(
-            "utter_bridge_digest_title", count=n))
+        wording = self._texts.wording("utter_bridge_digest_title")
+        batch, content = digest.pack(candidates, lambda n: wording(count=n))
         taken = [e for e in batch if not await self._outbox.still_mine(e.id)]
         if taken:  # another sender took these over: theirs to send; pack again next step
             for entry in taken:
