@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Iterator
 
 from bot.common.posts import Post
 from bot.common.streams import Entry
@@ -32,7 +33,11 @@ def test_a_title_that_changes_wording_between_calls_never_makes_a_digest_too_lon
     wordings = [SHORT, SHORT, LONG]
     for pad, start in itertools.product(range(48), range(3)):  # every fill, every order
         flip = itertools.cycle(wordings[start:] + wordings[:start])
-        batch, content = digest.pack(backlog(200, pad), lambda n, f=flip: next(f).format(count=n))
+
+        def title(n: int, wording: Iterator[str] = flip) -> str:
+            return next(wording).format(count=n)
+
+        batch, content = digest.pack(backlog(200, pad), title)
         assert utf8_len(content) <= MARKDOWN_LIMIT, (pad, start)
         assert len(batch) > 40  # still a full digest, not a fallback to one post
         lines = content.split("\n")[1:]
