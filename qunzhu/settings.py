@@ -39,6 +39,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("QZ_CHAT_GROUP", "sandbox", "chat id the terminal chat uses for its group"),
     Setting("QZ_CHAT_USER", "xiaoming", "sandbox member the terminal chat starts as"),
     Setting("QZ_SHOW_DEPRECATIONS", "", "1 = show the libraries' deprecation notices again"),
+    Setting("QZ_EVENT_SHARDS", "4", "streams each brand's events are spread over (the console's "
+            "numbers are built from them); change only with the aggregator stopped and drained"),
     Setting("QZ_FUZZ_EXAMPLES", "10000", "tests only: generated inputs per bridge route"),
     # The WeCom bridge (bot/).
     Setting("BRIDGE_HOST", "127.0.0.1", "address the bridge listens on"),

@@ -1,0 +1,337 @@
+"""The console's numbers: events folded into per-day counters, read back over date ranges.
+
+Layout (one brand; days are Asia/Shanghai calendar days):
+
+- `qz:{<brand>:d:<day>}:b` / `:g:<group>` — hashes of counters for the brand and for each group
+  on that day (`turns`, `checkins`, …, plus distributions as prefixed fields: `i:<intent>`,
+  `s:<streak bucket>`, `p:<prize>`, `c:<campaign>` claims, `r:<campaign>` redemptions);
+- `qz:{<brand>:d:<day>}:gs` — the groups with any event that day;
+- `qz:{<brand>:d:<day>}:seen` — event ids already counted (kept 3 days): one event, once;
+- `qz:{<brand>:hll}:a:<day>[:<group>]` — HyperLogLogs of members active with the bot. They
+  share one slot so a date range's distinct members is one PFCOUNT over many days.
+
+An event costs two scripts (its day's slot, the HLL slot) whatever the history's length, and
+every key expires after RETAIN_DAYS. Reading a range costs one hash per day (and group).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from qunzhu.events import Event, Kind
+from qunzhu.redisconn import AsyncRedis, batch, text_of
+
+TZ = ZoneInfo("Asia/Shanghai")
+RETAIN_DAYS = 430  # ≥ 400 days, as operators compare this year with last year's season
+SEEN_S = 3 * 86400  # an event re-emitted later than this is a new one
+LOW_CONFIDENCE = 0.6  # a turn answered with less confidence than this needs a look
+
+# Counter names the console shows, in its order.
+COUNTERS = (
+    "turns", "fallbacks", "low_confidence", "checkins", "claims", "redeemed", "draws", "prizes",
+    "points_earned", "points_spent", "shop", "handoffs_opened", "handoffs_taken",
+    "handoff_wait_s", "handoffs_closed", "posts_sent", "joins", "leaves", "optouts",
+)
+STREAK_BUCKETS = ((1, "1"), (3, "2-3"), (7, "4-7"), (14, "8-14"), (30, "15-30"))
+ACTIVE_KINDS = {Kind.TURN, Kind.CHECKIN, Kind.CLAIM, Kind.DRAW, Kind.SHOP, Kind.HANDOFF_OPENED}
+
+# KEYS[1] seen  KEYS[2] brand hash  KEYS[3] group hash (or "")  KEYS[4] groups of the day
+# ARGV[1] {eid, group, incr {field: n}, ttl, seen_ttl}
+# 0 = counted before (nothing changes), 1 = counted now
+APPLY = """
+local a = cjson.decode(ARGV[1])
+if redis.call('SADD', KEYS[1], a.eid) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[1], a.seen_ttl)
+for f, n in pairs(a.incr) do
+  redis.call('HINCRBY', KEYS[2], f, n)
+  if a.group ~= '' then redis.call('HINCRBY', KEYS[3], f, n) end
+end
+redis.call('EXPIRE', KEYS[2], a.ttl)
+if a.group ~= '' then
+  redis.call('EXPIRE', KEYS[3], a.ttl)
+  redis.call('SADD', KEYS[4], a.group)
+  redis.call('EXPIRE', KEYS[4], a.ttl)
+end
+return 1
+"""
+
+# KEYS[1] the day's HLL  KEYS[2] the group's HLL of the day (or absent)
+# ARGV[1] {user, ttl}; adding a member twice changes nothing, so no dedupe is needed
+ACTIVE = """
+local a = cjson.decode(ARGV[1])
+for _, k in ipairs(KEYS) do
+  redis.call('PFADD', k, a.user)
+  redis.call('EXPIRE', k, a.ttl)
+end
+return 1
+"""
+
+
+# KEYS: HLLs of one slot. PFCOUNT as a script, as redis-py's cluster batches refuse PFCOUNT.
+COUNT_DISTINCT = "return redis.call('PFCOUNT', unpack(KEYS))"
+
+
+def _pfcount(pipe: Any, keys: Sequence[str]) -> None:
+    """Queue a distinct count of HLLs (one slot) in a batch."""
+    pipe.eval(COUNT_DISTINCT, len(keys), *keys)
+
+
+def day_of(at: float) -> date:
+    """The brand's calendar day of a moment."""
+    return datetime.fromtimestamp(at, TZ).date()
+
+
+def today() -> date:
+    """Today in the brand's time zone."""
+    return datetime.now(TZ).date()
+
+
+def days_between(first: date, last: date) -> list[date]:
+    """Every day of an inclusive range."""
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+@dataclass(frozen=True)
+class MetricKeys:
+    """Where one brand's counters live."""
+
+    brand: str
+
+    def day(self, day: date) -> str:
+        return f"qz:{{{self.brand}:d:{day.isoformat()}}}"
+
+    def brand_counts(self, day: date) -> str:
+        return f"{self.day(day)}:b"
+
+    def group_counts(self, day: date, group: str) -> str:
+        return f"{self.day(day)}:g:{group}"
+
+    def groups(self, day: date) -> str:
+        return f"{self.day(day)}:gs"
+
+    def seen(self, day: date) -> str:
+        return f"{self.day(day)}:seen"
+
+    def active(self, day: date, group: str = "") -> str:
+        base = f"qz:{{{self.brand}:hll}}:a:{day.isoformat()}"
+        return f"{base}:{group}" if group else base
+
+
+def streak_bucket(streak: int) -> str:
+    """Streak lengths grouped the way operators talk about them."""
+    for upper, name in STREAK_BUCKETS:
+        if streak <= upper:
+            return name
+    return "31+"
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def increments(event: Event) -> dict[str, int]:
+    """What one event adds to its day's counters."""
+    d = event.data
+    match event.kind:
+        case Kind.TURN:
+            out = {"turns": 1, f"i:{d.get('intent') or '?'}": 1}
+            if d.get("fallback"):
+                out["fallbacks"] = 1
+            elif float(d.get("confidence", 1.0) or 0.0) < LOW_CONFIDENCE:
+                out["low_confidence"] = 1
+            return out
+        case Kind.CHECKIN:
+            return {"checkins": 1, "points_earned": _int(d.get("points")),
+                    f"s:{streak_bucket(_int(d.get('streak')) or 1)}": 1}
+        case Kind.CLAIM:
+            return {"claims": 1, f"c:{d.get('campaign', '')}": 1}
+        case Kind.REDEEMED:
+            return {"redeemed": 1, f"r:{d.get('campaign', '')}": 1}
+        case Kind.DRAW:
+            prize = str(d.get("prize") or "")
+            out = {"draws": 1, "points_spent": _int(d.get("cost")), f"p:{prize or '-'}": 1}
+            if prize:
+                out["prizes"] = 1
+            return out
+        case Kind.SHOP:
+            return {"shop": 1, "points_spent": _int(d.get("cost"))}
+        case Kind.HANDOFF_OPENED:
+            return {"handoffs_opened": 1}
+        case Kind.HANDOFF_TAKEN:
+            return {"handoffs_taken": 1, "handoff_wait_s": _int(d.get("wait_s"))}
+        case Kind.HANDOFF_CLOSED:
+            return {"handoffs_closed": 1}
+        case Kind.POST_SENT:
+            return {"posts_sent": 1}
+        case Kind.JOINED:
+            return {"joins": 1}
+        case Kind.LEFT:
+            return {"leaves": 1}
+        case Kind.OPTOUT:
+            return {"optouts": 1 if d.get("on", True) else -1}
+    return {}  # pragma: no cover - every kind is matched above
+
+
+async def record(r: AsyncRedis, brand: str, events: Sequence[Event]) -> int:
+    """Fold events into the counters in one round trip; how many were new."""
+    keys = MetricKeys(brand)
+    pipe = batch(r)
+    counted = []
+    for event in events:
+        day = day_of(event.at)
+        group = event.group
+        args = {"eid": event.eid, "group": group, "incr": increments(event),
+                "ttl": RETAIN_DAYS * 86400, "seen_ttl": SEEN_S}
+        group_key = keys.group_counts(day, group) if group else keys.brand_counts(day)
+        pipe.eval(APPLY, 4, keys.seen(day), keys.brand_counts(day), group_key,
+                  keys.groups(day), json.dumps(args, ensure_ascii=False))
+        counted.append(True)
+        if event.user and event.kind in ACTIVE_KINDS:
+            hll = [keys.active(day)] + ([keys.active(day, group)] if group else [])
+            pipe.eval(ACTIVE, len(hll), *hll,
+                      json.dumps({"user": event.user, "ttl": RETAIN_DAYS * 86400}))
+            counted.append(False)
+    replies = await pipe.execute()
+    return sum(1 for is_apply, reply in zip(counted, replies, strict=True)
+               if is_apply and int(reply) == 1)
+
+
+# ---------------------------------------------------------------------- reading
+@dataclass
+class DayStats:
+    """One day's counters (brand-wide or one group's) and its distinct active members."""
+
+    day: date
+    counts: Counter[str] = field(default_factory=Counter)
+    active: int = 0
+
+    def get(self, name: str) -> int:
+        return self.counts.get(name, 0)
+
+
+@dataclass
+class RangeStats:
+    """A date range: the days, their sum and the distinct members active over all of it."""
+
+    days: list[DayStats]
+    total: Counter[str]
+    active: int
+
+    def rate(self, part: str, whole: str) -> float | None:
+        """A share of two counters over the range (None when there is nothing to share)."""
+        denominator = self.total.get(whole, 0)
+        return None if denominator == 0 else self.total.get(part, 0) / denominator
+
+    def checkin_rate(self) -> float | None:
+        """Check-ins per member-day active with the bot."""
+        member_days = sum(d.active for d in self.days)
+        return None if member_days == 0 else self.total.get("checkins", 0) / member_days
+
+    def distribution(self, prefix: str) -> list[tuple[str, int]]:
+        """A distribution's buckets (e.g. "i:" intents), largest first."""
+        items = [(k[len(prefix):], n) for k, n in self.total.items()
+                 if k.startswith(prefix) and n]
+        return sorted(items, key=lambda kv: (-kv[1], kv[0]))
+
+
+def _counter(raw: dict[Any, Any]) -> Counter[str]:
+    return Counter({text_of(k): int(v) for k, v in raw.items()})
+
+
+async def range_stats(r: AsyncRedis, brand: str, first: date, last: date,
+                      group: str = "") -> RangeStats:
+    """A brand's (or a group's) counters for each day of a range, and their sum."""
+    keys = MetricKeys(brand)
+    days = days_between(first, last)
+    pipe = batch(r)
+    for day in days:
+        pipe.hgetall(keys.group_counts(day, group) if group else keys.brand_counts(day))
+        _pfcount(pipe, [keys.active(day, group)])
+    replies = await pipe.execute()
+    stats = [DayStats(day, _counter(replies[2 * i]), int(replies[2 * i + 1]))
+             for i, day in enumerate(days)]
+    total: Counter[str] = Counter()
+    for s in stats:
+        total.update(s.counts)
+    active = int(await r.pfcount(*[keys.active(day, group) for day in days])) if days else 0
+    return RangeStats(stats, total, active)
+
+
+async def groups_seen(r: AsyncRedis, brand: str, days: Iterable[date]) -> set[str]:
+    """The groups with any event on any of the days."""
+    keys = MetricKeys(brand)
+    pipe = batch(r)
+    for day in days:
+        pipe.smembers(keys.groups(day))
+    return {text_of(g) for members in await pipe.execute() for g in members}
+
+
+@dataclass(frozen=True)
+class GroupHealth:
+    """One group over two equal windows: now and the one before, to see what is falling."""
+
+    group: str
+    active: int  # distinct members active in the recent window
+    turns: int
+    checkins: int
+    checkin_rate: float | None  # recent window
+    checkin_rate_before: float | None  # the window before it
+    fallback_rate: float | None
+    handoffs: int
+    joins: int
+    leaves: int
+
+    @property
+    def checkin_trend(self) -> float | None:
+        """Change in check-in rate (points of share); negative = falling."""
+        if self.checkin_rate is None or self.checkin_rate_before is None:
+            return None
+        return self.checkin_rate - self.checkin_rate_before
+
+
+async def group_health(r: AsyncRedis, brand: str, last: date, window_days: int,
+                       groups: Iterable[str] = ()) -> list[GroupHealth]:
+    """Every group's health over the last `window_days` against the window before it."""
+    first = last - timedelta(days=window_days - 1)
+    before_first = first - timedelta(days=window_days)
+    every = sorted(set(groups) | await groups_seen(r, brand, days_between(before_first, last)))
+    keys = MetricKeys(brand)
+    days = days_between(before_first, last)
+    pipe = batch(r)
+    for group in every:
+        for day in days:
+            pipe.hgetall(keys.group_counts(day, group))
+            _pfcount(pipe, [keys.active(day, group)])
+        _pfcount(pipe, [keys.active(day, group) for day in days[window_days:]])
+    replies = await pipe.execute()
+    out = []
+    per_group = 2 * len(days) + 1
+    for gi, group in enumerate(every):
+        rows = replies[gi * per_group:(gi + 1) * per_group]
+        stats = [DayStats(day, _counter(rows[2 * i]), int(rows[2 * i + 1]))
+                 for i, day in enumerate(days)]
+        before, recent = stats[:window_days], stats[window_days:]
+        total: Counter[str] = Counter()
+        for s in recent:
+            total.update(s.counts)
+        distinct = int(rows[-1])
+        out.append(GroupHealth(
+            group=group, active=distinct, turns=total["turns"], checkins=total["checkins"],
+            checkin_rate=_rate(recent), checkin_rate_before=_rate(before),
+            fallback_rate=None if not total["turns"] else total["fallbacks"] / total["turns"],
+            handoffs=total["handoffs_opened"], joins=total["joins"], leaves=total["leaves"]))
+    return out
+
+
+def _rate(days: list[DayStats]) -> float | None:
+    member_days = sum(d.active for d in days)
+    return None if member_days == 0 else sum(d.get("checkins") for d in days) / member_days
