@@ -19,7 +19,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 
 SUDO      := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help install install-dev browser redis-server run chat train validate test test-unit test-rasa lint \
+.PHONY: help install install-dev browser redis-server console-assets run chat train validate test test-unit test-rasa lint \
         bench-nlu bench-bridge chaos clean
 
 help:  ## list the targets
@@ -38,6 +38,15 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	touch $@
 
 install: $(VENV)/.installed  ## create .venv (Python 3.10) and install the runtime
+
+# Apache ECharts from the npm registry, served by the console itself (nothing from a CDN).
+CONSOLE_ASSETS := console/node_modules/.installed
+$(CONSOLE_ASSETS): console/package.json console/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the console's charts (Node.js)"; exit 1; }
+	cd console && npm ci --no-audit --no-fund --omit=dev --loglevel=error
+	touch $@
+
+console-assets: $(CONSOLE_ASSETS)  ## the console's front-end libraries (ECharts) from npm
 
 browser:  ## Debian's Chromium + chromedriver, for the sandbox page's browser test
 	@if ! command -v chromedriver >/dev/null || ! test -x /usr/bin/chromium; then \
@@ -70,13 +79,13 @@ validate: install  ## check training data (Rasa) and operator YAML (brand, games
 	$(RASA) data validate --fail-on-warnings --data $(TRAINING_DATA)
 	$(PY) -m qunzhu.tools.validate
 
-run: install train  ## start Redis, actions, Rasa, the bridge and the WeCom simulator; print the sandbox URL
+run: install train console-assets  ## start Redis, actions, Rasa, the bridge, the console and the WeCom simulator; print their addresses
 	$(PY) -m qunzhu.tools.stack
 
 chat: install train  ## chat in the terminal as a sandbox member (joins a running `make run`, or starts one)
 	$(PY) -m qunzhu.tools.stack --chat
 
-test-unit: install-dev redis-server  ## pytest: unit and real-Redis integration tests
+test-unit: install-dev redis-server console-assets  ## pytest: unit and real-Redis integration tests
 	$(PY) -m pytest -q
 
 test-rasa: install-dev browser validate train  ## conversation tests, NLU gate, end-to-end stack + browser
@@ -111,4 +120,4 @@ chaos: install-dev train  ## kill -9 each part mid-burst (private ports); fail o
 	$(PY) -m bench.chaos $(CHAOS_ARGS)
 
 clean:  ## remove models, results and caches (keeps .venv and .data)
-	rm -rf models results .rasa .pytest_cache .mypy_cache .ruff_cache bench/out
+	rm -rf models results .rasa .pytest_cache .mypy_cache .ruff_cache bench/out console/node_modules

@@ -73,6 +73,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WECOM_CORP_ID", "", "CorpID: the app callback's receiveid and API identity"),
     Setting("WECOM_CORP_SECRET", "", "app secret for the member-list API (secret)"),
     Setting("WECOM_API_BASE", "https://qyapi.weixin.qq.com", "WeCom API (the simulator's in run)"),
+    # The operator console (console/).
+    Setting("QZ_CONSOLE_HOST", "127.0.0.1", "address the operator console listens on"),
+    Setting("QZ_CONSOLE_PORT", "5095", "port of the operator console (pages and its HTTP API)"),
+    Setting("QZ_CONSOLE_SESSION_HOURS", "12", "how long a console sign-in lasts"),
+    Setting("QZ_CONSOLE_SECURE_COOKIE", "", "1 = the console is served over HTTPS: its session "
+            "cookie is sent only there"),
     Setting("QZ_SIM_PORT", "5090", "port of the local WeCom simulator and sandbox page"),
     Setting("QZ_NO_SIMULATOR", "", "set to 1 to run against real WeCom instead of the simulator"),
 )

@@ -12,39 +12,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field, root_validator
+from qunzhu.groupsfile import GroupEntry, GroupsFile, StaffEntry
+from qunzhu.yamlconfig import ConfigError, load_yaml, validate
 
-from qunzhu.yamlconfig import ConfigError, Strict, load_yaml, validate
-
-
-class GroupEntry(Strict):
-    """One group and its robot."""
-
-    chatid: str = Field(min_length=1, max_length=128)
-    name: str = ""
-    webhook_key: str = ""
-    webhook_key_env: str = ""
-    welcome_newcomers: bool = False
-
-    @root_validator(skip_on_failure=True)
-    def _one_key_source(cls, values: dict[str, object]) -> dict[str, object]:
-        if bool(values.get("webhook_key")) == bool(values.get("webhook_key_env")):
-            raise ValueError("give exactly one of webhook_key or webhook_key_env")
-        return values
-
-
-class StaffEntry(Strict):
-    """Where handoff requests are delivered."""
-
-    chatid: str = Field(min_length=1)
-    mention: list[str] = Field(default_factory=list)
-
-
-class GroupsFile(Strict):
-    """The whole groups YAML."""
-
-    groups: list[GroupEntry] = Field(default_factory=list)
-    staff: StaffEntry | None = None
+__all__ = ["Directory", "GroupEntry", "GroupsFile", "Robot", "StaffEntry", "load_directory"]
 
 
 @dataclass(frozen=True)
