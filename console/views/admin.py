@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from aiohttp import web
 
 from console.accounts import AccountError
 from console.auth import account, needs
-from console.keys import ACCOUNTS, AUDIT
+from console.keys import ACCOUNTS, AUDIT, SETTINGS
 from console.roles import Role
 from console.views.dashboard import page
 from qunzhu import metrics
@@ -111,7 +112,18 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     except AccountError as exc:
         return await me_page(request, error=str(exc), status=400)
     await request.app[AUDIT].record(me.name, "修改密码", me.name)
+    forget_first_login(request.app[SETTINGS].first_login_file, me.name)
     return await me_page(request, notice="密码已修改")
+
+
+def forget_first_login(path: Path, name: str) -> None:
+    """The generated first password is void once its owner changed it: `make run` stops
+    printing it."""
+    try:
+        if path.read_text("utf-8").split()[:1] == [name]:
+            path.unlink()
+    except OSError:
+        pass
 
 
 @routes.post("/me/tokens")

@@ -294,10 +294,28 @@ def start_services(stack: Stack) -> dict[str, str]:
     return env
 
 
-def start_all(stack: Stack) -> str | None:
-    """Everything `make run` starts, in dependency order; the sandbox page URL."""
+def start_console(stack: Stack, env: dict[str, str]) -> str:
+    """Start the operator console; its address and, on a first start, its first login."""
+    port = settings.get("QZ_CONSOLE_PORT")
+    host = settings.get("QZ_CONSOLE_HOST")
+    _require_free(port, "operator console", "QZ_CONSOLE_PORT")
+    console = stack.start("console", [sys.executable, "-m", "console"], env)
+    url = f"http://127.0.0.1:{port}/" if host in ("127.0.0.1", "0.0.0.0") else f"http://{host}:{port}/"
+    _wait("operator console", lambda: _http_ok(url + "healthz"), console, 60)
+    first = settings.project_path("QZ_DATA_DIR") / "console-first-login.txt"
+    line = f"qunzhu: the operator console is at {url}"
+    if first.exists():
+        name, _, password = first.read_text("utf-8").strip().partition("\n")
+        line += f"  (first login: {name} / {password.strip()} — change it under 我的账号)"
+    return line
+
+
+def start_all(stack: Stack) -> tuple[str | None, str]:
+    """Everything `make run` starts, in dependency order; the sandbox page URL and the
+    console's line."""
     env = start_services(stack)
-    return start_bridge(stack, env)
+    page = start_bridge(stack, env)
+    return page, start_console(stack, env)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,9 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
     try:
-        page = start_all(stack)
+        page, console = start_all(stack)
+        print(f"\n{console}")
         if page:
-            print(f"\nqunzhu: the sandbox group is open at {page}  (Ctrl-C stops everything)\n")
+            print(f"qunzhu: the sandbox group is open at {page}  (Ctrl-C stops everything)\n")
         if args.chat and sys.stdin.isatty():
             from qunzhu.tools.chat import main as chat
 

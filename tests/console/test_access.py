@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from console import keys
 from console.__main__ import write_first_login
 from console.accounts import Accounts
 from console.auth import PUBLIC_PREFIXES, ROLE_ATTR
@@ -216,3 +217,20 @@ async def test_pages_send_headers_that_keep_scripts_local_and_forbid_framing(
     csp = response.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_changing_the_first_admins_password_forgets_the_generated_one(
+    console_server: TestServer, accounts: Accounts,
+) -> None:
+    password = await accounts.ensure_first_admin()
+    assert password
+    settings = console_server.app[keys.SETTINGS]
+    write_first_login(settings, password)
+    async with TestClient(console_server) as client:
+        assert await sign_in(client, "admin", password) == 303
+        page = await client.post("/me/password", data={
+            "current": password, "new": "a-new-long-password", "again": "a-new-long-password",
+            "_csrf": await csrf_of(client, "/me")})
+        assert "密码已修改" in await page.text()
+    assert not settings.first_login_file.exists()
+    assert await accounts.verify("admin", "a-new-long-password") is not None

@@ -40,6 +40,7 @@ class Running:
     rasa: str
     sandbox: str
     bridge: str
+    console: str
     services: stack.Stack = field(compare=False, repr=False)
 
     def stop(self, name: str) -> None:
@@ -66,15 +67,18 @@ def stack_up(redis_url: str) -> Iterator[Running]:
     mp.setenv("QZ_ACTIONS_PORT", str(free_port()))
     mp.setenv("BRIDGE_PORT", str(bridge_port))
     mp.setenv("QZ_SIM_PORT", str(free_port()))
+    console_port = free_port()
+    mp.setenv("QZ_CONSOLE_PORT", str(console_port))
     mp.setenv("RASA_URL", f"http://127.0.0.1:{rasa_port}")
     mp.setenv("BRIDGE_API_TOKEN", API_TOKEN)
     redis.Redis.from_url(redis_url).flushdb()
     services = stack.Stack()
     try:
-        page = stack.start_all(services)
+        page, _console_line = stack.start_all(services)
         assert page is not None
         yield Running(f"http://127.0.0.1:{rasa_port}", page.rstrip("/"),
-                      f"http://127.0.0.1:{bridge_port}", services)
+                      f"http://127.0.0.1:{bridge_port}", f"http://127.0.0.1:{console_port}",
+                      services)
     finally:
         services.stop()
         mp.undo()

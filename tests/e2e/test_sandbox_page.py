@@ -7,6 +7,7 @@ simulator down, so it stays last.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -161,6 +162,61 @@ def is_handoff(reply: str) -> bool:
     domain = yaml.safe_load(Path("domain.yml").read_text(encoding="utf-8"))
     fixed = [v["text"].split("{", 1)[0] for v in domain["responses"]["utter_handoff"]]
     return any(text in reply for text in fixed)
+
+
+def console_first_login() -> tuple[str, str]:
+    """The first admin the console generated on its first start (in the test's data folder)."""
+    path = Path(os.environ["QZ_DATA_DIR"]) / "console-first-login.txt"
+    name, password = path.read_text("utf-8").split()
+    return name, password
+
+
+def test_the_operator_signs_in_and_reads_the_sandbox_groups_check_ins_in_charts(
+        stack_up: Running) -> None:
+    """After three members checked in (the test above): log in, find the group, see its day."""
+    name, password = console_first_login()
+    b = Browser()
+    try:
+        b.open(stack_up.console + "/groups")
+        assert "/login" in b.run("return location.pathname")  # not signed in yet
+        b.type("input[name=name]", name)
+        b.type("input[name=password]", "wrong password")
+        b.click("button[type=submit]")
+        assert "登录名或密码不对" in wait_for(lambda: b.seen(".error"), 10)
+        b.fill("input[name=password]", password)
+        b.click("button[type=submit]")
+        wait_for(lambda: "群列表" in b.seen("h1"), 10)
+
+        # The group list names the group (never its chatid) with its members active today.
+        def sandbox_row() -> str:
+            b.refresh()
+            row: str = b.run(
+                "const r = [...document.querySelectorAll('table.groups tbody tr')]"
+                ".find(r => r.innerText.includes(arguments[0])); return r ? r.innerText : '';",
+                GROUP_NAME)
+            return row if re.search(r"\t[1-9]\d*\t", row) else ""
+        row = wait_for(sandbox_row, 30)  # the aggregator counts events as they arrive
+        assert "sandbox" not in row, row
+        b.click("table.groups tbody tr a")
+        wait_for(lambda: GROUP_NAME in b.seen("h1"), 10)
+
+        # Its dashboard: three check-ins today, drawn by ECharts into canvases.
+        checkins = b.seen(".kpis .kpi:nth-child(2) b")
+        assert int(checkins) >= 3, checkins
+        wait_for(lambda: b.run(
+            "return document.querySelectorAll('.chart[data-drawn] canvas').length >= 6"), 20)
+        assert b.run("return typeof echarts") == "object"  # served by the console itself
+        assert "打卡" in b.seen("table.numbers thead")
+        b.screenshot(RESULTS / "console-group.png")
+        b.resize(390, 844)  # a phone
+        b.refresh()
+        wait_for(lambda: b.run(
+            "return document.querySelectorAll('.chart[data-drawn] canvas').length >= 6"), 20)
+        width = b.run("return document.documentElement.scrollWidth")
+        assert width <= 400, width  # nothing wider than the phone but the scrollable table
+        b.screenshot(RESULTS / "console-phone.png")
+    finally:
+        b.close()
 
 
 def test_an_offer_accepted_at_once_pages_staff(stack_up: Running) -> None:

@@ -103,6 +103,10 @@ class Browser:
         """Pick an option of a <select> by its value, as a click on it does."""
         self.click(f"{select_css} option[value='{value}']")
 
+    def resize(self, width: int, height: int) -> None:
+        """Resize the window (a phone's screen, a desk's)."""
+        self._s("POST", "/window/rect", {"width": width, "height": height})
+
     def refresh(self) -> None:
         """Reload the page (the profile, and so localStorage, stays)."""
         self._s("POST", "/refresh", {})
