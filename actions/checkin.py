@@ -9,12 +9,14 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.analytics import record
 from actions.base import GameAction
 from actions.clock import local_day
 from actions.context import Speaker
 from actions.posts import post_to_group
 from actions.replies import render
 from actions.runtime import Services
+from qunzhu.events import Kind
 from qunzhu.names import mention
 
 
@@ -48,6 +50,7 @@ class ActionCheckIn(GameAction):
             )
             return []
         earned = result.earned
+        await record(svc, who, Kind.CHECKIN, {"streak": streak, "points": earned})
         bonus = earned - rules.base_points
         if bonus > 0:
             dispatcher.utter_message(

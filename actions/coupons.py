@@ -10,6 +10,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.analytics import record
 from actions.base import GameAction
 from actions.catalogue import find_named
 from actions.codes import codes_in, coupon_record, with_fresh_code
@@ -18,6 +19,7 @@ from actions.context import Speaker
 from actions.replies import lines
 from actions.results import ClaimResult
 from actions.runtime import Services
+from qunzhu.events import Kind
 
 
 def _open_campaigns(campaigns: list[CouponCampaign], now: datetime) -> list[CouponCampaign]:
@@ -75,6 +77,7 @@ class ActionClaimCoupon(GameAction):
         if status == "issued":
             wallet = {c.code: c for c in await svc.store.wallet(who.user)}
             issued = wallet[result.code]  # recorded before the member is told
+            await record(svc, who, Kind.CLAIM, {"campaign": campaign.id, "code": result.code})
             dispatcher.utter_message(
                 response="utter_coupon_issued", name=campaign.name, code=result.code,
                 condition=campaign.condition, expires=issued.expires,

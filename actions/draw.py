@@ -9,6 +9,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.analytics import record
 from actions.base import GameAction
 from actions.clock import local_day
 from actions.codes import coupon_record, with_fresh_code
@@ -17,6 +18,7 @@ from actions.posts import post_to_group
 from actions.replies import render
 from actions.results import DrawResult
 from actions.runtime import Services
+from qunzhu.events import Kind
 from qunzhu.names import mention
 
 
@@ -64,6 +66,8 @@ class ActionLuckyDraw(GameAction):
             dispatcher.utter_message(response="utter_busy")
             return []
         prize = by_id[result.prize]
+        await record(svc, who, Kind.DRAW, {"prize": "" if prize.kind == "nothing" else prize.id,
+                                           "cost": rules.cost_points})
         if prize.kind == "coupon":
             dispatcher.utter_message(
                 response="utter_draw_won_coupon", prize=prize.name, code=result.code,

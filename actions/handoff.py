@@ -8,9 +8,11 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.analytics import record
 from actions.base import GameAction
 from actions.context import Speaker
 from actions.runtime import Services
+from qunzhu.events import Kind
 
 HISTORY_TURNS = 10
 
@@ -56,6 +58,8 @@ class ActionHumanHandoff(GameAction):
             },
             f"{who.user}:{who.msgid}",
         )
+        if queued:  # the bridge holds the request (the ticket is the member's message)
+            await record(svc, who, Kind.HANDOFF_OPENED, {"ticket": who.msgid})
         dispatcher.utter_message(
             response="utter_handoff" if queued else "utter_handoff_unsent",
             hotline=svc.brand.hotline,

@@ -8,6 +8,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.analytics import record
 from actions.base import GameAction
 from actions.catalogue import find_named
 from actions.codes import coupon_record, with_fresh_code
@@ -15,6 +16,7 @@ from actions.context import Speaker
 from actions.replies import lines
 from actions.results import RedeemResult
 from actions.runtime import Services
+from qunzhu.events import Kind
 
 
 class ActionRedeemPoints(GameAction):
@@ -56,6 +58,8 @@ class ActionRedeemPoints(GameAction):
         result = await with_fresh_code(redeem)
         status = result.status
         if status == "redeemed":
+            await record(svc, who, Kind.SHOP, {"reward": reward.id,
+                                               "cost": result.cost or reward.cost_points})
             dispatcher.utter_message(
                 response="utter_redeem_done", name=reward.name, cost=reward.cost_points,
                 code=result.code, points=result.points,

@@ -45,6 +45,7 @@ from actions.results import (
     parse,
 )
 from qunzhu.config import CheckinRules, CouponCampaign, LuckyDraw, Reward
+from qunzhu.events import Event, emit
 from qunzhu.redisconn import AsyncRedis, async_client, text_of
 
 log = logging.getLogger(__name__)
@@ -343,6 +344,11 @@ class GameStore:
     async def prize_issued(self, prize: str) -> int:
         """How many of a prize have been won."""
         return int(await self._r.hget(self.keys.prizes_issued, prize) or 0)
+
+    # ------------------------------------------------------------ analytics
+    async def record(self, event: Event) -> bool:
+        """Append an analytics event for this brand; never raises (a count is not worth a reply)."""
+        return await emit(self._r, self.keys.brand, event)
 
     async def ledger(self, user: str) -> list[dict[str, str]]:
         """A member's points and coupons history, oldest first (for audits and tests)."""

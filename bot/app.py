@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from bot.analytics.aggregator import Aggregator
 from bot.common import appkeys, legacy, spooled
 from bot.common.clock import Clock, RealClock
 from bot.common.configwatch import ConfigWatch, OperatorFiles
@@ -44,6 +45,7 @@ class Background:
     turns: bool = True
     sender: bool = True
     handoff: bool = True
+    events: bool = False  # the aggregator (on in production through BRIDGE_ROLES)
 
 
 @web.middleware
@@ -130,7 +132,7 @@ def create_app(
         texts_ = app[appkeys.TEXTS]
         names = NameResolver(NameBook(app[appkeys.REDIS], brand.value.id), wecom, groups)
         newcomers = Newcomers(store, wecom, groups, texts_, post,
-                              lambda: brand.value.bot_name, names)
+                              lambda: brand.value.bot_name, names, brand=brand.value.id)
         try:
             await legacy.migrate(store, brand.value.id, settings.dedupe_ttl_s)
         except REDIS_DOWN as exc:  # Redis is not there yet: the next start moves them
@@ -155,12 +157,17 @@ def create_app(
                 concurrency=settings.send_concurrency, reclaim_idle_ms=settings.reclaim_idle_ms
             )
             sender = Sender(store, WebhookClient(session, base_url=settings.wecom_api_base),
-                            groups, texts_, clock, consumer=settings.consumer, config=config)
+                            groups, texts_, clock, consumer=settings.consumer, config=config,
+                            brand=brand.value.id)
             runners.append((sender.stop, asyncio.create_task(sender.run())))
         if background.handoff:
             relay = HandoffRelay(store, HANDOFFS, groups, texts_, post, settings.consumer, names,
                                  reclaim_idle_ms=settings.reclaim_idle_ms)
             runners.append((relay.stop, asyncio.create_task(relay.run())))
+        if background.events:
+            aggregator = Aggregator(app[appkeys.REDIS], brand.value.id, consumer=settings.consumer,
+                                    reclaim_idle_ms=settings.reclaim_idle_ms)
+            runners.append((aggregator.stop, asyncio.create_task(aggregator.run())))
         yield
         for stop, _task in runners:
             stop()

@@ -30,6 +30,7 @@ from qunzhu.redisconn import AsyncRedis, batch, text_of
 TZ = ZoneInfo("Asia/Shanghai")
 RETAIN_DAYS = 430  # ≥ 400 days, as operators compare this year with last year's season
 SEEN_S = 3 * 86400  # an event re-emitted later than this is a new one
+MIDNIGHT_MARGIN_S = 3600  # a retry comes within minutes; an hour either side is checked
 LOW_CONFIDENCE = 0.6  # a turn answered with less confidence than this needs a look
 
 # Counter names the console shows, in its order.
@@ -181,12 +182,42 @@ def increments(event: Event) -> dict[str, int]:
     return {}  # pragma: no cover - every kind is matched above
 
 
+def neighbour_day(at: float) -> date | None:
+    """The day a copy of an event emitted near midnight may have been counted on instead.
+
+    Emitters stamp an event when they emit it, so a retry across midnight lands on the
+    other day's slot; its `seen` set is checked too (only for events this close to it).
+    """
+    moment = datetime.fromtimestamp(at, TZ)
+    since_midnight = moment.hour * 3600 + moment.minute * 60 + moment.second
+    if since_midnight < MIDNIGHT_MARGIN_S:
+        return moment.date() - timedelta(days=1)
+    if 86400 - since_midnight <= MIDNIGHT_MARGIN_S:
+        return moment.date() + timedelta(days=1)
+    return None
+
+
+async def _counted_next_door(r: AsyncRedis, keys: MetricKeys,
+                             events: Sequence[Event]) -> set[str]:
+    """Ids of events near midnight that were already counted on the neighbouring day."""
+    near = [(e, d) for e in events if (d := neighbour_day(e.at)) is not None]
+    if not near:
+        return set()
+    pipe = batch(r)
+    for event, day in near:
+        pipe.sismember(keys.seen(day), event.eid)
+    return {e.eid for (e, _d), hit in zip(near, await pipe.execute(), strict=True) if hit}
+
+
 async def record(r: AsyncRedis, brand: str, events: Sequence[Event]) -> int:
     """Fold events into the counters in one round trip; how many were new."""
     keys = MetricKeys(brand)
+    skip = await _counted_next_door(r, keys, events)
     pipe = batch(r)
     counted = []
     for event in events:
+        if event.eid in skip:
+            continue
         day = day_of(event.at)
         group = event.group
         args = {"eid": event.eid, "group": group, "incr": increments(event),

@@ -191,3 +191,24 @@ async def test_a_falling_check_in_rate_shows_in_the_group_health(redis_client: A
     assert health["g1"].checkin_rate == pytest.approx(0.2)
     assert health["g1"].checkin_trend == pytest.approx(-0.8)
     assert health["g1"].active == 10
+
+
+async def test_a_copy_emitted_again_after_midnight_is_not_counted_on_the_new_day(
+    redis_client: AsyncRedis,
+) -> None:
+    """A check-in at 23:59 whose retry is stamped 00:01: one check-in, on the first day."""
+    late = at(DAY0, 23) + 59 * 60
+    first = Event(Kind.CHECKIN, "checkin:m-late", "g1", "u1", late, {"streak": 2, "points": 5})
+    again = Event(Kind.CHECKIN, "checkin:m-late", "g1", "u1", late + 120,
+                  {"streak": 2, "points": 5})
+    assert await metrics.record(redis_client, BRAND, [first]) == 1
+    assert await metrics.record(redis_client, BRAND, [again]) == 0
+    both = await metrics.range_stats(redis_client, BRAND, DAY0, DAY0 + timedelta(days=1))
+    assert both.total["checkins"] == 1 and both.days[0].get("checkins") == 1
+    # and the other way round: the later copy counted first keeps the earlier one out
+    early = Event(Kind.CHECKIN, "checkin:m-early", "g1", "u2", at(DAY0 + timedelta(days=2), 0)
+                  + 30, {"streak": 1, "points": 5})
+    before = Event(Kind.CHECKIN, "checkin:m-early", "g1", "u2", early.at - 90,
+                   {"streak": 1, "points": 5})
+    assert await metrics.record(redis_client, BRAND, [early]) == 1
+    assert await metrics.record(redis_client, BRAND, [before]) == 0

@@ -224,7 +224,10 @@ class TurnWorker:
         await self._store.mark_replied(dedupe)
 
     async def _app_event(self, event: AppEvent) -> None:
-        if (event.event == "change_external_chat" and event.change_type == "update"
-                and event.update_detail == "add_member"):
+        if event.event != "change_external_chat" or event.change_type != "update":
+            return
+        if event.update_detail == "add_member":
             await self._newcomers.welcome(event.chat_id, event.create_time,
                                           event.member_change_count)
+        elif event.update_detail == "del_member":
+            await self._newcomers.farewell(event.chat_id, event.create_time)

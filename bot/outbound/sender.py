@@ -5,6 +5,7 @@ only after WeCom answers errcode 0 or a permanent error (then dead-lettered). A 
 dies leaves its posts pending; any sender reclaims them by idle time. The limiter lives
 in Redis so every sender process shares each robot's budget. When a group's backlog
 cannot drain within a minute, its text posts are merged into digests (≤ 4096 bytes).
+Each post acknowledged as sent or digested is recorded as an analytics event (POST_SENT).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from bot.common.texts import Texts
 from bot.outbound import digest
 from bot.outbound.limiter import RobotLimiter
 from bot.wecom.webhook import Outcome, PayloadError, WebhookClient
+from qunzhu.events import Event, Kind, emit
 from qunzhu.redisconn import REDIS_DOWN
 
 log = logging.getLogger(__name__)
@@ -76,8 +78,11 @@ class Sender:
         *,
         consumer: str,
         config: SenderConfig | None = None,
+        brand: str = "",
     ) -> None:
+        """`brand` names the analytics streams; "" records no events (tests, tools)."""
         self._store = store
+        self._brand = brand
         self._client = client
         self._directory = directory
         self._texts = texts
@@ -278,6 +283,20 @@ class Sender:
                 await self._idle(pause)
                 pause = min(pause * 2, 30.0)
         self._outbox.release(*(entry.id for entry in batch))
+        await asyncio.gather(*(self._record_sent(entry) for entry in batch))
+
+    async def _record_sent(self, entry: Entry) -> None:
+        """One POST_SENT per post, named by its id: a post sent again is still counted once.
+
+        Posts carry no source (campaign, welcome, …) in the outbox, so `source` is empty.
+        """
+        if not self._brand:
+            return
+        post_id = entry.fields.get("id", "")
+        await emit(self._store.r, self._brand,
+                   Event(Kind.POST_SENT, f"post_sent:{post_id or entry.id}",
+                         entry.fields.get("group", ""), "", self._clock.now(),
+                         {"post": post_id, "source": ""}))
 
     async def _ack_rounds(self, rounds: list[tuple[list[Entry], str]]) -> list[None]:
         items = [(entry.id, entry.fields.get("id", ""), state)

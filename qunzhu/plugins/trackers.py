@@ -152,7 +152,6 @@ class FastRedisTrackerStore(RedisTrackerStore):
 
     async def save(self, tracker: DialogueStateTracker, timeout: float | None = None) -> None:
         """Store the conversation, keeping earlier sessions (same document as Rasa's save)."""
-        await self.stream_events(tracker)
         if not timeout and self.record_exp:
             timeout = self.record_exp
         sender_id = tracker.sender_id
@@ -162,8 +161,13 @@ class FastRedisTrackerStore(RedisTrackerStore):
         document = None
         if stored is not None and seen is not None and seen.stored == stored and seen.extends(
                 tracker):
-            added = [e.as_dict() for e in islice(tracker.events, seen.count, None)]
-            document = append_events(stored, sender_id, added)
+            new = list(islice(tracker.events, seen.count, None))
+            if self.event_broker is not None:  # the same events Rasa's diff would publish
+                await self._stream_new_events(self.event_broker, new, sender_id)
+            document = append_events(stored, sender_id, [e.as_dict() for e in new])
+        else:
+            # Rasa's way: it retrieves (and deserialises) the stored tracker to diff it.
+            await self.stream_events(tracker)
         if document is None:
             current = tracker.as_dialogue().as_dict()
             if stored is not None:
