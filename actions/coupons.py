@@ -13,6 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.analytics import record
 from actions.base import GameAction
 from actions.catalogue import find_named
+from actions.clock import SHANGHAI, local_day
 from actions.codes import codes_in, coupon_record, with_fresh_code
 from actions.config import CouponCampaign
 from actions.context import Speaker
@@ -120,11 +121,17 @@ class ActionMyCoupons(GameAction):
         """Show the wallet; a pasted code is checked against what we issued."""
         now = int(svc.clock.now().timestamp())
         wallet = await svc.store.wallet(who.user)
+        used = await svc.store.redeemed([c.code for c in wallet if c.expires_at >= now])
         pasted = codes_in(who.text)
         if pasted:
             code = pasted[0]
             mine = {c.code: c for c in wallet}
-            if code in mine:
+            if code in mine and code in used:
+                coupon = mine[code]
+                dispatcher.utter_message(
+                    response="utter_code_yours_used", code=code, name=coupon.name,
+                    used=local_day(datetime.fromtimestamp(used[code], SHANGHAI)).isoformat())
+            elif code in mine:
                 coupon = mine[code]
                 response = (
                     "utter_code_yours_expired" if coupon.expires_at < now
@@ -139,7 +146,8 @@ class ActionMyCoupons(GameAction):
             else:
                 dispatcher.utter_message(response="utter_code_unknown", code=code)
             return []
-        usable = sorted((c for c in wallet if c.expires_at >= now), key=lambda c: c.expires_at)
+        usable = sorted((c for c in wallet if c.expires_at >= now and c.code not in used),
+                        key=lambda c: c.expires_at)
         if not usable:
             dispatcher.utter_message(response="utter_my_coupons_empty")
             return []

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qunzhu import coupons
+
 
 @dataclass(frozen=True)
 class GameKeys:
@@ -28,7 +30,7 @@ class GameKeys:
 
     # ------------------------------------------------------------ per member
     def _member(self, user: str) -> str:
-        return f"qz:{{{self.brand}:m:{user}}}"
+        return coupons.member_prefix(self.brand, user)
 
     def member(self, user: str) -> str:
         """Hash: points, streak, best_streak, checkins, last_day."""
@@ -36,7 +38,7 @@ class GameKeys:
 
     def wallet(self, user: str) -> str:
         """Hash code → coupon JSON, as issued."""
-        return f"{self._member(user)}:wallet"
+        return coupons.wallet_key(self.brand, user)
 
     def ledger(self, user: str) -> str:
         """Stream: every change to the member's points and every coupon they got."""
@@ -96,8 +98,8 @@ class GameKeys:
 
     # ------------------------------------------------------------ per code
     def code(self, code: str) -> str:
-        """Hash: owner of one coupon code."""
-        return f"qz:{{{self.brand}:k:{code}}}:code"
+        """Hash: owner of one coupon code, the group it was claimed in, its redemption."""
+        return coupons.code_key(self.brand, code)
 
     # ------------------------------------------------------------ brand-wide stock
     @property

@@ -44,6 +44,7 @@ from actions.results import (
     UnderWay,
     parse,
 )
+from qunzhu import coupons
 from qunzhu.config import CheckinRules, CouponCampaign, LuckyDraw, Reward
 from qunzhu.events import Event, emit
 from qunzhu.redisconn import AsyncRedis, async_client, text_of
@@ -114,14 +115,19 @@ class GameStore:
         self._settle_draw = client.register_script(scripts.SETTLE_DRAW)
 
     # ------------------------------------------------------------ coupon codes
-    async def _register_code(self, code: str, user: str) -> bool:
-        """Reserve a code for a member; False when it was already issued to anyone."""
-        return bool(await self._r.hsetnx(self.keys.code(code), "owner", user))
+    async def _register_code(self, code: str, turn: Turn) -> bool:
+        """Reserve a code for a member (noting the group, for the redemption funnel); False
+        when it was already issued to anyone."""
+        return await coupons.register(self._r, self.keys.brand, code, turn.user, turn.group)
 
     async def _unregister_unused(self, registered: str, used: str) -> None:
         """Remove a code this call registered but did not issue (a replay kept its first)."""
         if registered and registered != used:
             await self._r.delete(self.keys.code(registered))
+
+    async def redeemed(self, codes: list[str]) -> dict[str, int]:
+        """Which of these codes a store already took (核销), and when."""
+        return await coupons.redeemed(self._r, self.keys.brand, codes)
 
     async def code_owner(self, code: str) -> str | None:
         """Who a coupon code was issued to, or None if it is not one of ours."""
@@ -197,7 +203,7 @@ class GameStore:
         final = await self._r.get(result_key)
         if final is not None:
             return parse(ClaimResult, final)
-        if not await self._register_code(coupon.code, turn.user):
+        if not await self._register_code(coupon.code, turn):
             return ClaimResult(status=CODE_TAKEN)
         raw = text_of(await self._begin_claim(
             keys=[result_key, under_way_key],
@@ -255,7 +261,7 @@ class GameStore:
         final = await self._r.get(result_key)
         if final is not None:
             return parse(RedeemResult, final)
-        if not await self._register_code(coupon.code, turn.user):
+        if not await self._register_code(coupon.code, turn):
             return RedeemResult(status=CODE_TAKEN)
         raw = text_of(await self._pay_redeem(
             keys=[result_key, paid_key, k.member(turn.user), k.ledger(turn.user)],
@@ -300,7 +306,7 @@ class GameStore:
                                 k.paid("draw", turn.user, turn.msgid))
         registered = ""
         if coupons:
-            if not await self._register_code(code, turn.user):
+            if not await self._register_code(code, turn):
                 return DrawResult(status=CODE_TAKEN)
             registered = code
         raw = text_of(await self._pay_draw(

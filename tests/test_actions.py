@@ -21,6 +21,7 @@ from actions.points import ActionLeaderboard, ActionMyPoints
 from actions.redeem import ActionRedeemPoints
 from actions.store import GameStore
 from bot.common.store import HANDOFFS, OUTBOX
+from qunzhu import coupons
 from tests.helpers import key_count, responses, run, texts, tracker
 
 pytestmark = pytest.mark.redis
@@ -198,6 +199,23 @@ async def test_coupon_expiry_hides_it_from_my_coupons(
     clock.advance(days=7)
     msgs, _ = await run(ActionMyCoupons(), tracker("我的券"))
     assert responses(msgs) == ["utter_my_coupons_empty"]
+
+
+async def test_a_coupon_redeemed_at_a_store_leaves_my_coupons_and_says_when_pasted(
+    services: runtime.Services, clock: FixedClock
+) -> None:
+    msgs, _ = await run(ActionClaimCoupon(), tracker("领满30减5"))
+    code = msgs[0]["code"]
+    done = await coupons.redeem(services.store._r, services.store.keys.brand, code,
+                                store="jingan_temple", clerk="clerk", key="",
+                                now=int(clock.now().timestamp()))
+    assert done.status == "redeemed"
+    msgs, _ = await run(ActionMyCoupons(), tracker("我的券"))
+    assert responses(msgs) == ["utter_my_coupons_empty"]
+    msgs, _ = await run(ActionMyCoupons(), tracker(f"{code} 还能用吗"))
+    assert responses(msgs) == ["utter_code_yours_used"]
+    assert msgs[0]["used"] == clock.now().date().isoformat()
+    texts(msgs)
 
 
 async def test_pasted_codes(services: runtime.Services) -> None:

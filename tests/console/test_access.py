@@ -28,6 +28,9 @@ ROUTES: list[tuple[str, str, dict[str, str], Role]] = [
     ("POST", "/me/tokens", {}, Role.VIEWER),
     ("POST", "/me/tokens/revoke", {}, Role.VIEWER),
     ("POST", "/me/password", {"current": "x", "new": "y", "again": "y"}, Role.VIEWER),
+    ("GET", "/redeem", {}, Role.VIEWER),
+    ("POST", "/redeem", {"code": "QZNOPE1234", "store": "nowhere"}, Role.VIEWER),
+    ("POST", "/api/coupons/QZNOPE1234/redeem", {}, Role.VIEWER),
     ("GET", "/accounts", {}, Role.ADMIN),
     ("POST", "/accounts", {"name": "newbie", "display": "新人", "role": "viewer",
                            "password": "long-enough-1"}, Role.ADMIN),
@@ -53,7 +56,8 @@ def test_every_route_of_the_console_is_in_the_matrix_and_states_its_role(tmp_pat
         path = route.resource.canonical if route.resource else ""
         if route.method == "HEAD" or path.startswith(PUBLIC_PREFIXES) or path == "/static":
             continue
-        concrete = path.replace("{group}", "g1").replace("{name}", "nobody")
+        concrete = (path.replace("{group}", "g1").replace("{name}", "nobody")
+                    .replace("{code}", "QZNOPE1234"))
         assert (route.method, concrete) in listed, f"{route.method} {path} is not tested"
         assert getattr(route.handler, ROLE_ATTR, None) is not None, f"{path} states no role"
 
