@@ -20,7 +20,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 SUDO      := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: help install install-dev browser redis-server console-assets run chat train validate test test-unit test-rasa lint \
-        bench-nlu bench-bridge chaos clean
+        bench-nlu bench-bridge bench-console chaos clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -115,6 +115,9 @@ bench-nlu: install-dev  ## NLU accuracy, macro-F1, FAQ accuracy, parse latency v
 
 bench-bridge: install-dev train  ## end-to-end turns vs stock Rasa, 30,000 group posts, callback ack latency
 	$(PY) -m bench.bridge
+
+bench-console: install-dev redis-server  ## console numbers: aggregation events/s, a year × 1,000 groups, dashboard query p99
+	$(PY) -m bench.console $(BENCH_ARGS)
 
 chaos: install-dev train  ## kill -9 each part mid-burst (private ports); fail on loss, doubles, silence
 	$(PY) -m bench.chaos $(CHAOS_ARGS)

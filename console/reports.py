@@ -90,7 +90,7 @@ async def report(r: AsyncRedis, brand: str, span: DateRange, group: str = "") ->
 SORTS: dict[str, tuple[str, Callable[[GroupHealth], Any]]] = {
     "trend": ("打卡率变化", lambda h: (h.checkin_trend is None, h.checkin_trend or 0.0)),
     "checkin_rate": ("打卡率", lambda h: (h.checkin_rate is None, h.checkin_rate or 0.0)),
-    "active": ("活跃成员", lambda h: -h.active),
+    "active": ("日均活跃", lambda h: -h.active),
     "fallback": ("未答上比例", lambda h: (h.fallback_rate is None, -(h.fallback_rate or 0.0))),
     "handoffs": ("转人工", lambda h: -h.handoffs),
     "leaves": ("退群", lambda h: -h.leaves),
@@ -102,7 +102,7 @@ def health_rows(health: list[GroupHealth], names: dict[str, str],
     """The group list, neediest first by the chosen measure; groups shown by name."""
     key = SORTS.get(sort, SORTS["trend"])[1]
     rows = sorted(health, key=lambda h: (key(h), names.get(h.group, h.group)))
-    return [{"group": h.group, "name": names.get(h.group, h.group), "active": h.active,
+    return [{"group": h.group, "name": names.get(h.group, h.group), "active": round(h.active, 1),
              "turns": h.turns, "checkins": h.checkins, "checkin_rate": h.checkin_rate,
              "checkin_rate_before": h.checkin_rate_before, "checkin_trend": h.checkin_trend,
              "fallback_rate": h.fallback_rate, "handoffs": h.handoffs, "joins": h.joins,

@@ -5,10 +5,12 @@ Layout (one brand; days are Asia/Shanghai calendar days):
 - `qz:{<brand>:d:<day>}:b` / `:g:<group>` — hashes of counters for the brand and for each group
   on that day (`turns`, `checkins`, …, plus distributions as prefixed fields: `i:<intent>`,
   `s:<streak bucket>`, `p:<prize>`, `c:<campaign>` claims, `r:<campaign>` redemptions);
-- `qz:{<brand>:d:<day>}:gs` — the groups with any event that day;
+- `qz:{<brand>:d:<day>}:gsum` — every group's health counters of the day in one hash
+  (`<group>|checkins` …), so the group list reads two hashes a day, not two per group;
 - `qz:{<brand>:d:<day>}:seen` — event ids already counted (kept 3 days): one event, once;
 - `qz:{<brand>:hll}:a:<day>[:<group>]` — HyperLogLogs of members active with the bot. They
-  share one slot so a date range's distinct members is one PFCOUNT over many days.
+  share one slot so a date range's distinct members is one PFCOUNT over many days;
+  `qz:{<brand>:hll}:ga:<day>` counts each group's active members of the day as they come.
 
 An event costs two scripts (its day's slot, the HLL slot) whatever the history's length, and
 every key expires after RETAIN_DAYS. Reading a range costs one hash per day (and group).
@@ -42,8 +44,9 @@ COUNTERS = (
 STREAK_BUCKETS = ((1, "1"), (3, "2-3"), (7, "4-7"), (14, "8-14"), (30, "15-30"))
 ACTIVE_KINDS = {Kind.TURN, Kind.CHECKIN, Kind.CLAIM, Kind.DRAW, Kind.SHOP, Kind.HANDOFF_OPENED}
 
-# KEYS[1] seen  KEYS[2] brand hash  KEYS[3] group hash (or "")  KEYS[4] groups of the day
-# ARGV[1] {eid, group, incr {field: n}, ttl, seen_ttl}
+# KEYS[1] seen  KEYS[2] brand hash  KEYS[3] group hash  KEYS[4] the groups' health hash
+# (all of the day's slot)
+# ARGV[1] {eid, group, incr {field: n}, health {field: n}, ttl, seen_ttl}
 # 0 = counted before (nothing changes), 1 = counted now
 APPLY = """
 local a = cjson.decode(ARGV[1])
@@ -55,23 +58,29 @@ for f, n in pairs(a.incr) do
 end
 redis.call('EXPIRE', KEYS[2], a.ttl)
 if a.group ~= '' then
+  for f, n in pairs(a.health) do redis.call('HINCRBY', KEYS[4], a.group .. '|' .. f, n) end
   redis.call('EXPIRE', KEYS[3], a.ttl)
-  redis.call('SADD', KEYS[4], a.group)
   redis.call('EXPIRE', KEYS[4], a.ttl)
 end
 return 1
 """
 
-# KEYS[1] the day's HLL  KEYS[2] the group's HLL of the day (or absent)
-# ARGV[1] {user, ttl}; adding a member twice changes nothing, so no dedupe is needed
+# KEYS[1] the day's HLL  [KEYS[2] the group's HLL of the day  KEYS[3] the day's group counts]
+# ARGV[1] {user, group, ttl}; adding a member twice changes nothing, so no dedupe is needed
 ACTIVE = """
 local a = cjson.decode(ARGV[1])
-for _, k in ipairs(KEYS) do
-  redis.call('PFADD', k, a.user)
-  redis.call('EXPIRE', k, a.ttl)
+redis.call('PFADD', KEYS[1], a.user)
+redis.call('EXPIRE', KEYS[1], a.ttl)
+if KEYS[2] then
+  if redis.call('PFADD', KEYS[2], a.user) == 1 then
+    redis.call('HINCRBY', KEYS[3], a.group, 1)
+    redis.call('EXPIRE', KEYS[3], a.ttl)
+  end
+  redis.call('EXPIRE', KEYS[2], a.ttl)
 end
 return 1
 """
+HEALTH = ("turns", "fallbacks", "checkins", "handoffs_opened", "joins", "leaves")
 
 
 # KEYS: HLLs of one slot. PFCOUNT as a script, as redis-py's cluster batches refuse PFCOUNT.
@@ -113,8 +122,11 @@ class MetricKeys:
     def group_counts(self, day: date, group: str) -> str:
         return f"{self.day(day)}:g:{group}"
 
-    def groups(self, day: date) -> str:
-        return f"{self.day(day)}:gs"
+    def health(self, day: date) -> str:
+        return f"{self.day(day)}:gsum"
+
+    def group_active(self, day: date) -> str:
+        return f"qz:{{{self.brand}:hll}}:ga:{day.isoformat()}"
 
     def seen(self, day: date) -> str:
         return f"{self.day(day)}:seen"
@@ -220,16 +232,20 @@ async def record(r: AsyncRedis, brand: str, events: Sequence[Event]) -> int:
             continue
         day = day_of(event.at)
         group = event.group
-        args = {"eid": event.eid, "group": group, "incr": increments(event),
+        incr = increments(event)
+        args = {"eid": event.eid, "group": group, "incr": incr,
+                "health": {f: n for f, n in incr.items() if f in HEALTH},
                 "ttl": RETAIN_DAYS * 86400, "seen_ttl": SEEN_S}
         group_key = keys.group_counts(day, group) if group else keys.brand_counts(day)
         pipe.eval(APPLY, 4, keys.seen(day), keys.brand_counts(day), group_key,
-                  keys.groups(day), json.dumps(args, ensure_ascii=False))
+                  keys.health(day), json.dumps(args, ensure_ascii=False))
         counted.append(True)
         if event.user and event.kind in ACTIVE_KINDS:
-            hll = [keys.active(day)] + ([keys.active(day, group)] if group else [])
-            pipe.eval(ACTIVE, len(hll), *hll,
-                      json.dumps({"user": event.user, "ttl": RETAIN_DAYS * 86400}))
+            hll = [keys.active(day)] + (
+                [keys.active(day, group), keys.group_active(day)] if group else [])
+            pipe.eval(ACTIVE, len(hll), *hll, json.dumps(
+                {"user": event.user, "group": group, "ttl": RETAIN_DAYS * 86400},
+                ensure_ascii=False))
             counted.append(False)
     replies = await pipe.execute()
     return sum(1 for is_apply, reply in zip(counted, replies, strict=True)
@@ -297,21 +313,12 @@ async def range_stats(r: AsyncRedis, brand: str, first: date, last: date,
     return RangeStats(stats, total, active)
 
 
-async def groups_seen(r: AsyncRedis, brand: str, days: Iterable[date]) -> set[str]:
-    """The groups with any event on any of the days."""
-    keys = MetricKeys(brand)
-    pipe = batch(r)
-    for day in days:
-        pipe.smembers(keys.groups(day))
-    return {text_of(g) for members in await pipe.execute() for g in members}
-
-
 @dataclass(frozen=True)
 class GroupHealth:
     """One group over two equal windows: now and the one before, to see what is falling."""
 
     group: str
-    active: int  # distinct members active in the recent window
+    active: float  # members active with the bot per day, on average over the recent window
     turns: int
     checkins: int
     checkin_rate: float | None  # recent window
@@ -331,38 +338,44 @@ class GroupHealth:
 
 async def group_health(r: AsyncRedis, brand: str, last: date, window_days: int,
                        groups: Iterable[str] = ()) -> list[GroupHealth]:
-    """Every group's health over the last `window_days` against the window before it."""
-    first = last - timedelta(days=window_days - 1)
-    before_first = first - timedelta(days=window_days)
-    every = sorted(set(groups) | await groups_seen(r, brand, days_between(before_first, last)))
+    """Every group's health over the last `window_days` against the window before it.
+
+    Two hashes a day (the groups' counters, their active members), whatever the number of
+    groups: a brand with thousands of groups gets its list in one round trip.
+    """
     keys = MetricKeys(brand)
-    days = days_between(before_first, last)
+    days = days_between(last - timedelta(days=2 * window_days - 1), last)
     pipe = batch(r)
-    for group in every:
-        for day in days:
-            pipe.hgetall(keys.group_counts(day, group))
-            _pfcount(pipe, [keys.active(day, group)])
-        _pfcount(pipe, [keys.active(day, group) for day in days[window_days:]])
+    for day in days:
+        pipe.hgetall(keys.health(day))
+        pipe.hgetall(keys.group_active(day))
     replies = await pipe.execute()
+    counts: dict[str, list[Counter[str]]] = {}
+    active: dict[str, list[int]] = {}
+    for i in range(len(days)):
+        for field_, n in replies[2 * i].items():
+            group, _, name = text_of(field_).rpartition("|")
+            counts.setdefault(group, [Counter() for _ in days])[i][name] += int(n)
+        for group_, n in replies[2 * i + 1].items():
+            active.setdefault(text_of(group_), [0] * len(days))[i] = int(n)
     out = []
-    per_group = 2 * len(days) + 1
-    for gi, group in enumerate(every):
-        rows = replies[gi * per_group:(gi + 1) * per_group]
-        stats = [DayStats(day, _counter(rows[2 * i]), int(rows[2 * i + 1]))
-                 for i, day in enumerate(days)]
-        before, recent = stats[:window_days], stats[window_days:]
-        total: Counter[str] = Counter()
-        for s in recent:
-            total.update(s.counts)
-        distinct = int(rows[-1])
+    for group in sorted(set(groups) | set(counts) | set(active)):
+        per_day = counts.get(group, [Counter() for _ in days])
+        members = active.get(group, [0] * len(days))
+        recent: Counter[str] = Counter()
+        for c in per_day[window_days:]:
+            recent.update(c)
         out.append(GroupHealth(
-            group=group, active=distinct, turns=total["turns"], checkins=total["checkins"],
-            checkin_rate=_rate(recent), checkin_rate_before=_rate(before),
-            fallback_rate=None if not total["turns"] else total["fallbacks"] / total["turns"],
-            handoffs=total["handoffs_opened"], joins=total["joins"], leaves=total["leaves"]))
+            group=group, active=sum(members[window_days:]) / window_days,
+            turns=recent["turns"], checkins=recent["checkins"],
+            checkin_rate=_rate(sum(c["checkins"] for c in per_day[window_days:]),
+                               sum(members[window_days:])),
+            checkin_rate_before=_rate(sum(c["checkins"] for c in per_day[:window_days]),
+                                      sum(members[:window_days])),
+            fallback_rate=None if not recent["turns"] else recent["fallbacks"] / recent["turns"],
+            handoffs=recent["handoffs_opened"], joins=recent["joins"], leaves=recent["leaves"]))
     return out
 
 
-def _rate(days: list[DayStats]) -> float | None:
-    member_days = sum(d.active for d in days)
-    return None if member_days == 0 else sum(d.get("checkins") for d in days) / member_days
+def _rate(checkins: int, member_days: int) -> float | None:
+    return None if member_days == 0 else checkins / member_days

@@ -153,8 +153,8 @@ async def test_every_counter_is_kept_for_more_than_400_days(redis_client: AsyncR
                   {"intent": "faq", "confidence": 0.9, "fallback": False})
     await metrics.record(redis_client, BRAND, [event])
     keys = metrics.MetricKeys(BRAND)
-    for key in (keys.brand_counts(DAY0), keys.group_counts(DAY0, "g1"), keys.groups(DAY0),
-                keys.active(DAY0), keys.active(DAY0, "g1")):
+    for key in (keys.brand_counts(DAY0), keys.group_counts(DAY0, "g1"), keys.health(DAY0),
+                keys.active(DAY0), keys.active(DAY0, "g1"), keys.group_active(DAY0)):
         assert await redis_client.ttl(key) > 400 * 86400, key
 
 

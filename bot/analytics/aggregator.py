@@ -63,5 +63,6 @@ class Aggregator:
                 await consumer.dead_letter(entry, {"reason": str(exc)[:200]})
         readable = [e for e in batch if e.id in consumer.held]
         if good:
-            self.counted += await metrics.record(self._r, self._brand, good)
+            new = await metrics.record(self._r, self._brand, good)
+            self.counted += new  # after the await: shards count concurrently
         await consumer.ack(*(e.id for e in readable), delete=False)
