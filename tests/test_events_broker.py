@@ -42,6 +42,8 @@ def said(text: str, intent: str = "checkin", confidence: float = 0.93,
          metadata: dict[str, str] | None = None, at: float = 1_800_000_000.0) -> UserUttered:
     return UserUttered(text, {"name": intent, "confidence": confidence},
                        parse_data={"intent": {"name": intent, "confidence": confidence},
+                                   "intent_ranking": [{"name": intent,
+                                                       "confidence": confidence}],
                                    "entities": [], "text": text},
                        metadata=metadata, timestamp=at)
 
@@ -103,7 +105,8 @@ async def test_a_member_s_message_is_one_turn_with_intent_words_and_first_answer
     assert turn.kind is Kind.TURN and turn.eid == "turn:wx-1"
     assert (turn.group, turn.user, turn.at) == ("g1", "alice", 1_800_000_000.0)
     assert turn.data == {"intent": "checkin", "confidence": 0.93, "fallback": False,
-                         "text": "打卡", "answer": "打卡成功 ✅"}
+                         "text": "打卡", "answer": "打卡成功 ✅", "closest": "checkin",
+                         "closest_confidence": 0.93}
 
 
 async def test_a_turn_is_recorded_only_when_it_ends(
@@ -132,6 +135,27 @@ async def test_a_message_the_nlu_did_not_understand_is_a_fallback(
     [turn] = await turns(redis_client)
     assert turn.data["intent"] == "nlu_fallback" and turn.data["fallback"] is True
     assert turn.data["answer"] == "没太明白，换个说法试试？"
+
+
+async def test_an_unanswered_message_says_which_intent_or_faq_it_came_closest_to(
+    broker: TurnEventBroker, redis_client: AsyncRedis,
+) -> None:
+    """The console's inbox shows what the model thought, fallback aside."""
+    ranking = [{"name": "nlu_fallback", "confidence": 0.7}, {"name": "faq", "confidence": 0.41},
+               {"name": "checkin", "confidence": 0.2}]
+    faq = UserUttered("团购怎么买", {"name": "nlu_fallback", "confidence": 0.7}, parse_data={
+        "intent": {"name": "nlu_fallback", "confidence": 0.7}, "intent_ranking": ranking,
+        "response_selector": {"faq": {"response": {"intent_response_key": "faq/delivery"}}},
+        "entities": [], "text": "团购怎么买"}, metadata=wecom("wx-c1"), timestamp=1.0)
+    other = UserUttered("嗯嗯", {"name": "nlu_fallback", "confidence": 0.7}, parse_data={
+        "intent": {"name": "nlu_fallback", "confidence": 0.7},
+        "intent_ranking": [ranking[0], ranking[2]], "entities": [], "text": "嗯嗯"},
+        metadata=wecom("wx-c2"), timestamp=2.0)
+    feed(broker, published(SENDER, faq, answered("没太明白", "utter_default"), listen(),
+                           other, answered("没太明白", "utter_default"), listen()))
+    first, second = sorted(await turns(redis_client), key=lambda e: e.at)
+    assert (first.data["closest"], first.data["closest_confidence"]) == ("faq/delivery", 0.41)
+    assert (second.data["closest"], second.data["closest_confidence"]) == ("checkin", 0.2)
 
 
 async def test_a_message_the_policies_fell_back_on_is_a_fallback(

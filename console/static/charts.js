@@ -61,6 +61,7 @@
     var option = options[el.getAttribute("data-chart")];
     if (!option) { return; }
     var chart = echarts.init(el, null, { renderer: "canvas" });
+    option.animation = false;  // numbers, not a show: drawn at once, on a phone too
     chart.setOption(option);
     charts.push(chart);
     el.setAttribute("data-drawn", "1");

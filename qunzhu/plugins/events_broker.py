@@ -58,6 +58,8 @@ class PendingTurn:
     confidence: float
     text: str
     fallback: bool
+    closest: str = ""  # what the model would have said, fallback aside (faq/<key> for FAQs)
+    closest_confidence: float = 0.0
     answer: str = ""
 
     def heard(self, event: dict[str, Any]) -> None:
@@ -76,7 +78,28 @@ class PendingTurn:
         """The TURN event of this message."""
         return Event(Kind.TURN, self.eid, self.group, self.user, self.at,
                      {"intent": self.intent, "confidence": self.confidence,
-                      "fallback": self.fallback, "text": self.text, "answer": self.answer})
+                      "fallback": self.fallback, "text": self.text, "answer": self.answer,
+                      "closest": self.closest, "closest_confidence": self.closest_confidence})
+
+
+def closest_intent(parse_data: Any) -> tuple[str, float]:
+    """The model's best guess other than "I don't know" (the FAQ's own key for an FAQ), so
+    the console can say which intent an unanswered question came closest to."""
+    if not isinstance(parse_data, dict):
+        return "", 0.0
+    ranking = parse_data.get("intent_ranking")
+    for entry in ranking if isinstance(ranking, list) else []:
+        name = _text(entry.get("name")) if isinstance(entry, dict) else ""
+        if name and name != FALLBACK_INTENT:
+            confidence = entry.get("confidence")
+            score = float(confidence) if isinstance(confidence, (int, float)) else 0.0
+            selector = parse_data.get("response_selector")
+            if name == "faq" and isinstance(selector, dict):
+                chosen = (selector.get("faq") or {}).get("response") or {}
+                key = _text(chosen.get("intent_response_key"))
+                return (key or name), score
+            return name, score
+    return "", 0.0
 
 
 def _metadata(event: dict[str, Any]) -> dict[str, Any]:
@@ -110,11 +133,13 @@ def pending_turn(sender_id: str, event: dict[str, Any]) -> PendingTurn:
     name = _text(intent.get("name"))
     confidence = intent.get("confidence")
     group, user = _where(sender_id, meta)
+    closest, closest_confidence = closest_intent(parse_data)
     return PendingTurn(
         eid=f"turn:{msgid}" if msgid else f"turn:{sender_id}:{at:.6f}",
         group=group, user=user, at=at, intent=name,
         confidence=float(confidence) if isinstance(confidence, (int, float)) else 0.0,
-        text=clip(_text(event.get("text"))), fallback=name == FALLBACK_INTENT)
+        text=clip(_text(event.get("text"))), fallback=name == FALLBACK_INTENT,
+        closest=closest, closest_confidence=closest_confidence)
 
 
 class Turns:
