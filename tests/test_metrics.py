@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from bot.analytics.aggregator import AGGREGATORS, Aggregator
-from qunzhu import events, metrics
+from qunzhu import events, inbox, metrics
 from qunzhu.events import Event, Kind
 from qunzhu.redisconn import AsyncRedis, text_of
 
@@ -133,6 +133,10 @@ async def test_counters_match_a_recount_of_the_raw_stream_whatever_was_emitted_t
         assert abs(got.active - len(members)) <= 1  # HyperLogLog: exact at this size, ±1
         assert sum(d.get("turns") for d in got.days) == got.total["turns"]
         assert sum(n for _k, n in got.distribution("i:")) == got.total["turns"]
+    # and every turn the bot fell back on is in the operators' inbox, once
+    fell_back = {e.eid for e in raw if e.kind is Kind.TURN and e.data["fallback"]}
+    filed = [i.eid for i in await inbox.recent(redis_client, BRAND, 0, 4_000_000_000)]
+    assert fell_back <= set(filed) and len(filed) == len(set(filed))
 
 
 async def test_a_batch_counted_twice_before_its_acknowledgement_counts_once(

@@ -3,7 +3,9 @@
 One `StreamConsumer` per event stream (shard), in the consumer group `aggregators`, so any
 number of bridge processes share the work and a dead one's entries are reclaimed by idle
 time. A batch is counted in one round trip (`qunzhu.metrics.record`, which skips events it
-counted before) and then acknowledged; a crash in between counts nothing twice. The raw
+counted before), the turns the bot did not handle well are filed in the operators' inbox
+(`qunzhu.inbox`, once per event too), and the batch is acknowledged; a crash in between
+counts nothing twice. The raw
 streams are kept (trimmed by length) so the counters can be checked against them.
 """
 
@@ -13,7 +15,7 @@ import asyncio
 import logging
 
 from bot.common.streams import Entry, Handle, StreamConsumer
-from qunzhu import events, metrics
+from qunzhu import events, inbox, metrics
 from qunzhu.events import Event
 from qunzhu.redisconn import AsyncRedis
 
@@ -65,4 +67,5 @@ class Aggregator:
         if good:
             new = await metrics.record(self._r, self._brand, good)
             self.counted += new  # after the await: shards count concurrently
+            await inbox.collect(self._r, self._brand, good)
         await consumer.ack(*(e.id for e in readable), delete=False)

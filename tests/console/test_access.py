@@ -28,6 +28,8 @@ ROUTES: list[tuple[str, str, dict[str, str], Role]] = [
     ("POST", "/me/tokens", {}, Role.VIEWER),
     ("POST", "/me/tokens/revoke", {}, Role.VIEWER),
     ("POST", "/me/password", {"current": "x", "new": "y", "again": "y"}, Role.VIEWER),
+    ("GET", "/inbox", {}, Role.VIEWER),
+    ("GET", "/api/inbox", {}, Role.VIEWER),
     ("GET", "/redeem", {}, Role.VIEWER),
     ("POST", "/redeem", {"code": "QZNOPE1234", "store": "nowhere"}, Role.VIEWER),
     ("POST", "/api/coupons/QZNOPE1234/redeem", {}, Role.VIEWER),
