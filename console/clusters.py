@@ -58,6 +58,12 @@ class Cluster:
         return min(counts, key=lambda t: (-counts[t], len(t)))
 
     @property
+    def wordings(self) -> list[str]:
+        """Every distinct way members put it, most common first (what can be taught)."""
+        counts = Counter(i.text.strip() for i in self.items if i.text.strip())
+        return [t for t, _n in counts.most_common(20)]
+
+    @property
     def examples(self) -> list[Item]:
         """The newest messages, one per wording."""
         seen: set[str] = set()

@@ -24,6 +24,7 @@ class ConsoleSettings:
     first_login_file: Path
     session_hours: int
     secure_cookie: bool
+    project_root: Path = settings.PROJECT_ROOT  # whose data/ and domain.yml operators edit
 
     @classmethod
     def from_env(cls) -> ConsoleSettings:

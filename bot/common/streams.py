@@ -219,6 +219,9 @@ class StreamConsumer:
         we work on it; the ones another consumer took meanwhile (after an outage longer than
         the idle time) are let go and returned, never taken back."""
         lost = await self.keep(list(self.held))
+        # An entry acknowledged while the check ran is not pending any more, so it looks
+        # taken; it was released by its ack meanwhile: only what we still hold was lost.
+        lost &= self.held
         self.lost |= lost
         self.release(*lost)
         return lost

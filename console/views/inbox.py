@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from console import trainingdata
 from console.auth import needs
 from console.clusters import Cluster, cluster
 from console.keys import REDIS, SETTINGS
@@ -53,6 +54,7 @@ async def clusters_of(request: web.Request, days: int) -> list[dict[str, Any]]:
         closest, share = c.closest
         out.append({
             "title": c.title, "messages": c.size, "members": c.members,
+            "wordings": c.wordings,
             "groups": [group_names.get(g, g) for g in c.groups][:5],
             "closest": closest, "closest_share": round(share, 2),
             "reasons": [(inbox.REASONS.get(r, r), n) for r, n in c.reasons],
@@ -69,8 +71,10 @@ async def clusters_of(request: web.Request, days: int) -> list[dict[str, Any]]:
 async def inbox_page(request: web.Request) -> web.StreamResponse:
     days = period_or_400(request)
     found = await clusters_of(request, days)
+    root = request.app[SETTINGS].project_root
     return await page(request, "inbox.html", clusters=found, days=days, periods=PERIODS,
-                      total=sum(c["messages"] for c in found))
+                      total=sum(c["messages"] for c in found),
+                      intents=await asyncio.to_thread(trainingdata.intents, root))
 
 
 @routes.get("/api/inbox")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from console.app import create_app
 from console.roles import Role
 from console.settings import ConsoleSettings
 from qunzhu.redisconn import AsyncRedis
+from qunzhu.settings import PROJECT_ROOT
 
 BRAND = "testbrand"
 PASSWORD = "correct-horse-battery"
@@ -24,6 +27,21 @@ FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 CSRF = re.compile(r'name="_csrf" value="([^"]+)"')
 
 Login = Callable[[Role], Awaitable[TestClient]]
+
+
+def project_copy(tmp_path: Path) -> Path:
+    """The operator-owned files of the project in a git repository of their own: the tests
+    teach and revert there, never in the real project."""
+    root = tmp_path / "project"
+    if (root / ".git").exists():
+        return root
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    shutil.copytree(PROJECT_ROOT / "data" / "nlu", root / "data" / "nlu", dirs_exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "domain.yml", root / "domain.yml")
+    dev = ["-c", "user.name=开发", "-c", "user.email=dev@example.com"]
+    for args in (["init", "-q"], ["add", "-A"], [*dev, "commit", "-q", "-m", "项目初始"]):
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+    return root
 
 
 def settings_for(tmp_path: Path) -> ConsoleSettings:
@@ -35,7 +53,7 @@ def settings_for(tmp_path: Path) -> ConsoleSettings:
     return ConsoleSettings(host="127.0.0.1", port=0, redis_url="", redis_cluster=False,
                            brand=BRAND, brand_name="测试咖啡", groups_file=groups,
                            first_login_file=tmp_path / "first-login.txt", session_hours=1,
-                           secure_cookie=False)
+                           secure_cookie=False, project_root=project_copy(tmp_path))
 
 
 @pytest.fixture
