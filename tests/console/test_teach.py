@@ -112,9 +112,9 @@ async def test_a_bad_request_is_refused_naming_the_field_and_nothing_is_written(
     assert status == 400
     assert reason in str(body["error"])
     assert len(git_log(root)) == commits
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True,
-                            text=True).stdout
-    assert status == ""
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True,
+                           text=True).stdout
+    assert dirty == ""
 
 
 async def test_a_change_is_undone_by_a_revert_that_is_in_the_history_too(login: Login) -> None:
