@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -48,18 +49,22 @@ class ActionHumanHandoff(GameAction):
         If the bridge cannot take it, the member is told so, with the hotline, rather than
         promised a call back nobody will make.
         """
+        history = recent_conversation(tracker)
         queued = await svc.poster.handoff(
             {
                 "user": who.user,
                 "group": who.group,
                 "conversation_id": tracker.sender_id or "",
                 "text": who.text[:500],
-                "history": recent_conversation(tracker),
+                "history": history,
             },
             f"{who.user}:{who.msgid}",
         )
         if queued:  # the bridge holds the request (the ticket is the member's message)
-            await record(svc, who, Kind.HANDOFF_OPENED, {"ticket": who.msgid})
+            # The console's ticket shows staff what the member said and what came before.
+            await record(svc, who, Kind.HANDOFF_OPENED, {
+                "ticket": who.msgid, "text": who.text[:500],
+                "history": json.dumps(history, ensure_ascii=False)})
         dispatcher.utter_message(
             response="utter_handoff" if queued else "utter_handoff_unsent",
             hotline=svc.brand.hotline,

@@ -163,7 +163,8 @@ async def test_a_queued_handoff_is_recorded_with_the_member_s_message_as_its_tic
     [event] = await recorded(services)
     assert event.kind is Kind.HANDOFF_OPENED and event.eid == "handoff_opened:wx-19"
     assert (event.group, event.user) == ("g1", "alice")
-    assert event.data == {"ticket": "wx-19"}
+    assert event.data["ticket"] == "wx-19" and event.data["text"] == "转人工"
+    assert isinstance(event.data["history"], str) and "转人工" in event.data["history"]
 
 
 async def test_a_handoff_the_bridge_did_not_take_records_nothing(

@@ -4,7 +4,8 @@ One `StreamConsumer` per event stream (shard), in the consumer group `aggregator
 number of bridge processes share the work and a dead one's entries are reclaimed by idle
 time. A batch is counted in one round trip (`qunzhu.metrics.record`, which skips events it
 counted before), the turns the bot did not handle well are filed in the operators' inbox
-(`qunzhu.inbox`, once per event too), and the batch is acknowledged; a crash in between
+(`qunzhu.inbox`, once per event too), handoff requests become staff tickets
+(`qunzhu.tickets`), and the batch is acknowledged; a crash in between
 counts nothing twice. The raw
 streams are kept (trimmed by length) so the counters can be checked against them.
 """
@@ -15,8 +16,8 @@ import asyncio
 import logging
 
 from bot.common.streams import Entry, Handle, StreamConsumer
-from qunzhu import events, inbox, metrics
-from qunzhu.events import Event
+from qunzhu import events, inbox, metrics, tickets
+from qunzhu.events import Event, Kind
 from qunzhu.redisconn import AsyncRedis
 
 log = logging.getLogger(__name__)
@@ -68,4 +69,6 @@ class Aggregator:
             new = await metrics.record(self._r, self._brand, good)
             self.counted += new  # after the await: shards count concurrently
             await inbox.collect(self._r, self._brand, good)
+            for opened in (e for e in good if e.kind is Kind.HANDOFF_OPENED):
+                await tickets.file(self._r, self._brand, opened)  # once: filed by its id
         await consumer.ack(*(e.id for e in readable), delete=False)

@@ -31,6 +31,13 @@ ROUTES: list[tuple[str, str, dict[str, str], Role]] = [
     ("GET", "/inbox", {}, Role.VIEWER),
     ("GET", "/api/inbox", {}, Role.VIEWER),
     ("GET", "/redeem", {}, Role.VIEWER),
+    ("GET", "/handoffs", {}, Role.VIEWER),
+    ("POST", "/handoffs/nope/claim", {}, Role.VIEWER),
+    ("POST", "/handoffs/nope/note", {"note": "x"}, Role.VIEWER),
+    ("POST", "/handoffs/nope/close", {}, Role.VIEWER),
+    ("GET", "/api/handoffs", {}, Role.VIEWER),
+    ("POST", "/api/handoffs/nope/claim", {}, Role.VIEWER),
+    ("POST", "/api/handoffs/nope/close", {}, Role.VIEWER),
     ("POST", "/teach/preview", {}, Role.EDITOR),
     ("POST", "/teach/save", {}, Role.EDITOR),
     ("POST", "/api/teach", {}, Role.EDITOR),
@@ -66,7 +73,8 @@ def test_every_route_of_the_console_is_in_the_matrix_and_states_its_role(tmp_pat
         if route.method == "HEAD" or path.startswith(PUBLIC_PREFIXES) or path == "/static":
             continue
         concrete = (path.replace("{group}", "g1").replace("{name}", "nobody")
-                    .replace("{code}", "QZNOPE1234").replace("{sha}", "0000000"))
+                    .replace("{code}", "QZNOPE1234").replace("{sha}", "0000000")
+                    .replace("{ticket}", "nope"))
         assert (route.method, concrete) in listed, f"{route.method} {path} is not tested"
         assert getattr(route.handler, ROLE_ATTR, None) is not None, f"{path} states no role"
 
