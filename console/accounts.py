@@ -37,6 +37,7 @@ class Account:
     name: str
     display: str
     role: Role
+    epoch: str = ""  # changes when the account is re-created or its password changes
 
 
 class Keys:
@@ -76,7 +77,8 @@ class Accounts:
         if not raw:
             return None
         fields = {text_of(k): text_of(v) for k, v in raw.items()}
-        return Account(name, fields.get("display", name), Role.parse(fields["role"]))
+        return Account(name, fields.get("display", name), Role.parse(fields["role"]),
+                       fields.get("epoch", ""))
 
     async def all(self) -> list[Account]:
         names = sorted(text_of(n) for n in await self._r.smembers(Keys.users))
@@ -93,11 +95,12 @@ class Accounts:
         created = await self._r.hsetnx(Keys.user(name), "hash", hashed)
         if not created:
             raise AccountError(f"登录名 {name} 已被使用")
+        epoch = secrets.token_hex(8)
         await self._r.hset(Keys.user(name), mapping={
-            "display": display.strip() or name, "role": role.name.lower(),
-            "created": str(int(time.time()))})
+            "display": clean_display(display) or name, "role": role.name.lower(),
+            "created": str(int(time.time())), "epoch": epoch})
         await self._r.sadd(Keys.users, name)
-        return Account(name, display.strip() or name, role)
+        return Account(name, clean_display(display) or name, role, epoch)
 
     async def verify(self, name: str, password: str) -> Account | None:
         """The account when the password is right; None otherwise (in the same time)."""
@@ -115,12 +118,15 @@ class Accounts:
                                await asyncio.to_thread(self._hasher.hash, password))
         return account
 
-    async def set_password(self, name: str, password: str) -> None:
+    async def set_password(self, name: str, password: str) -> str:
+        """A new password; every other session of the account ends (a new epoch, returned)."""
         check_password(password)
         if not await self._r.exists(Keys.user(name)):
             raise AccountError(f"没有账号 {name}")
-        await self._r.hset(Keys.user(name), "hash",
-                           await asyncio.to_thread(self._hasher.hash, password))
+        epoch = secrets.token_hex(8)
+        await self._r.hset(Keys.user(name), mapping={
+            "hash": await asyncio.to_thread(self._hasher.hash, password), "epoch": epoch})
+        return epoch
 
     async def set_role(self, name: str, role: Role) -> None:
         account = await self.get(name)
@@ -177,6 +183,12 @@ class Accounts:
         except AccountError:  # another console process created it first
             return None
         return password
+
+
+def clean_display(display: str) -> str:
+    """A display name as people (and git, which records it as the author) can use it."""
+    text = "".join(ch for ch in display if ch.isprintable() and ch not in "<>\"").strip()
+    return text[:32] if any(ch.isalnum() for ch in text) else ""
 
 
 def check_password(password: str) -> None:

@@ -13,6 +13,7 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp_session import get_session
@@ -80,11 +81,13 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         session = await get_session(request)
         name = session.get("user")
         who = await accounts.get(str(name)) if name else None
+        if who is not None and session.get("epoch") != who.epoch:
+            who = None  # the account was re-created, or its password changed elsewhere
         if who is None:
             if _wants_json(request):
                 return web.json_response({"error": "请先登录，或在 Authorization 里带上 API 令牌"},
                                          status=401)
-            raise web.HTTPSeeOther(f"/login?next={request.path_qs}")
+            raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='/')}")
         if request.method in UNSAFE and not await _csrf_ok(request):
             raise _error(403, "表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试")
     request[ACCOUNT] = who

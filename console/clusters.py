@@ -98,9 +98,13 @@ def cluster(items: list[Item], distance: float = DISTANCE) -> list[Cluster]:
     """Group items by topic; biggest (by members, then messages) first."""
     by_text: dict[str, list[Item]] = {}
     for item in items:
-        by_text.setdefault(topic_text(item.text), []).append(item)
-    texts = sorted(by_text, key=lambda t: -len(by_text[t]))[:MAX_TEXTS]
-    meaningful = [t for t in texts if t]
+        # Nothing but emoji, punctuation or particles: no topic; such a message is its own
+        # (keyed by its words, marked so it never meets the clustering).
+        topic = topic_text(item.text) or f"\0{item.text.strip()}"
+        by_text.setdefault(topic, []).append(item)
+    ordered = sorted(by_text, key=lambda t: -len(by_text[t]))
+    texts, overflow = ordered[:MAX_TEXTS], ordered[MAX_TEXTS:]  # the rarest stay unclustered
+    meaningful = [t for t in texts if not t.startswith("\0")]
     labels: dict[str, int] = {}
     if len(meaningful) == 1:
         labels[meaningful[0]] = 0
@@ -112,7 +116,7 @@ def cluster(items: list[Item], distance: float = DISTANCE) -> list[Cluster]:
             distance_threshold=distance).fit_predict(np.clip(1.0 - similarity, 0.0, 1.0))
         labels = {t: int(label) for t, label in zip(meaningful, found, strict=True)}
     groups: dict[int, Cluster] = {}
-    for text in texts:
-        key = labels.get(text, -1 - len(groups))  # nothing but emoji or particles: alone
+    for text in texts + overflow:
+        key = labels.get(text, -1 - len(groups))  # no topic, or past MAX_TEXTS: alone
         groups.setdefault(key, Cluster()).items.extend(by_text[text])
     return sorted(groups.values(), key=lambda c: (-c.members, -c.size, -c.last_at))

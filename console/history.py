@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import os
 import re
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 OWNED = ("data", "domain.yml")  # what operators edit; history lists changes to these
 SHA = re.compile(r"^[0-9a-f]{7,40}$")
-_LOCK = asyncio.Lock()
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary())
 
 
 class HistoryError(RuntimeError):
@@ -50,6 +52,7 @@ async def _git(root: Path, *args: str, env: dict[str, str] | None = None) -> str
 
 
 def _author(name: str, login: str) -> dict[str, str]:
+    name = name if any(ch.isalnum() for ch in name) else login  # git refuses "." and the like
     ident = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": f"{login}@qunzhu.console",
              "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": f"{login}@qunzhu.console"}
     return {**os.environ, **ident}
@@ -70,23 +73,41 @@ async def save(root: Path, files: dict[Path, str], message: str, *, name: str,
     Call it holding `lock()`, the same hold in which `files` were computed from the files'
     current text, so no other edit lands in between and is overwritten.
     """
-    if not _LOCK.locked():
+    if not lock().locked():
         raise RuntimeError("history.save needs history.lock() held")
-    for rel, text in files.items():
-        target = root / rel
-        tmp = target.with_name(f".{target.name}.console-tmp")
-        tmp.write_text(text, "utf-8")
-        tmp.replace(target)
+    before = {rel: (root / rel).read_text("utf-8") for rel in files}
     paths = [str(rel) for rel in files]
-    await _git(root, "add", "--", *paths)
-    await _git(root, "commit", "--quiet", "--no-verify", "-m", message, "--", *paths,
-               env=_author(name, login))
+    try:
+        for rel, text in files.items():
+            _write(root / rel, text)
+        await _git(root, "add", "--", *paths)
+        await _git(root, "commit", "--quiet", "--no-verify", "-m", message, "--", *paths,
+                   env=_author(name, login))
+    except (HistoryError, OSError):
+        # Nothing half-done stays behind for the next save to commit under its name.
+        with contextlib.suppress(HistoryError, OSError):
+            await _git(root, "reset", "--quiet", "--", *paths)
+        for rel, text in before.items():
+            _write(root / rel, text)
+        raise HistoryError("没能保存进历史（git 出错），文件已恢复原样，请稍后再试") from None
     return (await _git(root, "rev-parse", "HEAD")).strip()
 
 
+def _write(target: Path, text: str) -> None:
+    """Replace a file whole: a reader never sees half of it."""
+    tmp = target.with_name(f".{target.name}.console-tmp")
+    tmp.write_text(text, "utf-8")
+    tmp.replace(target)
+
+
 def lock() -> asyncio.Lock:
-    """Held while an edit reads the files it will change and saves them."""
-    return _LOCK
+    """Held while an edit reads the files it will change and saves them (one per event loop,
+    as an asyncio lock belongs to the loop it was first used on)."""
+    loop = asyncio.get_running_loop()
+    found = _LOCKS.get(loop)
+    if found is None:
+        found = _LOCKS[loop] = asyncio.Lock()
+    return found
 
 
 async def files_of(root: Path, sha: str) -> list[str]:
@@ -123,7 +144,7 @@ async def revert(root: Path, sha: str, *, name: str, login: str) -> str:
     touched the same lines."""
     if not SHA.match(sha):
         raise HistoryError("没有这次改动")
-    async with _LOCK:
+    async with lock():
         try:
             touched = await files_of(root, sha)
         except HistoryError:
@@ -133,11 +154,27 @@ async def revert(root: Path, sha: str, *, name: str, login: str) -> str:
         changed = await _git(root, "status", "--porcelain", "--", *OWNED)
         if changed.strip():
             raise HistoryError("有还没保存进历史的改动（有人直接改了文件），请先让开发同事处理")
+        subject = (await _git(root, "log", "-1", "--format=%s", sha)).strip()
         try:
-            await _git(root, "revert", "--no-edit", sha, env=_author(name, login))
+            await _git(root, "revert", "--no-commit", sha)
         except HistoryError:
-            with contextlib.suppress(HistoryError):
-                await _git(root, "revert", "--abort")
+            await _undo_revert(root)
             raise HistoryError("这次改动之后，同样的地方又被改过，不能直接撤销；"
                                "请先撤销后来的改动") from None
+        try:
+            await _git(root, "commit", "--quiet", "--no-verify", "-m", f"撤销：{subject}",
+                       env=_author(name, login))
+        except HistoryError:
+            await _undo_revert(root)
+            raise HistoryError("没能保存撤销（git 出错），文件已恢复原样，请稍后再试") from None
         return (await _git(root, "rev-parse", "HEAD")).strip()
+
+
+async def _undo_revert(root: Path) -> None:
+    """Back to HEAD for what operators own, and no revert left in progress."""
+    with contextlib.suppress(HistoryError):
+        await _git(root, "revert", "--quit")
+    with contextlib.suppress(HistoryError):
+        await _git(root, "reset", "--quiet", "--", *OWNED)
+    with contextlib.suppress(HistoryError):
+        await _git(root, "checkout", "--quiet", "HEAD", "--", *OWNED)

@@ -1,7 +1,9 @@
-"""Login throttling: a name (or an address) with too many wrong passwords waits.
+"""Login throttling: a name (or an address) with too many attempts waits.
 
-Counted in Redis so every console process shares it. While locked, even the right password
-is refused, so guessing gains nothing from the lock ending early.
+An attempt is counted *before* the password is checked, atomically, so thirty guesses sent at
+once are thirty attempts, not thirty checks against a count of zero. A right password takes
+its attempt back. Counted in Redis so every console process shares it. While locked, even
+the right password is refused, so guessing gains nothing from the lock ending early.
 """
 
 from __future__ import annotations
@@ -10,17 +12,17 @@ from dataclasses import dataclass
 
 from qunzhu.redisconn import AsyncRedis
 
-# KEYS[1] the counter  ARGV[1] window seconds; the failures so far in this window
-FAIL = """
+# KEYS[1] the counter  ARGV[1] window seconds; the attempts so far in this window
+ATTEMPT = """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return n
+return {n, redis.call('TTL', KEYS[1])}
 """
 
 
 @dataclass(frozen=True)
 class LoginThrottle:
-    """At most `per_name` failures per name and `per_address` per address in a window."""
+    """At most `per_name` failed attempts per name and `per_address` per address in a window."""
 
     r: AsyncRedis
     per_name: int = 5
@@ -31,19 +33,18 @@ class LoginThrottle:
         return (f"qz:{{console}}:fail:n:{name.strip().lower()[:64]}",
                 f"qz:{{console}}:fail:a:{address[:64]}")
 
-    async def locked_for(self, name: str, address: str) -> int:
-        """Seconds until this name and address may try again (0 = now)."""
-        by_name, by_address = self._keys(name, address)
+    async def attempt(self, name: str, address: str) -> int:
+        """Count an attempt; seconds to wait when it is over a limit (0 = go ahead)."""
         waits = []
-        for key, limit in ((by_name, self.per_name), (by_address, self.per_address)):
-            count = await self.r.get(key)
-            if count is not None and int(count) >= limit:
-                waits.append(max(1, int(await self.r.ttl(key))))
+        for key, limit in zip(self._keys(name, address), (self.per_name, self.per_address),
+                              strict=True):
+            count, ttl = await self.r.eval(ATTEMPT, 1, key, str(self.window_s))
+            if int(count) > limit:
+                waits.append(max(1, int(ttl)))
         return max(waits, default=0)
 
-    async def failed(self, name: str, address: str) -> None:
-        for key in self._keys(name, address):
-            await self.r.eval(FAIL, 1, key, str(self.window_s))
-
-    async def succeeded(self, name: str) -> None:
-        await self.r.delete(self._keys(name, "")[0])
+    async def succeeded(self, name: str, address: str) -> None:
+        """A right password: the name starts afresh, and the address gets its attempt back."""
+        by_name, by_address = self._keys(name, address)
+        await self.r.delete(by_name)
+        await self.r.decr(by_address)

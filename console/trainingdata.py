@@ -35,6 +35,9 @@ KEY = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 MAX_EXAMPLE = 100
 MAX_ANSWER = 1000
 EXAMPLE_LINE = "      - "
+# Rasa reads its own markup inside examples: [text](entity), [text]{...}, [text][...]. A
+# member's words must stay words, or one odd message breaks training for the whole project.
+ENTITY_MARKUP = re.compile(r"\[[^\]]*\]\s*[({\[]")
 
 
 class TeachError(ValueError):
@@ -97,6 +100,9 @@ def clean_examples(texts: list[str], root: Path, intent: str = "") -> list[str]:
             continue
         if len(text) > MAX_EXAMPLE:
             raise TeachError(f"例句“{text[:20]}…”太长了（最多 {MAX_EXAMPLE} 个字）")
+        if ENTITY_MARKUP.search(text):
+            raise TeachError(f"例句“{text}”里有方括号加括号的写法（训练数据的标注格式），"
+                             "请去掉方括号后再教")
         key = normalise(text)
         owner = known.get(key)
         if owner == intent or key in seen:
@@ -154,7 +160,11 @@ def add_faq(root: Path, key: str, questions: list[str], answers: list[str],
     for reply in replies:
         if len(reply) > MAX_ANSWER:
             raise TeachError(f"回答：太长了（最多 {MAX_ANSWER} 个字）")
-        names = {f for _t, f, _s, _c in string.Formatter().parse(reply) if f is not None}
+        try:
+            names = {f for _t, f, _s, _c in string.Formatter().parse(reply) if f is not None}
+        except ValueError:
+            raise TeachError("回答：花括号 { } 只用来写占位符，比如 {hotline}；"
+                             "单独的花括号请去掉") from None
         unknown = sorted(n for n in names if n not in placeholders)
         if unknown:
             raise TeachError(f"回答：不认识的占位符 {{{unknown[0]}}}；可用的有："

@@ -48,10 +48,12 @@ def normalise(code: str) -> str:
 REDEEM = """
 local a = cjson.decode(ARGV[1])
 local c = redis.call('HMGET', KEYS[1], 'owner', 'group', 'redeemed_at', 'redeemed_store',
-                     'redeem_key')
+                     'redeem_key', 'redeemed_by')
 if not c[1] then return cjson.encode({status = 'unknown'}) end
 if c[3] then
-  if a.key ~= '' and c[5] == a.key then
+  -- a retry is the same request: same key, from the same store and clerk (till numbers
+  -- repeat across stores; another store's key must not read as "done")
+  if a.key ~= '' and c[5] == a.key and c[4] == a.store and c[6] == a.clerk then
     return cjson.encode({status = 'redeemed', again = true, owner = c[1], group = c[2] or '',
                          at = tonumber(c[3]), store = c[4]})
   end

@@ -224,6 +224,11 @@ async def _counted_next_door(r: AsyncRedis, keys: MetricKeys,
 async def record(r: AsyncRedis, brand: str, events: Sequence[Event]) -> int:
     """Fold events into the counters in one round trip; how many were new."""
     keys = MetricKeys(brand)
+    first: dict[str, Event] = {}
+    for event in events:  # one copy per eid, the earliest: its day is the one counted
+        if event.eid not in first or event.at < first[event.eid].at:
+            first[event.eid] = event
+    events = list(first.values())
     skip = await _counted_next_door(r, keys, events)
     pipe = batch(r)
     counted = []

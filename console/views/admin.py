@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp_session import get_session
 
 from console.accounts import AccountError
 from console.auth import account, needs
@@ -108,9 +109,10 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     if str(form.get("new", "")) != str(form.get("again", "")):
         return await me_page(request, error="两次输入的新密码不一样", status=400)
     try:
-        await accounts.set_password(me.name, str(form.get("new", "")))
+        epoch = await accounts.set_password(me.name, str(form.get("new", "")))
     except AccountError as exc:
         return await me_page(request, error=str(exc), status=400)
+    (await get_session(request))["epoch"] = epoch  # this session goes on; the others end
     await request.app[AUDIT].record(me.name, "修改密码", me.name)
     forget_first_login(request.app[SETTINGS].first_login_file, me.name)
     return await me_page(request, notice="密码已修改")

@@ -56,10 +56,11 @@ async def stats_csv(request: web.Request) -> web.StreamResponse:
 async def groups(request: web.Request) -> web.StreamResponse:
     try:
         window = parse_window(request.query.get("window"))
+        last = parse_range({"to": request.query.get("to", "")}).last
     except RangeError as exc:
         return bad_request(str(exc))
-    rows = await health(request, window, request.query.get("sort", "trend"))
-    return web.json_response({"window_days": window, "groups": rows})
+    rows = await health(request, window, request.query.get("sort", "trend"), last)
+    return web.json_response({"window_days": window, "to": last.isoformat(), "groups": rows})
 
 
 @routes.get("/api/accounts")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import aiohttp_jinja2
@@ -69,21 +69,23 @@ async def group_page(request: web.Request) -> web.StreamResponse:
 async def group_list(request: web.Request) -> web.StreamResponse:
     try:
         window = parse_window(request.query.get("window"))
+        last = parse_range({"to": request.query.get("to", "")}).last
     except RangeError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
     sort = request.query.get("sort", "trend")
-    rows = await health(request, window, sort)
-    last = metrics.today()
+    rows = await health(request, window, sort, last)
     return await page(request, "groups.html", rows=rows, window=window, sort=sort,
                       sorts=[(k, label) for k, (label, _f) in SORTS.items()],
                       first=last - timedelta(days=window - 1), last=last)
 
 
-async def health(request: web.Request, window: int, sort: str) -> list[dict[str, Any]]:
+async def health(request: web.Request, window: int, sort: str,
+                 last: date) -> list[dict[str, Any]]:
+    """The group list over the `window` days ending `last`, against the window before."""
     settings = request.app[SETTINGS]
     listed = names(request)
-    found = await metrics.group_health(request.app[REDIS], settings.brand, metrics.today(),
-                                       window, groups=listed)
+    found = await metrics.group_health(request.app[REDIS], settings.brand, last, window,
+                                       groups=listed)
     return health_rows(found, listed, sort)
 
 

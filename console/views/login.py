@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session, new_session
@@ -14,8 +16,15 @@ routes = web.RouteTableDef()
 
 
 def safe_next(target: str) -> str:
-    """Only a path on this console (never //elsewhere or a full URL) after signing in."""
-    return target if target.startswith("/") and not target.startswith("//") else "/"
+    """Only a path on this console after signing in: never //elsewhere, a full URL, or one
+    that becomes either once browsers or URL libraries drop tabs, newlines or backslashes."""
+    if any(ch in target for ch in "\\\t\r\n ") or any(ord(ch) < 32 for ch in target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or \
+            parts.path.startswith("//"):
+        return "/"
+    return target
 
 
 def client_address(request: web.Request) -> str:
@@ -41,17 +50,17 @@ async def login(request: web.Request) -> web.StreamResponse:
         return await _again(request, name, target, "页面已过期，请重新登录", 403)
     throttle = request.app[THROTTLE]
     address = client_address(request)
-    wait = await throttle.locked_for(name, address)
+    wait = await throttle.attempt(name, address)  # counted before the check: no parallel race
     if wait:
         return await _again(request, name, target,
                             f"尝试次数太多了，请 {max(1, wait // 60)} 分钟后再试", 429)
     account = await request.app[ACCOUNTS].verify(name, password)
     if account is None:
-        await throttle.failed(name, address)
         return await _again(request, name, target, "登录名或密码不对", 401)
-    await throttle.succeeded(name)
+    await throttle.succeeded(name, address)
     fresh = await new_session(request)  # a new session id: a planted cookie is worthless
     fresh["user"] = account.name
+    fresh["epoch"] = account.epoch  # a re-created account or a new password ends this one
     await request.app[AUDIT].record(account.name, "登录", account.name)
     raise web.HTTPSeeOther(target)
 

@@ -33,13 +33,23 @@ def placeholders() -> set[str]:
         return set()
 
 
+def _strings(value: Any, field: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TeachError(f"{field}应为一组文字（列表），例如 [\"团购怎么买\"]")
+    return value
+
+
 def request_of(doc: dict[str, Any]) -> dict[str, Any]:
-    """What to teach, from a form or a JSON body."""
-    texts = doc.get("texts") or []
-    answers = doc.get("answers") or ([doc["answer"]] if doc.get("answer") else [])
-    return {"mode": str(doc.get("mode", "")), "texts": [str(t) for t in texts][:50],
+    """What to teach, from a form or a JSON body; TeachError when it is not shaped right."""
+    answers = doc.get("answers")
+    if answers is None and isinstance(doc.get("answer"), str):
+        answers = [doc["answer"]]
+    return {"mode": str(doc.get("mode", "")),
+            "texts": _strings(doc.get("texts"), "例句")[:50],
             "intent": str(doc.get("intent", "")), "key": str(doc.get("key", "")),
-            "answers": [str(a) for a in answers][:5]}
+            "answers": _strings(answers, "回答")[:5]}
 
 
 def change_for(request: web.Request, ask: dict[str, Any]) -> Change:
@@ -72,9 +82,10 @@ async def teach(request: web.Request, ask: dict[str, Any], *, save: bool
 
 
 def _form(form: Any) -> dict[str, Any]:
-    return request_of({"mode": form.get("mode", ""), "texts": form.getall("texts", []),
+    return request_of({"mode": form.get("mode", ""),
+                       "texts": [str(t) for t in form.getall("texts", [])],
                        "intent": form.get("intent", ""), "key": form.get("key", ""),
-                       "answers": [a for a in form.getall("answers", []) if str(a).strip()]})
+                       "answers": [str(a) for a in form.getall("answers", []) if str(a).strip()]})
 
 
 @routes.post("/teach/preview")

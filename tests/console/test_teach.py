@@ -130,7 +130,7 @@ async def test_a_change_is_undone_by_a_revert_that_is_in_the_history_too(login: 
                              data={"_csrf": await csrf_of(editor, "/me")}, allow_redirects=False)
     assert undo.status == 303
     assert (root / "data/nlu/checkin.yml").read_text("utf-8") == original
-    assert git_log(root)[0].split("|")[2].startswith("Revert")
+    assert git_log(root)[0].split("|")[2].startswith("撤销：给 checkin 添加")
     assert len(git_log(root)) == 3  # the start, the change, its undo
 
 
