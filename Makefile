@@ -85,8 +85,8 @@ run: install train console-assets  ## start Redis, actions, Rasa, the bridge, th
 chat: install train  ## chat in the terminal as a sandbox member (joins a running `make run`, or starts one)
 	$(PY) -m qunzhu.tools.stack --chat
 
-test-unit: install-dev redis-server console-assets  ## pytest: unit and real-Redis integration tests
-	$(PY) -m pytest -q
+test-unit: install-dev redis-server console-assets  ## pytest: unit and real-Redis integration tests (both cores)
+	$(PY) -m pytest -q -n 2
 
 test-rasa: install-dev browser validate train  ## conversation tests, NLU gate, end-to-end stack + browser
 	$(RASA) test core --stories tests/test_stories.yml --model $(MODEL) \

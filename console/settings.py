@@ -40,4 +40,5 @@ class ConsoleSettings:
             first_login_file=settings.project_path("QZ_DATA_DIR") / "console-first-login.txt",
             session_hours=int(settings.get("QZ_CONSOLE_SESSION_HOURS")),
             secure_cookie=settings.get("QZ_CONSOLE_SECURE_COOKIE").strip() in ("1", "true"),
+            project_root=settings.project_path("QZ_CONSOLE_PROJECT_DIR").resolve(),
         )

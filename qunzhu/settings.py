@@ -78,6 +78,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("QZ_CONSOLE_HOST", "127.0.0.1", "address the operator console listens on"),
     Setting("QZ_CONSOLE_PORT", "5095", "port of the operator console (pages and its HTTP API)"),
     Setting("QZ_CONSOLE_SESSION_HOURS", "12", "how long a console sign-in lasts"),
+    Setting("QZ_CONSOLE_PROJECT_DIR", ".", "the git checkout whose data/ and domain.yml the "
+            "console's 教机器人 edits and commits (relative to the project)"),
     Setting("QZ_CONSOLE_SECURE_COOKIE", "", "1 = the console is served over HTTPS: its session "
             "cookie is sent only there"),
     Setting("QZ_SIM_PORT", "5090", "port of the local WeCom simulator and sandbox page"),

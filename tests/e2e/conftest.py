@@ -22,6 +22,7 @@ import redis
 
 from qunzhu.tools import stack
 from tests.conftest import RedisTarget
+from tests.console.conftest import project_copy
 
 API_TOKEN = "e2e-api-token-0123456789"
 T = TypeVar("T")
@@ -58,7 +59,7 @@ def redis_url(single_redis: RedisTarget) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack_up(redis_url: str) -> Iterator[Running]:
+def stack_up(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """Start actions, Rasa, bridge and simulator against the (flushed) test Redis."""
     mp = pytest.MonkeyPatch()
     rasa_port, bridge_port = free_port(), free_port()
@@ -69,6 +70,8 @@ def stack_up(redis_url: str) -> Iterator[Running]:
     mp.setenv("QZ_SIM_PORT", str(free_port()))
     console_port = free_port()
     mp.setenv("QZ_CONSOLE_PORT", str(console_port))
+    # What the console teaches is committed in a git copy, never in the project under test.
+    mp.setenv("QZ_CONSOLE_PROJECT_DIR", str(project_copy(tmp_path_factory.mktemp("project"))))
     mp.setenv("RASA_URL", f"http://127.0.0.1:{rasa_port}")
     mp.setenv("BRIDGE_API_TOKEN", API_TOKEN)
     redis.Redis.from_url(redis_url).flushdb()

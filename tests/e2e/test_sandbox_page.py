@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,6 +217,55 @@ def test_the_operator_signs_in_and_reads_the_sandbox_groups_check_ins_in_charts(
         width = b.run("return document.documentElement.scrollWidth")
         assert width <= 400, width  # nothing wider than the phone but the scrollable table
         b.screenshot(RESULTS / "console-phone.png")
+    finally:
+        b.close()
+
+
+def test_the_operator_teaches_a_question_members_rephrased_and_can_undo_it(
+        stack_up: Running) -> None:
+    """A member asks about 团购 twice in other words → the inbox shows it → a new FAQ with
+    its answer, previewed as a diff, saved as a commit by the operator → undone."""
+    for text in ("@福利官 团购怎么买", "@福利官 团购在哪里买"):
+        http_json("POST", f"{stack_up.sandbox}/sandbox/say",
+                  {"group": "sandbox", "userid": "xiaohong", "text": text})
+        time.sleep(1)
+    project = Path(os.environ["QZ_CONSOLE_PROJECT_DIR"])
+    name, password = console_first_login()
+    b = Browser()
+    try:
+        b.open(stack_up.console + "/login?next=/inbox")
+        b.type("input[name=name]", name)
+        b.type("input[name=password]", password)
+        b.click("button[type=submit]")
+
+        def cluster_card() -> str:
+            b.refresh()
+            text: str = b.run(
+                "const c = [...document.querySelectorAll('section.cluster')]"
+                ".find(c => c.innerText.includes('团购怎么买'));"
+                "if (c) { c.id = 'target'; } return c ? c.innerText : '';")
+            return text
+        card = wait_for(cluster_card, 30)
+        assert "小红" in card and "xiaohong" not in card, card  # the member, by name
+        b.run("document.querySelector('#target details').open = true;"
+              "document.querySelector('#target input[name=mode][value=faq]').click();")
+        b.type("#target input[name=key]", "group_buy")
+        b.type("#target textarea[name=answers]", "团购请联系门店店长，满 20 杯打九折～")
+        b.click("#target button[type=submit]")
+        diff = wait_for(lambda: b.seen("#diff"), 10)
+        assert "+      - 团购怎么买" in diff and "utter_faq/group_buy" in diff, diff
+        b.screenshot(RESULTS / "console-teach-preview.png")
+        b.click("form[action='/teach/save'] button[type=submit]")
+        assert "已保存" in wait_for(lambda: b.seen(".notice"), 10)
+        assert "faq/group_buy" in (project / "data/nlu/faq.yml").read_text("utf-8")
+        log = subprocess.run(["git", "log", "-1", "--format=%an %ae"], cwd=project,
+                             capture_output=True, text=True, check=True).stdout
+        assert log.startswith("管理员 admin@qunzhu.console"), log
+
+        b.click("table tbody tr:first-child form button")  # 撤销 the change just saved
+        assert "已撤销" in wait_for(lambda: b.seen(".notice"), 10)
+        assert "faq/group_buy" not in (project / "data/nlu/faq.yml").read_text("utf-8")
+        b.screenshot(RESULTS / "console-history.png")
     finally:
         b.close()
 
