@@ -14,7 +14,10 @@ import os
 import re
 import weakref
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+
+from qunzhu.metrics import TZ
 
 OWNED = ("data", "domain.yml")  # what operators edit; history lists changes to these
 SHA = re.compile(r"^[0-9a-f]{7,40}$")
@@ -35,6 +38,14 @@ class Commit:
     email: str
     at: str  # ISO 8601 with the offset
     message: str
+
+    @property
+    def local_time(self) -> str:
+        """When, in the brand's time zone (git records the committer's own offset)."""
+        try:
+            return datetime.fromisoformat(self.at).astimezone(TZ).strftime("%Y-%m-%d %H:%M")
+        except ValueError:
+            return self.at[:16]
 
     @property
     def by_console(self) -> bool:
