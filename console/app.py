@@ -18,7 +18,17 @@ from console.auth import Handler, guard
 from console.sessions import ConsoleSessionStorage
 from console.settings import ConsoleSettings
 from console.throttle import LoginThrottle
-from console.views import admin, api, dashboard, handoffs, inbox, login, redeem, teach
+from console.views import (
+    admin,
+    api,
+    brand,
+    dashboard,
+    handoffs,
+    inbox,
+    login,
+    redeem,
+    teach,
+)
 from qunzhu.redisconn import REDIS_DOWN, AsyncRedis, async_client
 
 log = logging.getLogger(__name__)
@@ -99,7 +109,7 @@ def create_app(settings: ConsoleSettings, client: AsyncRedis | None = None) -> w
     app.router.add_get("/static/vendor/echarts.min.js", echarts)
     app.router.add_static("/static/", HERE / "static")
     for table in (login.routes, dashboard.routes, admin.routes, api.routes, redeem.routes,
-                  inbox.routes, teach.routes, handoffs.routes):
+                  inbox.routes, teach.routes, handoffs.routes, brand.routes):
         app.add_routes(table)
 
     async def close_redis(app: web.Application) -> AsyncIterator[None]:

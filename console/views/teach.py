@@ -150,6 +150,7 @@ async def _history(request: web.Request) -> list[history.Commit]:
 async def history_page(request: web.Request) -> web.StreamResponse:
     return await page(request, "history.html", commits=await _history(request),
                       saved=request.query.get("saved", "")[:10],
+                      live=request.query.get("live") == "1",
                       reverted=request.query.get("reverted", "")[:10], error="")
 
 
@@ -174,7 +175,7 @@ async def revert(request: web.Request) -> web.StreamResponse:
                                    login=who.name)
     except HistoryError as exc:
         response = await page(request, "history.html", commits=await _history(request),
-                              saved="", reverted="", error=str(exc))
+                              saved="", live=False, reverted="", error=str(exc))
         response.set_status(409)
         return response
     await request.app[AUDIT].record(who.name, "撤销改动", sha[:10], {"commit": [None, new[:10]]})

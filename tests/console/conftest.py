@@ -38,6 +38,7 @@ def project_copy(tmp_path: Path) -> Path:
     (root / "data").mkdir(parents=True, exist_ok=True)
     shutil.copytree(PROJECT_ROOT / "data" / "nlu", root / "data" / "nlu", dirs_exist_ok=True)
     shutil.copy(PROJECT_ROOT / "domain.yml", root / "domain.yml")
+    shutil.copy(PROJECT_ROOT / "data" / "brand.yml", root / "data" / "brand.yml")
     dev = ["-c", "user.name=开发", "-c", "user.email=dev@example.com"]
     for args in (["init", "-q"], ["add", "-A"], [*dev, "commit", "-q", "-m", "项目初始"]):
         subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
