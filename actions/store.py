@@ -29,7 +29,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from actions import scripts
 from actions.gamekeys import GameKeys
@@ -47,7 +47,7 @@ from actions.results import (
 from qunzhu import coupons
 from qunzhu.config import CheckinRules, CouponCampaign, LuckyDraw, Reward
 from qunzhu.events import Event, emit
-from qunzhu.redisconn import AsyncRedis, async_client, text_of
+from qunzhu.redisconn import AsyncRedis, async_client, script_arg, text_of
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -88,12 +88,8 @@ class Standing:
     rank: int
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
 def _coupon_text(coupon: Coupon) -> str:
-    return _json(asdict(coupon))
+    return script_arg(asdict(coupon))
 
 
 class GameStore:
@@ -142,7 +138,7 @@ class GameStore:
         raw = await self._checkin(
             keys=[k.result("checkin", turn.user, turn.msgid), k.member(turn.user),
                   k.ledger(turn.user)],
-            args=[_json({
+            args=[script_arg({
                 "today": today, "yesterday": yesterday, "base": rules.base_points,
                 "bonus": {str(d): p for d, p in rules.streak_bonus.items()},
                 "ttl": IDEMPOTENCY_TTL_S, "user": turn.user, "group": turn.group,
@@ -154,7 +150,7 @@ class GameStore:
             await self._count_checkin(
                 keys=[k.leaderboard(turn.group), k.leaderboard_seq(turn.group),
                       k.counted(turn.group, turn.user, turn.msgid)],
-                args=[_json({"user": turn.user, "earned": result.earned,
+                args=[script_arg({"user": turn.user, "earned": result.earned,
                              "ttl": IDEMPOTENCY_TTL_S})],
             )
         return result
@@ -207,7 +203,7 @@ class GameStore:
             return ClaimResult(status=CODE_TAKEN)
         raw = text_of(await self._begin_claim(
             keys=[result_key, under_way_key],
-            args=[_json({"campaign": campaign.id, "code": coupon.code,
+            args=[script_arg({"campaign": campaign.id, "code": coupon.code,
                          "ttl": IDEMPOTENCY_TTL_S})]))
         if json.loads(raw)["status"] != "under_way":
             return await self._finished(parse(ClaimResult, raw), coupon.code)
@@ -218,7 +214,7 @@ class GameStore:
         raw = text_of(await self._reserve_claim(
             keys=[k.claim(campaign.id, turn.user, turn.msgid), k.issued(campaign.id),
                   k.claims(campaign.id)],
-            args=[_json({
+            args=[script_arg({
                 "now": turn.now, "starts": int(campaign.starts.timestamp()),
                 "ends": int(campaign.ends.timestamp()), "stock": campaign.stock,
                 "limit": campaign.per_member_limit, "user": turn.user, "code": begun.code,
@@ -228,7 +224,7 @@ class GameStore:
         outcome = parse(ClaimResult, raw)
         raw = await self._finish_claim(
             keys=[result_key, under_way_key, k.wallet(turn.user), k.ledger(turn.user)],
-            args=[_json({
+            args=[script_arg({
                 "result": raw, "issued": outcome.status == "issued", "code": outcome.code,
                 "coupon": _coupon_text(replace(coupon, code=outcome.code)),
                 "user": turn.user, "item": campaign.id, "msgid": turn.msgid, "now": turn.now,
@@ -265,7 +261,7 @@ class GameStore:
             return RedeemResult(status=CODE_TAKEN)
         raw = text_of(await self._pay_redeem(
             keys=[result_key, paid_key, k.member(turn.user), k.ledger(turn.user)],
-            args=[_json({
+            args=[script_arg({
                 "cost": reward.cost_points, "reward": reward.id, "user": turn.user,
                 "code": coupon.code, "msgid": turn.msgid, "now": turn.now,
                 "ttl": IDEMPOTENCY_TTL_S, "maxlen": MEMBER_LEDGER_MAXLEN,
@@ -275,12 +271,12 @@ class GameStore:
         paid = parse(UnderWay, raw)
         in_stock = reward.stock is None or text_of(await self._hold_reward(
             keys=[k.reward_hold(turn.user, turn.msgid), k.rewards_issued],
-            args=[_json({"reward": reward.id, "stock": reward.stock,
+            args=[script_arg({"reward": reward.id, "stock": reward.stock,
                          "ttl": IDEMPOTENCY_TTL_S})])) == "held"
         raw = text_of(await self._settle_redeem(
             keys=[result_key, paid_key, k.member(turn.user), k.wallet(turn.user),
                   k.ledger(turn.user)],
-            args=[_json({
+            args=[script_arg({
                 "in_stock": in_stock, "cost": reward.cost_points, "reward": reward.id,
                 "user": turn.user, "code": paid.code,
                 "coupon": _coupon_text(replace(coupon, code=paid.code)),
@@ -312,7 +308,7 @@ class GameStore:
         raw = text_of(await self._pay_draw(
             keys=[result_key, paid_key, k.draws(turn.user, today), k.member(turn.user),
                   k.ledger(turn.user)],
-            args=[_json({
+            args=[script_arg({
                 "limit": rules.daily_limit, "cost": rules.cost_points, "user": turn.user,
                 "code": code, "msgid": turn.msgid, "now": turn.now,
                 "counter_ttl": DRAW_COUNTER_TTL_S, "ttl": IDEMPOTENCY_TTL_S,
@@ -324,7 +320,7 @@ class GameStore:
         paid = parse(UnderWay, raw)
         pick = parse(Pick, await self._pick_prize(
             keys=[k.pick(turn.user, turn.msgid), k.prizes_issued, k.drawlog],
-            args=[_json({
+            args=[script_arg({
                 "r": r, "consolation": rules.consolation.id, "user": turn.user,
                 "group": turn.group, "msgid": turn.msgid, "now": turn.now,
                 "ttl": IDEMPOTENCY_TTL_S, "maxlen": DRAWLOG_MAXLEN,
@@ -337,7 +333,7 @@ class GameStore:
         raw = text_of(await self._settle_draw(
             keys=[result_key, paid_key, k.member(turn.user), k.wallet(turn.user),
                   k.ledger(turn.user)],
-            args=[_json({
+            args=[script_arg({
                 **asdict(pick), "draws_left": rules.daily_limit - paid.used - 1,
                 "user": turn.user, "code": paid.code,
                 "coupon": "" if won is None else _coupon_text(replace(won, code=paid.code)),

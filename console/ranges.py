@@ -47,6 +47,11 @@ def parse_range(query: dict[str, str], today: date | None = None) -> DateRange:
     return DateRange(first, last)
 
 
+def parse_health(query: dict[str, str]) -> tuple[int, date]:
+    """The group list's window and the day it ends (`window`, `to`; today when absent)."""
+    return parse_window(query.get("window")), parse_range({"to": query.get("to", "")}).last
+
+
 def parse_window(text: str | None) -> int:
     """The group list's comparison window in days (7, 14 or 30)."""
     if not text:

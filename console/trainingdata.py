@@ -80,17 +80,19 @@ def taught(root: Path) -> dict[str, str]:
     return out
 
 
-def intents(root: Path) -> list[str]:
-    """The intents examples can go to: domain.yml's (but `faq` itself) and every FAQ key."""
+def intents(root: Path, known: dict[str, str] | None = None) -> list[str]:
+    """The intents examples can go to: domain.yml's (but `faq` itself) and every FAQ key
+    (from `known`, the training data as `taught` read it, when the caller has it already)."""
     domain = yaml.safe_load((root / DOMAIN).read_text("utf-8")) or {}
     names = [str(i) for i in domain.get("intents") or [] if str(i) != "faq"]
-    faqs = sorted({i for i in taught(root).values() if i.startswith("faq/")})
+    examples = taught(root) if known is None else known
+    faqs = sorted({i for i in examples.values() if i.startswith("faq/")})
     return names + faqs
 
 
-def clean_examples(texts: list[str], root: Path, intent: str = "") -> list[str]:
-    """The examples as they will be written: one line each, new, not another intent's."""
-    known = taught(root)
+def clean_examples(texts: list[str], known: dict[str, str], intent: str = "") -> list[str]:
+    """The examples as they will be written: one line each, new, not another intent's
+    (`known`: every example taught so far, from `taught`)."""
     out: list[str] = []
     seen: set[str] = set()
     for raw in texts:
@@ -118,9 +120,10 @@ def clean_examples(texts: list[str], root: Path, intent: str = "") -> list[str]:
 
 def add_examples(root: Path, intent: str, texts: list[str]) -> Change:
     """Append examples to an intent's block, wherever in data/nlu it is."""
-    if intent not in intents(root):
+    known = taught(root)  # read once: both checks below need it
+    if intent not in intents(root, known):
         raise TeachError(f"意图：没有“{intent}”这个意图，请从列表里选")
-    examples = clean_examples(texts, root, intent)
+    examples = clean_examples(texts, known, intent)
     header = f"  - intent: {intent}\n    examples: |\n"
     for path in _nlu_files(root):
         text = path.read_text("utf-8")
@@ -151,9 +154,10 @@ def add_faq(root: Path, key: str, questions: list[str], answers: list[str],
         raise TeachError("问题编号：用 2–40 位小写英文字母、数字或下划线，以字母开头，"
                          "例如 group_buy")
     intent = f"faq/{key}"
-    if intent in intents(root):
+    known = taught(root)
+    if intent in intents(root, known):
         raise TeachError(f"问题编号：{key} 已经有了，换一个，或把例句加到它下面")
-    examples = clean_examples(questions, root, intent)
+    examples = clean_examples(questions, known, intent)
     replies = [" ".join(a.split()) for a in answers if a.strip()]
     if not replies:
         raise TeachError("回答：请写上机器人的回答")

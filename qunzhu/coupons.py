@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from qunzhu.redisconn import AsyncRedis, text_of
+from qunzhu.redisconn import AsyncRedis, script_arg, text_of
 
 CODE = re.compile(r"^[A-Z0-9]{6,20}$")
 
@@ -113,9 +113,9 @@ async def redeem(r: AsyncRedis, brand: str, code: str, *, store: str, clerk: str
     terms = await coupon_terms(r, brand, text_of(owner), code)
     if not terms:  # registered by a claim still under way, never issued: not a coupon yet
         return Redemption("unknown", code)
-    reply = await r.eval(REDEEM, 1, code_key(brand, code), json.dumps({
+    reply = await r.eval(REDEEM, 1, code_key(brand, code), script_arg({
         "at": now, "store": store, "clerk": clerk, "key": key,
-        "expires_at": int(terms.get("expires_at", 0))}, ensure_ascii=False))
+        "expires_at": int(terms.get("expires_at", 0))}))
     doc = json.loads(text_of(reply))
     return Redemption(
         status=doc["status"], code=code, owner=str(doc.get("owner", "")),

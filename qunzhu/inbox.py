@@ -17,7 +17,7 @@ from typing import Any
 
 from qunzhu.events import Event, Kind
 from qunzhu.metrics import LOW_CONFIDENCE
-from qunzhu.redisconn import AsyncRedis, batch, text_of
+from qunzhu.redisconn import AsyncRedis, batch, script_arg, text_of
 from qunzhu.textnorm import normalise
 
 MAXLEN = 50_000  # items kept (approximately): weeks of a busy brand's unanswered questions
@@ -162,8 +162,8 @@ async def collect(r: AsyncRedis, brand: str, events: Sequence[Event]) -> int:
         last[(turn.group, turn.user)] = turn
     pipe = batch(r)
     for item in filed:
-        pipe.eval(ADD, 2, keys.items, keys.mark(item.eid), json.dumps(
-            {"fields": item.fields(), "maxlen": MAXLEN, "ttl": MARK_S}, ensure_ascii=False))
+        pipe.eval(ADD, 2, keys.items, keys.mark(item.eid), script_arg(
+            {"fields": item.fields(), "maxlen": MAXLEN, "ttl": MARK_S}))
     for (group, user), turn in last.items():
         if (group, user) in members:
             pipe.set(keys.last(group, user), json.dumps(turn.fields(), ensure_ascii=False),

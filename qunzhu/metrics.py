@@ -18,7 +18,6 @@ every key expires after RETAIN_DAYS. Reading a range costs one hash per day (and
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from qunzhu.events import Event, Kind
-from qunzhu.redisconn import AsyncRedis, batch, text_of
+from qunzhu.redisconn import AsyncRedis, batch, script_arg, text_of
 
 TZ = ZoneInfo("Asia/Shanghai")
 RETAIN_DAYS = 430  # ≥ 400 days, as operators compare this year with last year's season
@@ -243,14 +242,13 @@ async def record(r: AsyncRedis, brand: str, events: Sequence[Event]) -> int:
                 "ttl": RETAIN_DAYS * 86400, "seen_ttl": SEEN_S}
         group_key = keys.group_counts(day, group) if group else keys.brand_counts(day)
         pipe.eval(APPLY, 4, keys.seen(day), keys.brand_counts(day), group_key,
-                  keys.health(day), json.dumps(args, ensure_ascii=False))
+                  keys.health(day), script_arg(args))
         counted.append(True)
         if event.user and event.kind in ACTIVE_KINDS:
             hll = [keys.active(day)] + (
                 [keys.active(day, group), keys.group_active(day)] if group else [])
-            pipe.eval(ACTIVE, len(hll), *hll, json.dumps(
-                {"user": event.user, "group": group, "ttl": RETAIN_DAYS * 86400},
-                ensure_ascii=False))
+            pipe.eval(ACTIVE, len(hll), *hll, script_arg(
+                {"user": event.user, "group": group, "ttl": RETAIN_DAYS * 86400}))
             counted.append(False)
     replies = await pipe.execute()
     return sum(1 for is_apply, reply in zip(counted, replies, strict=True)

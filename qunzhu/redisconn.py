@@ -9,6 +9,7 @@ be atomic are Lua scripts, and `pipeline()` here is a plain batch on a cluster.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, TypeAlias, TypeVar
@@ -30,6 +31,11 @@ SyncRedis: TypeAlias = "redis.Redis | SyncRedisCluster"
 def text_of(raw: Any) -> str:
     """A Redis reply as text, whether or not the client decodes responses."""
     return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def script_arg(value: Any) -> str:
+    """A Lua script's one JSON argument (ARGV[1]); Chinese kept as it is, not \\u-escaped."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def key_slot(key: str) -> int:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qunzhu.events import Event
-from qunzhu.redisconn import AsyncRedis, text_of
+from qunzhu.redisconn import AsyncRedis, script_arg, text_of
 
 KEEP_S = 90 * 86400  # a ticket is kept this long after it was opened
 CLOSED_KEPT = 500  # closed tickets listed
@@ -112,15 +112,14 @@ async def file(r: AsyncRedis, brand: str, opened: Event) -> bool:
     fields = {"group": opened.group, "user": opened.user,
               "text": str(opened.data.get("text", "")),
               "history": str(opened.data.get("history", "[]"))}
-    return bool(await r.eval(FILE, 2, keys.ticket(ticket), keys.open, json.dumps(
-        {"ticket": ticket, "fields": fields, "at": opened.at, "ttl": KEEP_S},
-        ensure_ascii=False)))
+    return bool(await r.eval(FILE, 2, keys.ticket(ticket), keys.open, script_arg(
+        {"ticket": ticket, "fields": fields, "at": opened.at, "ttl": KEEP_S})))
 
 
 async def claim(r: AsyncRedis, brand: str, ticket: str, who: str, now: float) -> dict[str, Any]:
     """Take a ticket: {status: taken|already|closed|unknown, by, wait_s}."""
     reply = await r.eval(CLAIM, 1, TicketKeys(brand).ticket(ticket),
-                         json.dumps({"who": who, "at": now}, ensure_ascii=False))
+                         script_arg({"who": who, "at": now}))
     doc: dict[str, Any] = json.loads(text_of(reply))
     return doc
 
@@ -138,8 +137,14 @@ async def close(r: AsyncRedis, brand: str, ticket: str, who: str, now: float) ->
     """Close a ticket: closed | already | unknown."""
     keys = TicketKeys(brand)
     return text_of(await r.eval(CLOSE, 3, keys.ticket(ticket), keys.open, keys.closed,
-                                json.dumps({"ticket": ticket, "who": who, "at": now,
-                                            "keep": CLOSED_KEPT}, ensure_ascii=False)))
+                                script_arg({"ticket": ticket, "who": who, "at": now,
+                                            "keep": CLOSED_KEPT})))
+
+
+async def get(r: AsyncRedis, brand: str, ticket: str) -> Ticket | None:
+    """One ticket, if it exists."""
+    raw = await r.hgetall(TicketKeys(brand).ticket(ticket))
+    return Ticket.from_hash(ticket, raw) if raw else None
 
 
 async def listed(r: AsyncRedis, brand: str, *, closed: bool = False,
@@ -149,9 +154,5 @@ async def listed(r: AsyncRedis, brand: str, *, closed: bool = False,
     ids = [text_of(t) for t in (
         await r.zrevrange(keys.closed, 0, limit - 1) if closed
         else await r.zrange(keys.open, 0, limit - 1))]
-    out = []
-    for ticket in ids:
-        raw = await r.hgetall(keys.ticket(ticket))
-        if raw:
-            out.append(Ticket.from_hash(ticket, raw))
-    return out
+    found = [await get(r, brand, ticket) for ticket in ids]
+    return [t for t in found if t is not None]

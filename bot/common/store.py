@@ -18,7 +18,7 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
-from qunzhu.redisconn import AsyncRedis, is_cluster, text_of
+from qunzhu.redisconn import AsyncRedis, is_cluster, script_arg, text_of
 
 log = logging.getLogger(__name__)
 
@@ -179,15 +179,10 @@ def members_key(chatid: str) -> str:
     return f"qz:bridge:members:{chatid}"
 
 
-def _json(value: object) -> str:
-    """A script's one argument."""
-    return json.dumps(value, ensure_ascii=False)
-
-
 def _slot_request(now: float, window_s: float, limit: int) -> str:
     """TAKE_SLOT's argument: a unique member, so two sends in one millisecond both count."""
-    return _json({"now": int(now * 1000), "window": int(window_s * 1000), "limit": limit,
-                  "member": secrets.token_hex(8)})
+    return script_arg({"now": int(now * 1000), "window": int(window_s * 1000), "limit": limit,
+                       "member": secrets.token_hex(8)})
 
 
 def new_post_id() -> str:
@@ -212,7 +207,7 @@ class BridgeStore:
     async def accept(self, dedupe: str, fields: dict[str, str], ttl_s: int) -> str | None:
         """Remember the callback and queue it, atomically; None for a duplicate."""
         raw = await self._accept(keys=[seen_key(dedupe), INBOX, INBOX_METRICS],
-                                 args=[_json({"ttl": ttl_s, "fields": fields})])
+                                 args=[script_arg({"ttl": ttl_s, "fields": fields})])
         return None if raw is None else text_of(raw)
 
     async def turn_result(self, dedupe: str) -> dict[str, str]:
@@ -236,9 +231,9 @@ class BridgeStore:
         post_id = post_id or new_post_id()
         idem_key = f"{OUT}idem:{idem or post_id}"
         return ([idem_key, OUTBOX, post_key(post_id), OUTBOX_METRICS],
-                [_json({"id": post_id, "idem_ttl": IDEMPOTENCY_TTL_S, "status_ttl": STATUS_TTL_S,
-                        "group": group, "now": f"{now:.3f}",
-                        "fields": {"group": group, **fields}})])
+                [script_arg({"id": post_id, "idem_ttl": IDEMPOTENCY_TTL_S,
+                             "status_ttl": STATUS_TTL_S, "group": group, "now": f"{now:.3f}",
+                             "fields": {"group": group, **fields}})])
 
     async def enqueue(self, group: str, fields: dict[str, str], idem: str, now: float,
                       post_id: str = "") -> tuple[str, bool]:
@@ -266,7 +261,7 @@ class BridgeStore:
         """Queue a member's request for a person once per idempotency key; (id, new)."""
         raw = await self._append_once(
             keys=[f"{HAND}idem:{idem}", HANDOFFS, HANDOFF_METRICS],
-            args=[_json({"ttl": IDEMPOTENCY_TTL_S, "maxlen": HANDOFFS_MAXLEN,
+            args=[script_arg({"ttl": IDEMPOTENCY_TTL_S, "maxlen": HANDOFFS_MAXLEN,
                          "counter": "handoffs_accepted", "fields": fields})])
         return text_of(raw[0]), bool(int(raw[1]))
 
@@ -319,7 +314,7 @@ class BridgeStore:
         if not done:
             return
         keys = [OUTBOX, OUTBOX_METRICS, *(post_key(post_id) for _entry, post_id, _state in done)]
-        await self._ack_posts(keys=keys, args=[_json({
+        await self._ack_posts(keys=keys, args=[script_arg({
             "group": SENDERS, "now": f"{now:.3f}",
             "done": [[entry_id, state] for entry_id, _post_id, state in done]})])
 
@@ -327,7 +322,7 @@ class BridgeStore:
         """45009: no post to this robot before `until`, across all senders."""
         ttl_ms = max(1, int((until - now) * 1000)) + 60_000
         await self._block(keys=[limit_keys(robot_id)[1]],
-                          args=[_json({"until": int(until * 1000), "ttl": ttl_ms})])
+                          args=[script_arg({"until": int(until * 1000), "ttl": ttl_ms})])
 
     # ------------------------------------------------------------------ small reads/writes
     async def ping(self) -> bool:
@@ -350,7 +345,7 @@ class BridgeStore:
                                       ttl_s: int) -> None:
         """Remember a group's member ids as listed just now (one key: atomic as a script)."""
         await self._snapshot(keys=[members_key(chatid)],
-                             args=[_json({"ttl": ttl_s, "members": userids})])
+                             args=[script_arg({"ttl": ttl_s, "members": userids})])
 
     async def incr(self, counter: str, by: int = 1) -> None:
         """Bump a metrics counter."""

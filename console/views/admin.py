@@ -30,10 +30,9 @@ async def accounts_route(request: web.Request) -> web.StreamResponse:
 
 async def accounts_page(request: web.Request, notice: str = "", error: str = "",
                         status: int = 200) -> web.StreamResponse:
-    response = await page(request, "accounts.html", accounts=await request.app[ACCOUNTS].all(),
-                          roles=list(Role), notice=notice, error=error)
-    response.set_status(status)
-    return response
+    return await page(request, "accounts.html", status=status,
+                      accounts=await request.app[ACCOUNTS].all(), roles=list(Role),
+                      notice=notice, error=error)
 
 
 @routes.post("/accounts")
@@ -93,9 +92,8 @@ async def me_route(request: web.Request) -> web.StreamResponse:
 
 async def me_page(request: web.Request, notice: str = "", error: str = "", token: str = "",
                   status: int = 200) -> web.StreamResponse:
-    response = await page(request, "me.html", notice=notice, error=error, token=token)
-    response.set_status(status)
-    return response
+    return await page(request, "me.html", status=status, notice=notice, error=error,
+                      token=token)
 
 
 @routes.post("/me/password")

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from console.auth import account, needs
 from console.keys import ACCOUNTS, AUDIT, REDIS, SETTINGS
-from console.ranges import RangeError, parse_range, parse_window
+from console.ranges import RangeError, parse_health, parse_range
 from console.reports import report
 from console.roles import Role
 from console.views.dashboard import export_csv, health
@@ -55,8 +55,7 @@ async def stats_csv(request: web.Request) -> web.StreamResponse:
 @needs(Role.VIEWER)
 async def groups(request: web.Request) -> web.StreamResponse:
     try:
-        window = parse_window(request.query.get("window"))
-        last = parse_range({"to": request.query.get("to", "")}).last
+        window, last = parse_health(dict(request.query))
     except RangeError as exc:
         return bad_request(str(exc))
     rows = await health(request, window, request.query.get("sort", "trend"), last)

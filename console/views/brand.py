@@ -19,10 +19,8 @@ routes = web.RouteTableDef()
 
 async def _page(request: web.Request, values: dict[str, str], *, diff: str = "",
                 error: str = "", status: int = 200) -> web.StreamResponse:
-    response = await page(request, "brand.html", fields=brandfacts.FIELDS, values=values,
-                          diff=diff, error=error)
-    response.set_status(status)
-    return response
+    return await page(request, "brand.html", status=status, fields=brandfacts.FIELDS,
+                      values=values, diff=diff, error=error)
 
 
 def _values(form: Any) -> dict[str, str]:

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from console.auth import account, csrf_token, needs
 from console.keys import REDIS, SETTINGS
-from console.ranges import RangeError, parse_range, parse_window
+from console.ranges import RangeError, parse_health, parse_range
 from console.reports import COLUMNS, SORTS, health_rows, report
 from console.roles import Role
 from qunzhu import metrics
@@ -32,12 +32,13 @@ def range_or_400(request: web.Request) -> Any:
         raise web.HTTPBadRequest(text=str(exc)) from None
 
 
-async def page(request: web.Request, template: str, **context: Any) -> web.StreamResponse:
+async def page(request: web.Request, template: str, *, status: int = 200,
+               **context: Any) -> web.StreamResponse:
     """Render a signed-in page with what every page needs (who, CSRF token, brand)."""
     settings = request.app[SETTINGS]
     return aiohttp_jinja2.render_template(template, request, {
         "me": account(request), "csrf": await csrf_token(request), "Role": Role,
-        "brand_name": settings.brand_name, "path": request.path, **context})
+        "brand_name": settings.brand_name, "path": request.path, **context}, status=status)
 
 
 async def _dashboard(request: web.Request, group: str) -> web.StreamResponse:
@@ -68,8 +69,7 @@ async def group_page(request: web.Request) -> web.StreamResponse:
 @needs(Role.VIEWER)
 async def group_list(request: web.Request) -> web.StreamResponse:
     try:
-        window = parse_window(request.query.get("window"))
-        last = parse_range({"to": request.query.get("to", "")}).last
+        window, last = parse_health(dict(request.query))
     except RangeError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
     sort = request.query.get("sort", "trend")

@@ -7,6 +7,7 @@ is first claimed is counted (HANDOFF_TAKEN) for the dashboard's time to first re
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any
 
@@ -58,25 +59,29 @@ async def handoffs_route(request: web.Request) -> web.StreamResponse:
 async def handoffs_page(request: web.Request, notice: str = "", error: str = "",
                         status: int = 200) -> web.StreamResponse:
     r, brand = request.app[REDIS], request.app[SETTINGS].brand
-    response = await page(request, "handoffs.html",
-                          open=await shown(request, await tickets.listed(r, brand)),
-                          closed=await shown(request, await tickets.listed(
-                              r, brand, closed=True, limit=20)),
-                          notice=notice, error=error)
-    response.set_status(status)
-    return response
+    return await page(request, "handoffs.html", status=status,
+                      open=await shown(request, await tickets.listed(r, brand)),
+                      closed=await shown(request, await tickets.listed(
+                          r, brand, closed=True, limit=20)),
+                      notice=notice, error=error)
+
+
+async def _emit(request: web.Request, kind: Kind, ticket: str,
+                data: dict[str, events.Value]) -> None:
+    """Count what staff did with a ticket, in the member's group (for the dashboard)."""
+    r, brand = request.app[REDIS], request.app[SETTINGS].brand
+    found = await tickets.get(r, brand, ticket)
+    await events.emit(r, brand, Event(
+        kind, f"{kind.value}:{ticket}", found.group if found else "",
+        found.user if found else "", time.time(), {"ticket": ticket, **data}))
 
 
 async def _claim(request: web.Request, ticket: str) -> tuple[int, str]:
     r, brand, who = request.app[REDIS], request.app[SETTINGS].brand, account(request)
     done = await tickets.claim(r, brand, ticket, who.name, time.time())
     if done["status"] == "taken":
-        found = await tickets.listed(r, brand)
-        opened = next((t for t in found if t.id == ticket), None)
-        await events.emit(r, brand, Event(
-            Kind.HANDOFF_TAKEN, f"handoff_taken:{ticket}", opened.group if opened else "",
-            opened.user if opened else "", time.time(),
-            {"ticket": ticket, "wait_s": int(done.get("wait_s") or 0)}))
+        await _emit(request, Kind.HANDOFF_TAKEN, ticket,
+                    {"wait_s": int(done.get("wait_s") or 0)})
         await request.app[AUDIT].record(who.name, "认领转人工", ticket)
         return 200, "已认领，请尽快联系这位成员"
     return {"already": (409, f"已经被 {done.get('by', '')} 认领了"),
@@ -86,24 +91,25 @@ async def _claim(request: web.Request, ticket: str) -> tuple[int, str]:
 
 async def _close(request: web.Request, ticket: str) -> tuple[int, str]:
     r, brand, who = request.app[REDIS], request.app[SETTINGS].brand, account(request)
-    found = {t.id: t for t in await tickets.listed(r, brand)}
     state = await tickets.close(r, brand, ticket, who.name, time.time())
     if state == "closed":
-        t = found.get(ticket)
-        await events.emit(r, brand, Event(
-            Kind.HANDOFF_CLOSED, f"handoff_closed:{ticket}", t.group if t else "",
-            t.user if t else "", time.time(), {"ticket": ticket}))
+        await _emit(request, Kind.HANDOFF_CLOSED, ticket, {})
         await request.app[AUDIT].record(who.name, "关闭转人工", ticket)
         return 200, "已关闭"
     return (409, "这个请求已经关闭了") if state == "already" else (404, "没有这个请求")
 
 
+def _said(request: web.Request, status: int, message: str) -> Awaitable[web.StreamResponse]:
+    """The list again, with what the action did (or why not) on top."""
+    ok = status == 200
+    return handoffs_page(request, notice=message if ok else "", error="" if ok else message,
+                         status=status)
+
+
 @routes.post("/handoffs/{ticket}/claim")
 @needs(Role.VIEWER)
 async def claim_form(request: web.Request) -> web.StreamResponse:
-    status, message = await _claim(request, request.match_info["ticket"])
-    return await handoffs_page(request, notice=message if status == 200 else "",
-                               error="" if status == 200 else message, status=status)
+    return await _said(request, *await _claim(request, request.match_info["ticket"]))
 
 
 @routes.post("/handoffs/{ticket}/note")
@@ -115,16 +121,13 @@ async def note_form(request: web.Request) -> web.StreamResponse:
                             str(form.get("note", "")))
     if ok:
         await request.app[AUDIT].record(who.name, "备注转人工", ticket)
-    return await handoffs_page(request, notice="备注已保存" if ok else "",
-                               error="" if ok else "没有这个请求", status=200 if ok else 404)
+    return await _said(request, *((200, "备注已保存") if ok else (404, "没有这个请求")))
 
 
 @routes.post("/handoffs/{ticket}/close")
 @needs(Role.VIEWER)
 async def close_form(request: web.Request) -> web.StreamResponse:
-    status, message = await _close(request, request.match_info["ticket"])
-    return await handoffs_page(request, notice=message if status == 200 else "",
-                               error="" if status == 200 else message, status=status)
+    return await _said(request, *await _close(request, request.match_info["ticket"]))
 
 
 @routes.get("/api/handoffs")
@@ -139,14 +142,14 @@ async def handoffs_api(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/handoffs/{ticket}/claim")
 @needs(Role.VIEWER)
 async def claim_api(request: web.Request) -> web.StreamResponse:
-    status, message = await _claim(request, request.match_info["ticket"])
-    return web.json_response({"message": message} if status == 200 else {"error": message},
-                             status=status)
+    return _json(*await _claim(request, request.match_info["ticket"]))
+
+
+def _json(status: int, message: str) -> web.Response:
+    return web.json_response({"message" if status == 200 else "error": message}, status=status)
 
 
 @routes.post("/api/handoffs/{ticket}/close")
 @needs(Role.VIEWER)
 async def close_api(request: web.Request) -> web.StreamResponse:
-    status, message = await _close(request, request.match_info["ticket"])
-    return web.json_response({"message": message} if status == 200 else {"error": message},
-                             status=status)
+    return _json(*await _close(request, request.match_info["ticket"]))

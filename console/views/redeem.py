@@ -44,11 +44,9 @@ async def redeem_form(request: web.Request) -> web.StreamResponse:
     store = str(form.get("store", ""))
     status, ok, message, body = await _redeem(
         request, str(form.get("code", ""))[:64], store, str(form.get("request_id", ""))[:64])
-    response = await page(request, "redeem.html", stores=stores(), store=store,
-                          result={"ok": ok, "message": message, **body},
-                          request_id=secrets.token_hex(8))
-    response.set_status(status)
-    return response
+    return await page(request, "redeem.html", status=status, stores=stores(), store=store,
+                      result={"ok": ok, "message": message, **body},
+                      request_id=secrets.token_hex(8))
 
 
 @routes.post("/api/coupons/{code}/redeem")

@@ -95,10 +95,8 @@ async def preview(request: web.Request) -> web.StreamResponse:
     try:
         change, _sha = await teach(request, ask, save=False)
     except TeachError as exc:
-        response = await page(request, "teach.html", ask=ask, error=str(exc), diff="",
-                              summary="")
-        response.set_status(400)
-        return response
+        return await page(request, "teach.html", status=400, ask=ask, error=str(exc), diff="",
+                          summary="")
     return await page(request, "teach.html", ask=ask, error="", summary=change.summary,
                       diff=change.diff(request.app[SETTINGS].project_root))
 
@@ -110,10 +108,8 @@ async def save(request: web.Request) -> web.StreamResponse:
     try:
         _change, sha = await teach(request, ask, save=True)
     except (TeachError, HistoryError) as exc:
-        response = await page(request, "teach.html", ask=ask, error=str(exc), diff="",
-                              summary="")
-        response.set_status(400)
-        return response
+        return await page(request, "teach.html", status=400, ask=ask, error=str(exc), diff="",
+                          summary="")
     raise web.HTTPSeeOther(f"/history?saved={sha[:10]}")
 
 
@@ -174,10 +170,8 @@ async def revert(request: web.Request) -> web.StreamResponse:
         new = await history.revert(request.app[SETTINGS].project_root, sha, name=who.display,
                                    login=who.name)
     except HistoryError as exc:
-        response = await page(request, "history.html", commits=await _history(request),
-                              saved="", live=False, reverted="", error=str(exc))
-        response.set_status(409)
-        return response
+        return await page(request, "history.html", status=409, commits=await _history(request),
+                          saved="", live=False, reverted="", error=str(exc))
     await request.app[AUDIT].record(who.name, "撤销改动", sha[:10], {"commit": [None, new[:10]]})
     raise web.HTTPSeeOther(f"/history?reverted={sha[:10]}")
 

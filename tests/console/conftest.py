@@ -108,6 +108,12 @@ async def login(console_server: TestServer, accounts: Accounts) -> AsyncIterator
         await client.close()
 
 
+async def editor_and_root(login: Login) -> tuple[TestClient, Path]:
+    """A signed-in editor and the git copy of the project the console edits."""
+    client = await login(Role.EDITOR)
+    return client, client.app[keys.SETTINGS].project_root  # type: ignore[index]
+
+
 @pytest.fixture
 async def anonymous(console_server: TestServer) -> AsyncIterator[TestClient]:
     client = TestClient(console_server)

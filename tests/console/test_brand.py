@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from console import keys
 from console.roles import Role
 from qunzhu.config import load_brand
-from tests.console.conftest import Login, csrf_of
+from tests.console.conftest import Login, csrf_of, editor_and_root
 
 pytestmark = pytest.mark.redis
-
-
-async def editor_and_root(login: Login) -> tuple[TestClient, Path]:
-    client = await login(Role.EDITOR)
-    return client, client.app[keys.SETTINGS].project_root  # type: ignore[index]
 
 
 async def test_a_changed_fact_is_previewed_saved_as_a_commit_and_nothing_else_moves(

@@ -16,9 +16,8 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
 
 from console import keys, trainingdata
-from console.roles import Role
 from console.trainingdata import TeachError
-from tests.console.conftest import Login, csrf_of
+from tests.console.conftest import Login, csrf_of, editor_and_root
 
 pytestmark = pytest.mark.redis
 
@@ -42,11 +41,6 @@ async def teach(client: TestClient, ask: dict[str, object]) -> tuple[int, dict[s
     response = await client.post("/api/teach", json=ask,
                                  headers={"X-CSRF-Token": await csrf_of(client, "/me")})
     return response.status, await response.json()
-
-
-async def editor_and_root(login: Login) -> tuple[TestClient, Path]:
-    client = await login(Role.EDITOR)
-    return client, client.app[keys.SETTINGS].project_root  # type: ignore[index]
 
 
 async def test_examples_are_previewed_then_saved_as_a_commit_by_the_operator(
