@@ -16,6 +16,8 @@ TRAINING_INPUTS := config.yml domain.yml qunzhu/plugins/nlu.py qunzhu/textnorm.p
                    $(shell find $(TRAINING_DATA) data/jieba -type f 2>/dev/null)
 export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
+# Rasa's usage reports to its servers: off (no network at run time but WeCom's API)
+export RASA_TELEMETRY_ENABLED := false
 
 SUDO      := $(if $(filter 0,$(shell id -u)),,sudo)
 

@@ -32,6 +32,7 @@ from bot.outbound.sender import Sender, SenderConfig
 from bot.wecom.api import WeComApi
 from bot.wecom.crypto import WeComCrypto
 from bot.wecom.webhook import WebhookClient
+from qunzhu.models import ModelRegistry
 from qunzhu.names import NameBook
 from qunzhu.redisconn import REDIS_DOWN, REDIS_DOWN_OR_SLOW, async_client
 
@@ -144,6 +145,7 @@ def create_app(
             worker = TurnWorker(
                 store, session, wecom, texts_, newcomers, clock,
                 rasa_url=settings.rasa_url, rasa_timeout_s=settings.rasa_timeout_s,
+                rasa_route=ModelRegistry(app[appkeys.REDIS], brand.value.id).route,
                 consumer=settings.consumer, concurrency=settings.workers,
                 bot_names=lambda: (brand.value.bot_name,),
                 reclaim_idle_ms=settings.reclaim_idle_ms,

@@ -26,6 +26,7 @@ from console.views import (
     handoffs,
     inbox,
     login,
+    publish,
     redeem,
     teach,
 )
@@ -109,7 +110,7 @@ def create_app(settings: ConsoleSettings, client: AsyncRedis | None = None) -> w
     app.router.add_get("/static/vendor/echarts.min.js", echarts)
     app.router.add_static("/static/", HERE / "static")
     for table in (login.routes, dashboard.routes, admin.routes, api.routes, redeem.routes,
-                  inbox.routes, teach.routes, handoffs.routes, brand.routes):
+                  inbox.routes, teach.routes, handoffs.routes, brand.routes, publish.routes):
         app.add_routes(table)
 
     async def close_redis(app: web.Application) -> AsyncIterator[None]:

@@ -189,3 +189,24 @@ async def _undo_revert(root: Path) -> None:
         await _git(root, "reset", "--quiet", "--", *OWNED)
     with contextlib.suppress(HistoryError):
         await _git(root, "checkout", "--quiet", "HEAD", "--", *OWNED)
+
+
+TRAINING_INPUTS = ("data/nlu", "data/rules", "data/stories", "domain.yml", "config.yml")
+
+
+async def unpublished(root: Path, *, after_commit: str = "", after_time: float = 0.0,
+                      limit: int = 30) -> list[Commit]:
+    """Changes to what the model is trained from since the live model (what 发布 would ship).
+
+    The live model names the commit it was trained from; the first one (`make train`) names
+    none, so commits newer than it count.
+    """
+    span = [f"{after_commit}..HEAD"] if after_commit and SHA.match(after_commit) else []
+    since = [f"--since=@{int(after_time)}"] if not span and after_time else []
+    try:
+        out = await _git(root, "log", f"-{limit}", *span, *since,
+                         "--format=%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1e", "--", *TRAINING_INPUTS)
+    except (HistoryError, OSError):
+        return []
+    return [Commit(*parts) for parts in (r.strip().split("\x1f") for r in out.split("\x1e"))
+            if len(parts) == 5]

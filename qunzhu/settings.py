@@ -30,6 +30,12 @@ SETTINGS: tuple[Setting, ...] = (
             "script keeps its keys in one slot)"),
     Setting("QZ_EMBEDDED_REDIS_PORT", "6390", "TCP port of the embedded Redis on 127.0.0.1"),
     Setting("QZ_RASA_PORT", "5005", "port of the Rasa server on 127.0.0.1"),
+    Setting("QZ_RASA_STANDBY_PORT", "5006", "port of the second Rasa slot on 127.0.0.1: a "
+            "publish starts the new model there, then turns move to it"),
+    Setting("QZ_RASA_API_TOKEN", "", "token of the Rasa slots' HTTP API (the publisher warms a "
+            "new model through it); unset = a new random one each `make run`"),
+    Setting("QZ_PUBLISH_DRAIN_S", "10", "seconds the old model keeps answering turns already "
+            "sent to it after a publish switched to the new one"),
     Setting("QZ_ACTIONS_PORT", "5055", "port of the action server on 127.0.0.1"),
     Setting("QZ_TRACKER_TTL_S", "2592000", "seconds a conversation tracker is kept (30 days)"),
     Setting("QZ_BRAND_FILE", "data/brand.yml", "brand facts quoted by FAQ answers and games"),
@@ -79,7 +85,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("QZ_CONSOLE_PORT", "5095", "port of the operator console (pages and its HTTP API)"),
     Setting("QZ_CONSOLE_SESSION_HOURS", "12", "how long a console sign-in lasts"),
     Setting("QZ_CONSOLE_PROJECT_DIR", ".", "the git checkout whose data/ and domain.yml the "
-            "console's 教机器人 edits and commits (relative to the project)"),
+            "console's 教机器人 edits and commits, and 发布 trains from (relative to the project)"),
     Setting("QZ_CONSOLE_SECURE_COOKIE", "", "1 = the console is served over HTTPS: its session "
             "cookie is sent only there"),
     Setting("QZ_SIM_PORT", "5090", "port of the local WeCom simulator and sandbox page"),

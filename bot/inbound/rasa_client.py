@@ -2,19 +2,27 @@
 
 Turns can be spread over several Rasa processes (RASA_URL="http://a:5005,http://b:5005"):
 they share the Redis tracker and lock stores, so any of them can answer anyone; each member
-still goes to the same one while it is up, where its tracker is already in memory.
+still goes to the same one while it is up, where its tracker is already in memory. Where the
+console publishes models (blue-green Rasa slots, qunzhu.models), the live slot's address in
+Redis wins over RASA_URL; every bridge process rereads it once a second, so a publish moves
+all turns at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from bot.common.settings import rasa_urls
+from qunzhu.redisconn import REDIS_DOWN
+
+ROUTE_TTL_S = 1.0
 
 
 class RasaUnavailable(Exception):
@@ -36,6 +44,38 @@ class RasaReplicas:
         """This conversation's own replica first (stable hash), then the others in turn."""
         start = zlib.crc32(conversation_id.encode("utf-8")) % len(self.urls)
         return [*self.urls[start:], *self.urls[:start]]
+
+
+class RasaRouter:
+    """Where turns go now: the published route when there is one, else RASA_URL."""
+
+    def __init__(self, default: RasaReplicas, read_route: Callable[[], Awaitable[str]] | None,
+                 *, ttl_s: float = ROUTE_TTL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.default = default
+        self._read_route = read_route
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._current = default
+        self._read_at: float | None = None
+
+    async def replicas(self) -> RasaReplicas:
+        """The replicas for the next turn (the route is reread at most once per ttl)."""
+        if self._read_route is None:
+            return self.default
+        now = self._clock()
+        if self._read_at is not None and now - self._read_at < self._ttl_s:
+            return self._current
+        self._read_at = now
+        try:
+            url = await self._read_route()
+        except REDIS_DOWN:  # keep the last route known; Redis being back will say more
+            return self._current
+        try:
+            self._current = RasaReplicas.parse(url) if url else self.default
+        except ValueError:
+            self._current = self.default
+        return self._current
 
 
 async def turn(

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -61,6 +61,7 @@ class TurnWorker:
         *,
         rasa_url: str,
         rasa_timeout_s: float,
+        rasa_route: Callable[[], Awaitable[str]] | None = None,
         consumer: str,
         concurrency: int,
         bot_names: Callable[[], tuple[str, ...]],
@@ -76,7 +77,7 @@ class TurnWorker:
         self._texts = texts
         self._newcomers = newcomers
         self._clock = clock
-        self._rasa = rasa_client.RasaReplicas.parse(rasa_url)
+        self._rasa = rasa_client.RasaRouter(rasa_client.RasaReplicas.parse(rasa_url), rasa_route)
         self._rasa_timeout_s = rasa_timeout_s
         self._inbox = StreamConsumer(store.r, INBOX, WORKERS, consumer,
                                      reclaim_idle_ms=reclaim_idle_ms, read_count=64,
@@ -166,7 +167,7 @@ class TurnWorker:
         while True:
             try:
                 replies = await rasa_client.turn(
-                    self._session, self._rasa, conversation_id, text, metadata,
+                    self._session, await self._rasa.replicas(), conversation_id, text, metadata,
                     self._rasa_timeout_s,
                 )
                 texts = rasa_client.reply_texts(replies)

@@ -78,9 +78,13 @@ def watch_group_posts(sim_url: str, group: Callable[[], str], stop: threading.Ev
 def main(argv: list[str] | None = None) -> int:
     """Read lines from the terminal and show the bot's answers."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rasa", default=f"http://127.0.0.1:{settings.get('QZ_RASA_PORT')}")
+    parser.add_argument("--rasa", default="",
+                        help="a Rasa server (default: the one answering members now)")
     parser.add_argument("--sim", default=f"http://127.0.0.1:{settings.get('QZ_SIM_PORT')}")
     args = parser.parse_args(argv)
+    from qunzhu.tools.stack import live_route  # the slot that is live after a publish
+
+    rasa = (lambda: args.rasa) if args.rasa else live_route(settings.redis_url())
     brand = load_brand()
     group = settings.get("QZ_CHAT_GROUP")
     user = member_id(settings.get("QZ_CHAT_USER")) or settings.get("QZ_CHAT_USER")
@@ -116,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"（现在在群 {group}）")
                 continue
             try:
-                replies = send(args.rasa, group, user, line, brand.bot_name)
+                replies = send(rasa(), group, user, line, brand.bot_name)
             except (urllib.error.URLError, OSError) as exc:
                 print(f"（连不上机器人：{exc}。先在另一个终端运行 make run）", file=sys.stderr)
                 continue

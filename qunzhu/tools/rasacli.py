@@ -9,6 +9,7 @@ silenced here, and only those; a response that nothing sends still gets Rasa's w
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -54,6 +55,8 @@ def quiet_sent_by_code() -> None:
 
 def main() -> None:
     """Run `rasa <args>` with the filter and qunzhu's Rasa speed-ups installed."""
+    # Rasa reports usage to its servers unless told not to: no network at run time but WeCom.
+    os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
     quiet_library_deprecations()
     quiet_sent_by_code()
     from qunzhu.plugins import speedups

@@ -9,6 +9,7 @@ and the embedded Redis writes its data to QZ_DATA_DIR first, so nothing is lost.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import os
 import secrets
@@ -21,10 +22,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import redis
 
 from qunzhu import settings
+from qunzhu.config import load_brand
+from qunzhu.models import Keys, ModelRegistry
+from qunzhu.redisconn import async_client, sync_client
 
 ROOT = settings.PROJECT_ROOT
 MODEL = ROOT / "models" / "qunzhu.tar.gz"
@@ -197,6 +202,7 @@ def stack_env(redis_url: str) -> dict[str, str]:
         "QZ_TRACKER_TTL_S": settings.get("QZ_TRACKER_TTL_S"),
         "BRIDGE_URL": f"http://127.0.0.1:{settings.get('BRIDGE_PORT')}",
         "BRIDGE_API_TOKEN": settings.get("BRIDGE_API_TOKEN") or secrets.token_hex(16),
+        "QZ_RASA_API_TOKEN": settings.get("QZ_RASA_API_TOKEN") or secrets.token_hex(16),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
     })
     return env
@@ -281,17 +287,65 @@ def start_services(stack: Stack) -> dict[str, str]:
     rasa_port = settings.get("QZ_RASA_PORT")
     _require_free(actions_port, "action server", "QZ_ACTIONS_PORT")
     _require_free(rasa_port, "Rasa server", "QZ_RASA_PORT")
+    standby_port = settings.get("QZ_RASA_STANDBY_PORT")
+    _require_free(standby_port, "standby Rasa server", "QZ_RASA_STANDBY_PORT")
+    live = settle_live_model(redis_url)
     actions = stack.start("actions", [sys.executable, "-m", "actions"], env)
-    rasa = stack.start("rasa", [
-        sys.executable, "-m", "qunzhu.tools.rasacli", "run", "-i", "127.0.0.1", "-p", rasa_port,
-        "-m", str(MODEL), "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
-    ], env)
+    # Two Rasa slots (blue-green): each runs the model the registry assigns it; the console's
+    # 发布 starts a new model in the idle one and moves the turns there (qunzhu.tools.publisher).
+    rasa = stack.start("rasa", [sys.executable, "-m", "qunzhu.tools.rasaslot", "a"], env)
+    standby = stack.start("rasa-standby", [sys.executable, "-m", "qunzhu.tools.rasaslot", "b"],
+                          env)
+    stack.start("publisher", [sys.executable, "-m", "qunzhu.tools.publisher"], env)
     _wait("action server", lambda: _http_ok(f"http://127.0.0.1:{actions_port}/health"),
           actions, 120)
-    _wait("Rasa", lambda: _http_ok(f"http://127.0.0.1:{rasa_port}/"), rasa, 300)
-    print(f"qunzhu: actions on http://127.0.0.1:{actions_port}, "
-          f"Rasa on http://127.0.0.1:{rasa_port}")
+    url = live_route(redis_url)
+    _wait("Rasa", lambda: _http_ok(f"{url()}/"), rasa if url().endswith(rasa_port) else standby,
+          300)
+    print(f"qunzhu: actions on http://127.0.0.1:{actions_port}, Rasa on {url()} ({live})")
     return env
+
+
+def settle_live_model(redis_url: str) -> str:
+    """Keep a published model live across restarts, unless `make train` built a newer one.
+
+    A model trained by hand after the last publish (or a published one whose file is gone)
+    means the registry is forgotten, and slot "a" adopts models/qunzhu.tar.gz.
+    """
+    async def settle() -> str:
+        r = async_client(redis_url, timeout_s=5)
+        try:
+            registry = ModelRegistry(r, load_brand().id)
+            live = await registry.live()
+            if live is None:
+                return "the model from make train"
+            trained = MODEL.stat().st_mtime
+            if live.id != "initial" and (trained > live.at or not Path(live.model).exists()):
+                await registry.reset()
+                return "the model from make train, newer than the last published one"
+            if live.id == "initial" and trained > live.at:
+                await registry.reset()
+            return ("the model from make train" if live.id == "initial"
+                    else f"published model {live.id}")
+        finally:
+            await r.close()
+
+    return asyncio.run(settle())
+
+
+def live_route(redis_url: str) -> Callable[[], str]:
+    """The address of the Rasa slot that answers members (read afresh on each call)."""
+    client = sync_client(redis_url, socket_timeout=2)
+    key = Keys(load_brand().id).registry
+
+    def read() -> str:
+        try:
+            raw = client.hget(key, "route")
+        except redis.RedisError:
+            raw = None
+        return raw.decode() if isinstance(raw, bytes) else f"http://127.0.0.1:{settings.get('QZ_RASA_PORT')}"
+
+    return read
 
 
 def start_console(stack: Stack, env: dict[str, str]) -> str:
@@ -324,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chat", action="store_true",
                         help="also chat in this terminal (straight to Rasa, without the bridge)")
     args = parser.parse_args(argv)
-    if args.chat and _http_ok(f"http://127.0.0.1:{settings.get('QZ_RASA_PORT')}/"):
+    if args.chat and _http_ok(f"http://127.0.0.1:{settings.get('BRIDGE_PORT')}/healthz"):
         from qunzhu.tools.chat import main as chat  # a `make run` is up already: just talk to it
 
         return chat([])

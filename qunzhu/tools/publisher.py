@@ -1,0 +1,493 @@
+"""The publisher: trains what operators taught, checks it, and swaps it in blue-green.
+
+`python -m qunzhu.tools.publisher` (started by `make run`) takes publish and rollback jobs the
+console queued (qunzhu.models), one at a time:
+
+1. copy the project's training inputs (QZ_CONSOLE_PROJECT_DIR) into a scratch folder, so edits
+   saved meanwhile wait for the next publish;
+2. `rasa data validate` and training at once (Rasa's cache, shared with `make train`, skips
+   components whose inputs did not change; a failed validation stops the training);
+3. the idle Rasa slot loads the candidate and is warmed; the held-out questions and the test
+   stories are asked of it through Rasa's API (token-protected), so no second process loads
+   the model. The gate: the same thresholds as `make test`, never below the live model's score,
+   every test story right;
+4. the bridge's route moves to the candidate's slot in one Redis write; after the drain the
+   old slot stops.
+
+A model that fails a check never serves a member: the job is refused with the reason, in
+Chinese, and the live model keeps answering. A rollback brings the previous release back
+through the same swap, without training.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from qunzhu import settings
+from qunzhu.config import load_brand
+from qunzhu.models import SLOTS, Job, ModelRegistry, Release
+from qunzhu.redisconn import REDIS_DOWN, async_client, cluster_mode
+from qunzhu.tools.rasaslot import slot_url
+
+log = logging.getLogger("qunzhu.publisher")
+
+ROOT = settings.PROJECT_ROOT
+TRAINING_DATA = ("data/nlu", "data/rules", "data/stories")
+INPUTS = ("config.yml", "domain.yml", "endpoints.yml", "credentials.yml", "data",
+          "tests/nlu_holdout.yml", "tests/test_stories.yml")
+HOLDOUT = "tests/nlu_holdout.yml"
+STORIES = "tests/test_stories.yml"
+TEST_TIMEOUT_S = 300
+MIN_INTENT_ACCURACY = 0.97  # the same gate as `make test`
+MIN_FAQ_ACCURACY = 0.95
+KEEP_MODELS = 5  # published models kept on disk besides the live and previous ones
+SLOT_READY_S = 300.0
+WARM_TEXTS = ("你好", "签到", "我的积分", "优惠券怎么用", "转人工")
+EPOCH_BARS = 2  # DIETClassifier and the FAQ selector each print one tqdm bar
+_EPOCHS = re.compile(r"Epochs:\s+(\d+)%")
+
+
+class Refused(Exception):
+    """A check failed: the new model must not serve members."""
+
+    def __init__(self, message: str, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+@dataclass(frozen=True)
+class Run:
+    """The output of one command, and how it ended."""
+
+    code: int
+    output: str
+
+
+async def run_command(argv: list[str], cwd: Path, *, on_output: Callable[[str], None] | None = None,
+                      ) -> Run:
+    """Run a command to its end, collecting stdout and stderr (and showing them as they come)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "RASA_CACHE_DIRECTORY": str(ROOT / ".rasa" / "cache")}
+    proc = await asyncio.create_subprocess_exec(
+        *argv, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+    chunks: list[str] = []
+    assert proc.stdout is not None
+    try:
+        while True:
+            data = await proc.stdout.read(4096)
+            if not data:
+                break
+            text = data.decode("utf-8", "replace")
+            chunks.append(text)
+            if on_output is not None:
+                on_output(text)
+        code = await proc.wait()
+    except asyncio.CancelledError:
+        if proc.returncode is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return Run(code, "".join(chunks))
+
+
+def rasa(*args: str) -> list[str]:
+    """Rasa's command line as `make` runs it."""
+    return [sys.executable, "-m", "qunzhu.tools.rasacli", *args]
+
+
+def copy_inputs(project: Path, work: Path) -> None:
+    """The training inputs as they are now, in a folder of their own."""
+    for name in INPUTS:
+        src, dst = project / name, work / name
+        if src.is_dir():
+            shutil.copytree(src, dst)
+        elif src.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+
+
+def git(project: Path, *args: str) -> str:
+    """A git query in the project ("" when it is not a git checkout)."""
+    try:
+        done = subprocess.run(["git", *args], cwd=project, capture_output=True, text=True,
+                              timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def changes_since(project: Path, live: Release | None, limit: int = 5) -> list[str]:
+    """Subjects of the commits to training inputs since the live model was trained."""
+    if live is not None and live.commit:
+        span = [f"{live.commit}..HEAD"]
+    elif live is not None:
+        span = [f"--since=@{int(live.at)}"]
+    else:
+        span = []
+    out = git(project, "log", f"-{limit}", "--format=%s", *span, "--", "data/nlu",
+              "data/rules", "data/stories", "domain.yml", "config.yml")
+    return [line[:80] for line in out.splitlines()]
+
+
+def problems(output: str, limit: int = 8) -> list[str]:
+    """The lines of Rasa's output that say what is wrong."""
+    lines = [ln.strip() for ln in output.splitlines()
+             if re.search(r"\b(ERROR|WARNING|Error|error:|UserWarning)\b", ln)]
+    return [ln[:300] for ln in lines[:limit]]
+
+
+class TrainingProgress:
+    """Turns Rasa's tqdm bars into one percentage for the operator."""
+
+    def __init__(self) -> None:
+        self.bars_done = 0
+        self.last = 0
+
+    def feed(self, text: str) -> int | None:
+        """The training's percentage so far, or None when the text said nothing new."""
+        found = [int(m) for m in _EPOCHS.findall(text)]
+        if not found:
+            return None
+        for pct in found:
+            if pct < self.last:  # a new bar began
+                self.bars_done += 1
+            self.last = pct
+        done = min(self.bars_done, EPOCH_BARS - 1) * 100 + self.last
+        return min(99, done // EPOCH_BARS)
+
+
+class Publisher:
+    """Runs publish and rollback jobs, one at a time, for one brand."""
+
+    def __init__(self, registry: ModelRegistry, project: Path, models_dir: Path, *,
+                 drain_s: float, api_token: str, http: aiohttp.ClientSession) -> None:
+        self.registry = registry
+        self.project = project
+        self.models_dir = models_dir
+        self.drain_s = drain_s
+        self.api_token = api_token
+        self.http = http
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Stop waiting for jobs (a job under way is abandoned and recovered next start)."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Recover from an interrupted job, then take jobs until stopped."""
+        await self.recover()
+        while not self._stopping.is_set():
+            try:
+                job = await self.registry.next_job(1)
+            except REDIS_DOWN as exc:
+                log.warning("publish queue unreachable (%s)", type(exc).__name__)
+                await asyncio.sleep(2)
+                continue
+            if job is not None:
+                await self.handle(job)
+
+    async def recover(self) -> None:
+        """A job cut short by a restart is marked failed; a half-started slot is stopped."""
+        job_id = await self.registry.current_job()
+        if job_id:
+            await self.registry.finish(job_id, "failed",
+                                       "发布被中断了（发布服务重启），线上模型没有变，请再点一次。")
+        live = await self.registry.live_slot()
+        for slot in SLOTS:
+            if live and slot != live:
+                await self.registry.assign(slot, None)
+
+    async def handle(self, job: Job) -> None:
+        """Run one job to its end; nothing it does can leave members without a model."""
+        await self.registry.progress(job.id, state="running", stage="validate" if
+                                     job.kind == "publish" else "start", percent=1)
+        try:
+            release = await (self.publish(job) if job.kind == "publish" else self.rollback(job))
+        except Refused as exc:
+            log.info("job %s refused: %s", job.id, exc.message)
+            await self.registry.finish(job.id, "refused", exc.message, details=exc.details)
+        except REDIS_DOWN:
+            raise
+        except Exception as exc:  # a bug or a crash of Rasa: the live model stays
+            log.exception("job %s failed", job.id)
+            await self.registry.finish(job.id, "failed",
+                                       f"发布没有完成（{type(exc).__name__}），线上模型没有变。")
+        else:
+            verb = "回滚完成" if job.kind == "rollback" else "发布完成"
+            await self.registry.finish(job.id, "live", f"{verb}，新模型正在回答群友。",
+                                       release=release.id)
+
+    # ------------------------------------------------------------------ publish
+    async def publish(self, job: Job) -> Release:
+        """Validate and train (at once), start the candidate, test it there, switch to it."""
+        live = await self.registry.live()
+        with tempfile.TemporaryDirectory(prefix="qz-publish-") as tmp:
+            work = Path(tmp)
+            copy_inputs(self.project, work)
+            commit = git(self.project, "rev-parse", "HEAD")
+            model = self.models_dir / f"{job.id}.tar.gz"
+            await self._step(job, "validate", 2, "检查训练数据…")
+            validate = asyncio.create_task(run_command(
+                rasa("data", "validate", "--fail-on-warnings", "--data", *TRAINING_DATA), work))
+            train = asyncio.create_task(self._train(job, work, model))
+            try:
+                checked = await validate
+                if checked.code != 0:
+                    raise Refused("训练数据没通过检查，模型没有发布。", problems(checked.output))
+                await train
+            except BaseException:
+                train.cancel()
+                await asyncio.gather(train, return_exceptions=True)
+                model.unlink(missing_ok=True)
+                raise
+            holdout = (work / HOLDOUT).read_text("utf-8")
+            stories = (work / STORIES).read_text("utf-8")
+        release = Release(id=job.id, model=str(model), commit=commit, by=job.by, at=time.time(),
+                          summary="；".join(changes_since(self.project, live)))
+        slot = await self._start(job, release)
+        try:
+            scores = await self._test(job, slot, holdout, stories, live)
+        except BaseException:
+            await self.registry.assign(slot, None)
+            model.unlink(missing_ok=True)
+            raise
+        release = replace(release, intent_accuracy=scores.get("intent_accuracy"),
+                          faq_accuracy=scores.get("faq_accuracy"))
+        await self._switch(job, slot, release)
+        self._prune()
+        return release
+
+    async def _step(self, job: Job, stage: str, percent: int, message: str) -> None:
+        await self.registry.progress(job.id, stage=stage, percent=percent, message=message)
+
+    async def _train(self, job: Job, work: Path, model: Path) -> None:
+        bars = TrainingProgress()
+        pending: list[asyncio.Task[None]] = []
+        last = [0.0]
+
+        def on_output(text: str) -> None:
+            pct = bars.feed(text)
+            now = time.monotonic()
+            if pct is not None and now - last[0] > 1.0:  # at most one write a second
+                last[0] = now
+                pending.append(asyncio.create_task(self.registry.progress(
+                    job.id, stage="train", percent=5 + pct * 70 // 100,
+                    message=f"训练新模型… {pct}%")))
+
+        trained = await run_command(rasa(
+            "train", "--data", *TRAINING_DATA, "--out", str(model.parent),
+            "--fixed-model-name", model.name.removesuffix(".tar.gz")), work, on_output=on_output)
+        await asyncio.gather(*pending, return_exceptions=True)
+        if trained.code != 0 or not model.exists():
+            raise Refused("新模型没能训练出来，模型没有发布。", problems(trained.output))
+
+    async def _test(self, job: Job, slot: str, holdout: str, stories: str,
+                    live: Release | None) -> dict[str, float]:
+        """The held-out questions and the test stories, asked of the candidate in its slot."""
+        await self._step(job, "test", 88, "用留出的问题和对话测试新模型…")
+        scores, misses = await self._nlu_scores(slot, holdout)
+        baseline: dict[str, float] = {}
+        if live is not None and live.intent_accuracy is not None:
+            baseline = {"intent_accuracy": live.intent_accuracy}
+            if live.faq_accuracy is not None:
+                baseline["faq_accuracy"] = live.faq_accuracy
+        elif live is not None:  # the first model: measured once on its own slot, then kept
+            live_slot = await self.registry.live_slot()
+            if live_slot:
+                baseline, _ = await self._nlu_scores(live_slot, holdout)
+                await self.registry.record_live(replace(
+                    live, intent_accuracy=baseline.get("intent_accuracy"),
+                    faq_accuracy=baseline.get("faq_accuracy")))
+        failures = gate(scores, baseline)
+        if failures:
+            failures += misses
+        failures += await self._story_failures(slot, stories)
+        if failures:
+            raise Refused("新模型没通过测试，线上模型不变。", failures)
+        return scores
+
+    async def _api(self, slot: str, path: str, body: str) -> dict[str, Any]:
+        """POST a YAML document to a slot's Rasa API; its JSON answer."""
+        async with self.http.post(
+                f"{slot_url(slot)}{path}", params={"token": self.api_token},
+                data=body.encode("utf-8"), headers={"Content-Type": "application/x-yaml"},
+                timeout=aiohttp.ClientTimeout(total=TEST_TIMEOUT_S)) as resp:
+            doc = await resp.json(content_type=None)
+            if resp.status != 200 or not isinstance(doc, dict):
+                raise RuntimeError(f"Rasa answered {resp.status} to {path}")
+            return doc
+
+    async def _nlu_scores(self, slot: str, holdout: str) -> tuple[dict[str, float], list[str]]:
+        """Intent and FAQ accuracy on the held-out questions; the questions it got wrong."""
+        doc = await self._api(slot, "/model/test/intents", holdout)
+        intents = doc.get("intent_evaluation") or {}
+        scores = {"intent_accuracy": float(intents.get("accuracy") or 0.0)}
+        faq = doc.get("response_selection_evaluation") or {}
+        if faq.get("accuracy") is not None:
+            scores["faq_accuracy"] = float(faq["accuracy"])
+        misses = [f"答错了：“{e.get('text')}” 应是 {e.get('intent')}，新模型认成 "
+                  f"{(e.get('intent_prediction') or {}).get('name')}"
+                  for e in (intents.get("errors") or [])[:5] if isinstance(e, dict)]
+        return scores, misses
+
+    async def _story_failures(self, slot: str, stories: str) -> list[str]:
+        """The test stories' steps the candidate would do differently."""
+        doc = await self._api(slot, "/model/test/stories", stories)
+        wrong = [a for a in doc.get("actions") or []
+                 if isinstance(a, dict) and a.get("action") != a.get("predicted")]
+        return [f"对话测试没通过：该做 {a.get('action')}，新模型会做 {a.get('predicted')}"
+                for a in wrong[:5]]
+
+    # ------------------------------------------------------------------ rollback
+    async def rollback(self, job: Job) -> Release:
+        """Bring back an earlier release (the previous one unless the job names one)."""
+        target = (await self.registry.release(job.target) if job.target
+                  else await self.registry.previous())
+        if target is None:
+            raise Refused("没有可以回滚到的上一个模型。")
+        if not Path(target.model).exists():
+            raise Refused("上一个模型的文件已经不在了，没法回滚。")
+        live = await self.registry.live()
+        if live is not None and live.model == target.model:
+            raise Refused("这个模型已经在线上了。")
+        back = replace(target, at=time.time(), by=job.by,
+                       summary=f"回滚到 {target.id}" + (f"（{target.summary}）"
+                                                        if target.summary else ""))
+        await self.swap(job, back)
+        return back
+
+    # ------------------------------------------------------------------ the swap
+    async def swap(self, job: Job, release: Release) -> None:
+        """Start the release in the idle slot, then move every turn to it."""
+        slot = await self._start(job, release)
+        await self._switch(job, slot, release)
+
+    async def _start(self, job: Job, release: Release) -> str:
+        """Have the idle slot load the release; the slot, once it answers and is warm."""
+        live_slot = await self.registry.live_slot() or "a"
+        idle = next(s for s in SLOTS if s != live_slot)
+        await self._step(job, "start", 78, "启动新模型…")
+        await self.registry.assign(idle, release.model, release.id)
+        try:
+            await self._wait_serving(idle, release.model)
+            await self._warm(idle)
+        except BaseException:
+            await self.registry.assign(idle, None)
+            raise
+        return idle
+
+    async def _switch(self, job: Job, slot: str, release: Release) -> None:
+        """Every turn to the new slot in one write; the old one stops after the drain."""
+        old = await self.registry.live_slot()
+        await self.registry.switch(slot, slot_url(slot), release)
+        log.info("turns now go to slot %s (%s)", slot, release.id)
+        await self._step(job, "switch", 96, "新模型已在回答群友，旧模型处理完手上的消息就停。")
+        await asyncio.sleep(self.drain_s)
+        if old and old != slot:
+            await self.registry.assign(old, None)
+
+    async def _wait_serving(self, slot: str, model: str) -> None:
+        deadline = time.monotonic() + SLOT_READY_S
+        while time.monotonic() < deadline:
+            if await self.registry.running(slot) == model and await self._answers(slot):
+                return
+            await asyncio.sleep(0.5)
+        raise Refused("新模型没能启动（5 分钟内没有响应），线上模型不变。")
+
+    async def _answers(self, slot: str) -> bool:
+        try:
+            async with self.http.get(slot_url(slot) + "/",
+                                     timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                return resp.status == 200
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            return False
+
+    async def _warm(self, slot: str) -> None:
+        """A few parses, so the first member after the switch does not wait for TensorFlow."""
+        if not self.api_token:
+            return
+        for text in WARM_TEXTS:
+            try:
+                async with self.http.post(f"{slot_url(slot)}/model/parse",
+                                          params={"token": self.api_token}, json={"text": text},
+                                          timeout=aiohttp.ClientTimeout(total=30)) as resp:
+                    await resp.read()
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                log.warning("warming slot %s: %s", slot, type(exc).__name__)
+                return
+
+    def _prune(self) -> None:
+        """Keep the newest published models (the live and previous ones always)."""
+        models = sorted(self.models_dir.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime,
+                        reverse=True)
+        for old in models[KEEP_MODELS + 2:]:
+            old.unlink(missing_ok=True)
+
+
+def gate(scores: dict[str, float], baseline: dict[str, float]) -> list[str]:
+    """Why a model's held-out scores keep it from going live (empty: it may)."""
+    failures = []
+    intent, faq = scores.get("intent_accuracy", 0.0), scores.get("faq_accuracy")
+    if intent < MIN_INTENT_ACCURACY:
+        failures.append(f"意图识别准确率 {intent:.1%}，低于要求的 {MIN_INTENT_ACCURACY:.0%}")
+    if faq is not None and faq < MIN_FAQ_ACCURACY:
+        failures.append(f"常见问题匹配准确率 {faq:.1%}，低于要求的 {MIN_FAQ_ACCURACY:.0%}")
+    live_intent, live_faq = baseline.get("intent_accuracy"), baseline.get("faq_accuracy")
+    if live_intent is not None and intent < live_intent:
+        failures.append(f"意图识别准确率 {intent:.1%}，比线上模型的 {live_intent:.1%} 低")
+    if live_faq is not None and faq is not None and faq < live_faq:
+        failures.append(f"常见问题匹配准确率 {faq:.1%}，比线上模型的 {live_faq:.1%} 低")
+    return failures
+
+
+async def serve() -> None:
+    """Take jobs until SIGTERM (a job under way is cut short and recovered at the next start)."""
+    r = async_client(settings.redis_url(), cluster=cluster_mode(), timeout_s=10)
+    registry = ModelRegistry(r, load_brand().id)
+    models_dir = ROOT / "models" / "published"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    async with aiohttp.ClientSession() as http:
+        publisher = Publisher(registry, settings.project_path("QZ_CONSOLE_PROJECT_DIR").resolve(),
+                              models_dir, drain_s=float(settings.get("QZ_PUBLISH_DRAIN_S")),
+                              api_token=settings.get("QZ_RASA_API_TOKEN"), http=http)
+        task = asyncio.create_task(publisher.run())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        finally:
+            await r.close()
+
+
+def main() -> int:
+    """Run the publisher."""
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    started = time.monotonic()
+    asyncio.run(serve())
+    log.info("publisher stopped after %.0f s", time.monotonic() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
