@@ -35,10 +35,11 @@ def project_copy(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     if (root / ".git").exists():
         return root
-    (root / "data").mkdir(parents=True, exist_ok=True)
-    shutil.copytree(PROJECT_ROOT / "data" / "nlu", root / "data" / "nlu", dirs_exist_ok=True)
-    shutil.copy(PROJECT_ROOT / "domain.yml", root / "domain.yml")
-    shutil.copy(PROJECT_ROOT / "data" / "brand.yml", root / "data" / "brand.yml")
+    # Everything a model is trained and tested from, so 发布 can train from the copy too.
+    shutil.copytree(PROJECT_ROOT / "data", root / "data", dirs_exist_ok=True)
+    (root / "tests").mkdir(parents=True, exist_ok=True)
+    for name in ("domain.yml", "config.yml", "tests/nlu_holdout.yml", "tests/test_stories.yml"):
+        shutil.copy(PROJECT_ROOT / name, root / name)
     dev = ["-c", "user.name=开发", "-c", "user.email=dev@example.com"]
     for args in (["init", "-q"], ["add", "-A"], [*dev, "commit", "-q", "-m", "项目初始"]):
         subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)

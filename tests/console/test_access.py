@@ -48,6 +48,13 @@ ROUTES: list[tuple[str, str, dict[str, str], Role]] = [
     ("GET", "/history/0000000", {}, Role.VIEWER),
     ("POST", "/history/0000000/revert", {}, Role.EDITOR),
     ("GET", "/api/history", {}, Role.VIEWER),
+    ("GET", "/publish", {}, Role.VIEWER),
+    ("POST", "/publish", {}, Role.PUBLISHER),
+    ("POST", "/publish/rollback", {}, Role.PUBLISHER),
+    ("GET", "/api/publish", {}, Role.VIEWER),
+    ("POST", "/api/publish", {}, Role.PUBLISHER),
+    ("POST", "/api/publish/rollback", {}, Role.PUBLISHER),
+    ("GET", "/api/publish/jobs/nope", {}, Role.VIEWER),
     ("POST", "/redeem", {"code": "QZNOPE1234", "store": "nowhere"}, Role.VIEWER),
     ("POST", "/api/coupons/QZNOPE1234/redeem", {}, Role.VIEWER),
     ("GET", "/accounts", {}, Role.ADMIN),
@@ -77,7 +84,7 @@ def test_every_route_of_the_console_is_in_the_matrix_and_states_its_role(tmp_pat
             continue
         concrete = (path.replace("{group}", "g1").replace("{name}", "nobody")
                     .replace("{code}", "QZNOPE1234").replace("{sha}", "0000000")
-                    .replace("{ticket}", "nope"))
+                    .replace("{ticket}", "nope").replace("{job}", "nope"))
         assert (route.method, concrete) in listed, f"{route.method} {path} is not tested"
         assert getattr(route.handler, ROLE_ATTR, None) is not None, f"{path} states no role"
 

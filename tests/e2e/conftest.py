@@ -65,6 +65,8 @@ def stack_up(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     rasa_port, bridge_port = free_port(), free_port()
     mp.setenv("REDIS_URL", redis_url)
     mp.setenv("QZ_RASA_PORT", str(rasa_port))
+    mp.setenv("QZ_RASA_STANDBY_PORT", str(free_port()))
+    mp.setenv("QZ_PUBLISH_DRAIN_S", "2")
     mp.setenv("QZ_ACTIONS_PORT", str(free_port()))
     mp.setenv("BRIDGE_PORT", str(bridge_port))
     mp.setenv("QZ_SIM_PORT", str(free_port()))

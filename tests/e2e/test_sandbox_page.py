@@ -15,8 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import yaml
 
+from qunzhu.config import load_brand
+from qunzhu.models import Keys
 from tests.e2e.conftest import Running, feed, http_json, http_status, wait_for
 from tests.e2e.webdriver import Browser
 
@@ -262,12 +265,77 @@ def test_the_operator_teaches_a_question_members_rephrased_and_can_undo_it(
                              capture_output=True, text=True, check=True).stdout
         assert log.startswith("管理员 admin@qunzhu.console"), log
 
+        # 发布: trained, tested and swapped in the background; then a member gets the answer.
+        answer = "团购请联系门店店长"
+        assert answer not in member_turn(stack_up.sandbox, "xiaogang", "团购怎么买")
+        publish(b, stack_up, "form[action='/publish'] button[type=submit]")
+        b.screenshot(RESULTS / "console-published.png")
+        assert answer in member_turn(stack_up.sandbox, "xiaogang", "团购怎么买？")
+        # 回滚: the previous model answers again, and the new answer is gone.
+        publish(b, stack_up, "form[action='/publish/rollback'] button[type=submit]")
+        assert answer not in member_turn(stack_up.sandbox, "xiaogang", "请问团购怎么买")
+
+        b.open(stack_up.console + "/history")
         b.click("table tbody tr:first-child form button")  # 撤销 the change just saved
         assert "已撤销" in wait_for(lambda: b.seen(".notice"), 10)
         assert "faq/group_buy" not in (project / "data/nlu/faq.yml").read_text("utf-8")
         b.screenshot(RESULTS / "console-history.png")
     finally:
         b.close()
+
+
+def publish(b: Browser, stack_up: Running, button: str) -> None:
+    """Start a publish or rollback on the 发布 page and wait until it is over and live."""
+    b.open(stack_up.console + "/publish")
+    b.click(button)
+    wait_for(lambda: b.run("return !!document.querySelector('#job progress')"), 10)
+    b.screenshot(RESULTS / "console-publishing.png")
+
+    def over() -> str:
+        latest: str = b.run("const r = document.querySelector('table tbody tr');"
+                            "return (!document.querySelector('#job') && r) ? r.innerText : '';")
+        return latest
+    row = wait_for(over, 400)  # the page reloads itself when the job ends
+    assert "已上线" in row, row
+
+
+def test_a_worse_model_is_refused_and_the_live_one_keeps_answering(stack_up: Running) -> None:
+    """A developer's config change that wrecks the model: the publish is refused with the
+    reason, nothing moves, and members get the same answers as before."""
+    project = Path(os.environ["QZ_CONSOLE_PROJECT_DIR"])
+    hours = load_brand().opening_hours
+    assert hours in member_turn(stack_up.sandbox, "xiaoli", "你们几点开门")
+    config = project / "config.yml"
+    config.write_text(config.read_text("utf-8").replace("epochs: 80", "epochs: 1"), "utf-8")
+    subprocess.run(["git", "-c", "user.name=开发", "-c", "user.email=dev@example.com",
+                    "commit", "-qam", "少训练几轮"], cwd=project, check=True)
+    route = redis.Redis.from_url(os.environ["REDIS_URL"]).hget(
+        Keys(load_brand().id).registry, "route")
+    name, password = console_first_login()
+    b = Browser()
+    try:
+        b.open(stack_up.console + "/login?next=/publish")
+        b.type("input[name=name]", name)
+        b.type("input[name=password]", password)
+        b.click("button[type=submit]")
+        wait_for(lambda: "发布" in b.seen("h1"), 10)
+        b.click("form[action='/publish'] button[type=submit]")
+
+        def over() -> str:
+            b.refresh()
+            latest: str = b.run("const r = document.querySelector('table tbody tr');"
+                                "return (!document.querySelector('#job') && r) ? r.innerText : '';")
+            return latest
+        row = wait_for(over, 400)
+        assert "没通过，未发布" in row and "低于要求的 97%" in row, row
+        b.screenshot(RESULTS / "console-publish-refused.png")
+    finally:
+        b.close()
+        subprocess.run(["git", "revert", "--no-edit", "HEAD"], cwd=project, check=True,
+                       capture_output=True)
+    assert redis.Redis.from_url(os.environ["REDIS_URL"]).hget(
+        Keys(load_brand().id).registry, "route") == route
+    assert hours in member_turn(stack_up.sandbox, "xiaoli", "几点开门呀")
 
 
 def test_an_offer_accepted_at_once_pages_staff(stack_up: Running) -> None:
