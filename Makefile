@@ -118,7 +118,7 @@ bench-nlu: install-dev  ## NLU accuracy, macro-F1, FAQ accuracy, parse latency v
 bench-bridge: install-dev train  ## end-to-end turns vs stock Rasa, 30,000 group posts, callback ack latency
 	$(PY) -m bench.bridge
 
-bench-console: install-dev redis-server  ## console numbers: aggregation events/s, a year × 1,000 groups, dashboard query p99
+bench-console: install-dev redis-server train  ## console numbers: aggregation events/s, a year × 1,000 groups, dashboard query p99, publish under 20 turns/s
 	$(PY) -m bench.console $(BENCH_ARGS)
 
 chaos: install-dev train  ## kill -9 each part mid-burst (private ports); fail on loss, doubles, silence

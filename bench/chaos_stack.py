@@ -23,8 +23,8 @@ from typing import TextIO
 
 from qunzhu.tools.stack import ROOT, Child, Stack
 
-PORTS = ("QZ_EMBEDDED_REDIS_PORT", "QZ_ACTIONS_PORT", "QZ_RASA_PORT", "BRIDGE_PORT",
-         "QZ_SIM_PORT", "QZ_CONSOLE_PORT", "CHAOS_SENDER_PORT")
+PORTS = ("QZ_EMBEDDED_REDIS_PORT", "QZ_ACTIONS_PORT", "QZ_RASA_PORT", "QZ_RASA_STANDBY_PORT",
+         "BRIDGE_PORT", "QZ_SIM_PORT", "QZ_CONSOLE_PORT", "CHAOS_SENDER_PORT")
 # Settings that would point the suite at someone else's services, or change its parts.
 CLEARED = ("REDIS_URL", "RASA_URL", "BRIDGE_URL", "QZ_NO_SIMULATOR", "BRIDGE_CONSUMER",
            "BRIDGE_ROLES", "BRIDGE_SPOOL_DIR", "QZ_FAKE_NOW", "WECOM_API_BASE")

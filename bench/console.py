@@ -6,7 +6,9 @@
 2. A year of history for 1,000 groups (generated), then dashboard queries: a 90-day range for
    the brand and for one group, and the group list by health — p50/p99, against one HGETALL
    (one round trip: the floor) in the same run. Redis memory per group-day.
-3. Publish wall time and turns failed during a publish: printed once publishing exists.
+3. Publish under load (bench/publish.py): `make run`'s stack on private ports, members talking
+   at 20 turns/s, an operator's edit published — edit → live wall time and the turns that failed
+   during the publish (target 0), against the same traffic with no publish in the same run.
 """
 
 from __future__ import annotations
@@ -176,8 +178,6 @@ async def main(args: argparse.Namespace) -> None:
         await aggregation(r, args.events)
         await history(r, args.groups, args.days, args.per_day)
         await queries(r, args.groups, args.rounds)
-        print("publish: wall time and turns failed during a publish — not built yet "
-              "(issue 11, 发布)")
     finally:
         await r.close()
         server.stop()
@@ -190,4 +190,11 @@ if __name__ == "__main__":
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--per-day", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=200)
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--turns-per-s", type=float, default=20.0,
+                        help="members' turns per second during the publish (0: skip it)")
+    args = parser.parse_args()
+    asyncio.run(main(args))
+    if args.turns_per_s > 0:
+        from bench import publish
+
+        publish.main(args.turns_per_s)

@@ -259,8 +259,10 @@ class ModelRegistry:
         for rel in await self.releases(RELEASES_KEPT):
             if rel.id == release_id:
                 return rel
-        live = await self.live()
-        return live if live is not None and live.id == release_id else None
+        for rel in (await self.live(), await self.previous()):  # an adopted one is not listed
+            if rel is not None and rel.id == release_id:
+                return rel
+        return None
 
     # -------------------------------------------------------------- slots
     async def assign(self, slot: str, model: str | None, release: str = "") -> None:

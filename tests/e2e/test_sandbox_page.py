@@ -267,13 +267,13 @@ def test_the_operator_teaches_a_question_members_rephrased_and_can_undo_it(
 
         # 发布: trained, tested and swapped in the background; then a member gets the answer.
         answer = "团购请联系门店店长"
-        assert answer not in member_turn(stack_up.sandbox, "xiaogang", "团购怎么买")
+        assert answer not in member_turn(stack_up.sandbox, "aqiang", "团购怎么买")
         publish(b, stack_up, "form[action='/publish'] button[type=submit]")
         b.screenshot(RESULTS / "console-published.png")
-        assert answer in member_turn(stack_up.sandbox, "xiaogang", "团购怎么买？")
+        assert answer in member_turn(stack_up.sandbox, "aqiang", "团购怎么买？")
         # 回滚: the previous model answers again, and the new answer is gone.
         publish(b, stack_up, "form[action='/publish/rollback'] button[type=submit]")
-        assert answer not in member_turn(stack_up.sandbox, "xiaogang", "请问团购怎么买")
+        assert answer not in member_turn(stack_up.sandbox, "aqiang", "请问团购怎么买")
 
         b.open(stack_up.console + "/history")
         b.click("table tbody tr:first-child form button")  # 撤销 the change just saved
@@ -304,7 +304,7 @@ def test_a_worse_model_is_refused_and_the_live_one_keeps_answering(stack_up: Run
     reason, nothing moves, and members get the same answers as before."""
     project = Path(os.environ["QZ_CONSOLE_PROJECT_DIR"])
     hours = load_brand().opening_hours
-    assert hours in member_turn(stack_up.sandbox, "xiaoli", "你们几点开门")
+    assert hours in member_turn(stack_up.sandbox, "lili", "你们几点开门")
     config = project / "config.yml"
     config.write_text(config.read_text("utf-8").replace("epochs: 80", "epochs: 1"), "utf-8")
     subprocess.run(["git", "-c", "user.name=开发", "-c", "user.email=dev@example.com",
@@ -335,7 +335,7 @@ def test_a_worse_model_is_refused_and_the_live_one_keeps_answering(stack_up: Run
                        capture_output=True)
     assert redis.Redis.from_url(os.environ["REDIS_URL"]).hget(
         Keys(load_brand().id).registry, "route") == route
-    assert hours in member_turn(stack_up.sandbox, "xiaoli", "几点开门呀")
+    assert hours in member_turn(stack_up.sandbox, "lili", "几点开门呀")
 
 
 def test_an_offer_accepted_at_once_pages_staff(stack_up: Running) -> None:
