@@ -259,9 +259,9 @@ class ModelRegistry:
         for rel in await self.releases(RELEASES_KEPT):
             if rel.id == release_id:
                 return rel
-        for rel in (await self.live(), await self.previous()):  # an adopted one is not listed
-            if rel is not None and rel.id == release_id:
-                return rel
+        for known in (await self.live(), await self.previous()):  # an adopted one is unlisted
+            if known is not None and known.id == release_id:
+                return known
         return None
 
     # -------------------------------------------------------------- slots
