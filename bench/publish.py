@@ -60,7 +60,8 @@ def edited_project(tmp: Path) -> Path:
     root = tmp / "project"
     shutil.copytree(ROOT / "data", root / "data")
     (root / "tests").mkdir()
-    for name in ("config.yml", "domain.yml", "tests/nlu_holdout.yml", "tests/test_stories.yml"):
+    for name in ("config.yml", "domain.yml", "tests/nlu_holdout.yml", "tests/nlu_members.yml",
+                 "tests/nlu_members_b.yml", "tests/test_stories.yml"):
         shutil.copy(ROOT / name, root / name)
     git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@qunzhu.console"]
     subprocess.run([*git, "init", "-q"], cwd=root, check=True)

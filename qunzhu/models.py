@@ -194,6 +194,14 @@ return 1
 """
 
 
+# KEYS[1] registry   ARGV[1] slot: stop a slot's Rasa unless it is the live one
+FREE = """
+if redis.call('HGET', KEYS[1], 'live') == ARGV[1] then return 0 end
+redis.call('HDEL', KEYS[1], 'slot:' .. ARGV[1], 'running:' .. ARGV[1])
+return 1
+"""
+
+
 def new_id() -> str:
     """A sortable id: the time, then a little randomness."""
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
@@ -273,6 +281,10 @@ class ModelRegistry:
         else:
             await self.r.hset(self.keys.registry, field_,
                               json.dumps({"model": model, "release": release}))
+
+    async def free(self, slot: str) -> bool:
+        """Stop a slot's Rasa, unless turns go to it (False then: the live slot is kept)."""
+        return bool(await self.r.eval(FREE, 1, self.keys.registry, slot))
 
     async def assignment(self, slot: str) -> str | None:
         """The model this slot should run, or None."""

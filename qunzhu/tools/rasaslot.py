@@ -7,9 +7,9 @@ no Rasa, a few megabytes of Python waiting. Once Rasa answers, the slot records 
 serves, which is what the publisher waits for before switching turns to it.
 
 Slot "a" adopts the trained model (models/qunzhu.tar.gz) on a first start, when nothing is live
-yet. If its Rasa dies, the slot exits non-zero and `make run` starts it again (with the same
-back-off as every part); it runs in the slot's process group, so a kill of the slot takes
-Rasa with it.
+yet. If its Rasa dies, the slot starts it again after a growing pause (a candidate that cannot
+load never takes the stack down); Rasa runs in the slot's process group, so a kill of the slot
+takes Rasa with it, and `make run` restarts the slot.
 """
 
 from __future__ import annotations
@@ -84,29 +84,58 @@ class Slot:
         self._stopping.set()
 
     async def run(self) -> int:
-        """Follow the assignment until stopped; 1 when Rasa died under us."""
+        """Follow the assignment until stopped (a Rasa that dies is started again)."""
+        crashes = 0
         async with aiohttp.ClientSession() as http:
             while not self._stopping.is_set():
-                try:
-                    wanted = await self.registry.assignment(self.name)
-                except REDIS_DOWN as exc:
-                    log.warning("slot %s: Redis unreachable (%s); serving on", self.name,
-                                type(exc).__name__)
-                    wanted = self.model
-                if wanted is not None and not Path(wanted).exists():
-                    log.error("slot %s: model %s is missing; keeping what runs", self.name,
-                              wanted)
-                    wanted = self.model
+                wanted = await self._wanted()
                 if wanted != self.model:
                     await self._serve(http, wanted)
                 if self.proc is not None and self.proc.returncode is not None:
-                    log.error("slot %s: Rasa exited with code %s", self.name,
-                              self.proc.returncode)
-                    return 1
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), POLL_S)
+                    # Not an exit: a candidate that cannot load must not take the stack down.
+                    crashes += 1
+                    pause = min(30.0, 2.0 ** crashes)
+                    log.error("slot %s: Rasa exited with code %s; starting it again in %.0f s",
+                              self.name, self.proc.returncode, pause)
+                    await self._halt()
+                    self.model = None
+                    await self._pause(pause)
+                    continue
+                if self.proc is not None and crashes:
+                    crashes = 0 if await self._running_fine() else crashes
+                await self._pause(POLL_S)
         await self._halt()
         return 0
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _running_fine(self) -> bool:
+        try:
+            return await self.registry.running(self.name) == self.model
+        except REDIS_DOWN:
+            return False
+
+    async def _wanted(self) -> str | None:
+        """The model this slot should serve now (what it serves, while Redis cannot say)."""
+        try:
+            wanted = await self.registry.assignment(self.name)
+            if (wanted is None and self.name == "a" and DEFAULT_MODEL.exists()
+                    and not await self.registry.live_slot()):
+                # A first start, or the registry is gone (a flushed or new Redis): slot a
+                # serves the trained model rather than nothing.
+                await self.registry.adopt("a", slot_url("a"), initial_release())
+                wanted = await self.registry.assignment(self.name)
+        except REDIS_DOWN as exc:
+            log.warning("slot %s: Redis unreachable (%s); serving on", self.name,
+                        type(exc).__name__)
+            return self.model
+        if wanted is not None and not Path(wanted).exists():
+            log.error("slot %s: model %s is missing; keeping what runs", self.name,
+                      Path(wanted).name)
+            return self.model
+        return wanted
 
     async def _serve(self, http: aiohttp.ClientSession, model: str | None) -> None:
         await self._halt()
@@ -116,14 +145,16 @@ class Slot:
             return
         log.info("slot %s: starting Rasa with %s on port %d", self.name, Path(model).name,
                  self.port)
+        env = {**os.environ, "SANIC_ACCESS_LOG": "false"}  # URLs carry the API token
         self.proc = await asyncio.create_subprocess_exec(
-            *rasa_argv(model, self.port), cwd=ROOT, env=dict(os.environ))
+            *rasa_argv(model, self.port), cwd=ROOT, env=env)
         deadline = time.monotonic() + LOAD_TIMEOUT_S
         while time.monotonic() < deadline and not self._stopping.is_set():
             if self.proc.returncode is not None:
                 return
-            if await _answers(http, f"http://127.0.0.1:{self.port}/"):
-                await self.registry.mark_running(self.name, model)
+            if await loaded(http, self.port, model):
+                with contextlib.suppress(*REDIS_DOWN):
+                    await self.registry.mark_running(self.name, model)
                 log.info("slot %s: serving %s", self.name, Path(model).name)
                 return
             await asyncio.sleep(0.25)
@@ -143,23 +174,31 @@ class Slot:
                 await proc.wait()
 
 
-async def _answers(http: aiohttp.ClientSession, url: str) -> bool:
+async def loaded(http: aiohttp.ClientSession, port: int, model: str) -> bool:
+    """Whether the Rasa on this port answers with this model loaded.
+
+    Rasa answers `/` even when its model failed to load; `/status` (with the API token) says
+    which model it has, or 409 without one.
+    """
+    token = settings.get("QZ_RASA_API_TOKEN")
+    url = f"http://127.0.0.1:{port}/" + ("status" if token else "")
     try:
-        async with http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
-            return resp.status == 200
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        async with http.get(url, params={"token": token} if token else None,
+                            timeout=aiohttp.ClientTimeout(total=2)) as resp:
+            if resp.status != 200:
+                return False
+            if not token:
+                return True
+            doc = await resp.json(content_type=None)
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
         return False
+    return isinstance(doc, dict) and str(doc.get("model_file", "")) == Path(model).name
 
 
 async def serve(name: str) -> int:
     """Run one slot until SIGTERM."""
     r = async_client(settings.redis_url(), cluster=cluster_mode(), timeout_s=5)
     registry = ModelRegistry(r, load_brand().id)
-    if name == "a" and DEFAULT_MODEL.exists():
-        try:
-            await registry.adopt("a", slot_url("a"), initial_release())
-        except REDIS_DOWN as exc:
-            log.warning("could not read which model is live (%s)", type(exc).__name__)
     slot = Slot(name, registry)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -307,10 +307,13 @@ def start_services(stack: Stack) -> dict[str, str]:
 
 
 def settle_live_model(redis_url: str) -> str:
-    """Keep a published model live across restarts, unless `make train` built a newer one.
+    """Which model answers after this start: a published one stays live across restarts.
 
-    A model trained by hand after the last publish (or a published one whose file is gone)
-    means the registry is forgotten, and slot "a" adopts models/qunzhu.tar.gz.
+    Before anything was published, the model `make train` built is live (a newer one replaces
+    it). Once operators publish, only a publish or a rollback changes what members get — a
+    model `make train` built since (say, from edits saved but not published) is not put in
+    front of members untested; the line printed says so. A published model whose file is gone
+    gives way to the trained one.
     """
     async def settle() -> str:
         r = async_client(redis_url, timeout_s=5)
@@ -320,13 +323,16 @@ def settle_live_model(redis_url: str) -> str:
             if live is None:
                 return "the model from make train"
             trained = MODEL.stat().st_mtime
-            if live.id != "initial" and (trained > live.at or not Path(live.model).exists()):
+            if live.id == "initial":
+                if trained > live.at:
+                    await registry.reset()
+                return "the model from make train"
+            if not Path(live.model).exists():
                 await registry.reset()
-                return "the model from make train, newer than the last published one"
-            if live.id == "initial" and trained > live.at:
-                await registry.reset()
-            return ("the model from make train" if live.id == "initial"
-                    else f"published model {live.id}")
+                return "the model from make train (the published one's file is gone)"
+            newer = (" — models/qunzhu.tar.gz is newer but untested: publish from the console"
+                     " to put it live") if trained > live.at else ""
+            return f"published model {live.id}{newer}"
         finally:
             await r.close()
 

@@ -38,7 +38,8 @@ def project_copy(tmp_path: Path) -> Path:
     # Everything a model is trained and tested from, so 发布 can train from the copy too.
     shutil.copytree(PROJECT_ROOT / "data", root / "data", dirs_exist_ok=True)
     (root / "tests").mkdir(parents=True, exist_ok=True)
-    for name in ("domain.yml", "config.yml", "tests/nlu_holdout.yml", "tests/test_stories.yml"):
+    for name in ("domain.yml", "config.yml", "tests/nlu_holdout.yml", "tests/nlu_members.yml",
+                 "tests/nlu_members_b.yml", "tests/test_stories.yml"):
         shutil.copy(PROJECT_ROOT / name, root / name)
     dev = ["-c", "user.name=开发", "-c", "user.email=dev@example.com"]
     for args in (["init", "-q"], ["add", "-A"], [*dev, "commit", "-q", "-m", "项目初始"]):
