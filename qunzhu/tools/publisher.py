@@ -5,8 +5,9 @@ console queued (qunzhu.models), one at a time:
 
 1. copy the project's training inputs (QZ_CONSOLE_PROJECT_DIR) into a scratch folder, so edits
    saved meanwhile wait for the next publish;
-2. `rasa data validate` and training at once (Rasa's cache, shared with `make train`, skips
-   components whose inputs did not change; a failed validation stops the training);
+2. `rasa data validate` and training at once (Rasa's cache skips components whose inputs did
+   not change; its own, holding only this deterministic training's results, not `make train`'s;
+   a failed validation stops the training);
 3. the idle Rasa slot loads the candidate and is warmed; the held-out questions and the test
    stories are asked of it through Rasa's API (token-protected), so no second process loads
    the model. The gate: the same thresholds as `make test`, never below the live model's score,
@@ -96,7 +97,7 @@ async def run_command(argv: list[str], cwd: Path, *, on_output: Callable[[str], 
     """Run a command to its end, collecting stdout and stderr (and showing them as they come)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        "RASA_CACHE_DIRECTORY": str(ROOT / ".rasa" / "cache"), **(env or {})}
+        "RASA_CACHE_DIRECTORY": str(ROOT / ".rasa" / "publish-cache"), **(env or {})}
     proc = await asyncio.create_subprocess_exec(
         *argv, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT, start_new_session=True)
