@@ -256,9 +256,9 @@ class Publisher:
             await self.registry.finish(job.id, "failed",
                                        f"发布没有完成（{type(exc).__name__}），线上模型没有变。")
         else:
-            verb = "回滚完成" if job.kind == "rollback" else "发布完成"
-            await self.registry.finish(job.id, "live", f"{verb}，新模型正在回答群友。",
-                                       release=release.id)
+            said = ("回滚完成，之前的版本正在回答群友。" if job.kind == "rollback"
+                    else "发布完成，新模型正在回答群友。")
+            await self.registry.finish(job.id, "live", said, release=release.id)
 
     # ------------------------------------------------------------------ publish
     async def publish(self, job: Job) -> Release:
@@ -420,7 +420,8 @@ class Publisher:
         """Have the idle slot load the release; the slot, once it answers and is warm."""
         live_slot = await self.registry.live_slot() or "a"
         idle = next(s for s in SLOTS if s != live_slot)
-        await self._step(job, "start", 78, "启动新模型…")
+        await self._step(job, "start", 78, "启动要回滚到的版本…" if job.kind == "rollback"
+                         else "启动新模型…")
         await self.registry.assign(idle, release.model, release.id)
         try:
             await self._wait_serving(idle, release.model)
@@ -435,7 +436,8 @@ class Publisher:
         old = await self.registry.live_slot()
         await self.registry.switch(slot, slot_url(slot), release)
         log.info("turns now go to slot %s (%s)", slot, release.id)
-        await self._step(job, "switch", 96, "新模型已在回答群友，旧模型处理完手上的消息就停。")
+        await self._step(job, "switch", 96, "已切换：群友的消息都交给它了，原来的模型处理完手上的"
+                         "消息就停。")
         await asyncio.sleep(self.drain_s)
         if old and old != slot:
             await self.registry.free(old)
