@@ -121,22 +121,24 @@ async def _target(request: web.Request) -> str | None:
     return str(form.get("release", "")).strip()[:64]
 
 
-@routes.post("/publish")
-@needs(Role.PUBLISHER)
-async def publish_form(request: web.Request) -> web.StreamResponse:
-    status, message, _job = await _submit(request, "publish")
+async def _form(request: web.Request, kind: str) -> web.StreamResponse:
+    """A button on the page: back to the page (its progress), or the page with why not."""
+    status, message, _job = await _submit(request, kind)
     if status == 202:
         raise web.HTTPSeeOther("/publish")
     return await _page(request, error=message, status=status)
+
+
+@routes.post("/publish")
+@needs(Role.PUBLISHER)
+async def publish_form(request: web.Request) -> web.StreamResponse:
+    return await _form(request, "publish")
 
 
 @routes.post("/publish/rollback")
 @needs(Role.PUBLISHER)
 async def rollback_form(request: web.Request) -> web.StreamResponse:
-    status, message, _job = await _submit(request, "rollback")
-    if status == 202:
-        raise web.HTTPSeeOther("/publish")
-    return await _page(request, error=message, status=status)
+    return await _form(request, "rollback")
 
 
 @routes.get("/api/publish")

@@ -234,13 +234,9 @@ def test_the_operator_teaches_a_question_members_rephrased_and_can_undo_it(
                   {"group": "sandbox", "userid": "xiaohong", "text": text})
         time.sleep(1)
     project = Path(os.environ["QZ_CONSOLE_PROJECT_DIR"])
-    name, password = console_first_login()
     b = Browser()
     try:
-        b.open(stack_up.console + "/login?next=/inbox")
-        b.type("input[name=name]", name)
-        b.type("input[name=password]", password)
-        b.click("button[type=submit]")
+        sign_in(b, stack_up, "/inbox")
 
         def cluster_card() -> str:
             b.refresh()
@@ -269,11 +265,13 @@ def test_the_operator_teaches_a_question_members_rephrased_and_can_undo_it(
         # 发布: trained, tested and swapped in the background; then a member gets the answer.
         answer = "团购请联系门店店长"
         assert answer not in member_turn(stack_up.sandbox, "aqiang", "团购怎么买")
-        publish(b, stack_up, "form[action='/publish'] button[type=submit]")
+        row = publish(b, stack_up, "form[action='/publish'] button[type=submit]")
+        assert "已上线" in row, row
         b.screenshot(RESULTS / "console-published.png")
         assert answer in member_turn(stack_up.sandbox, "aqiang", "团购怎么买？")
         # 回滚: the previous model answers again, and the new answer is gone.
-        publish(b, stack_up, "form[action='/publish/rollback'] button[type=submit]")
+        row = publish(b, stack_up, "form[action='/publish/rollback'] button[type=submit]")
+        assert "已上线" in row, row
         assert answer not in member_turn(stack_up.sandbox, "aqiang", "请问团购怎么买")
 
         b.open(stack_up.console + "/history")
@@ -285,8 +283,8 @@ def test_the_operator_teaches_a_question_members_rephrased_and_can_undo_it(
         b.close()
 
 
-def publish(b: Browser, stack_up: Running, button: str) -> None:
-    """Start a publish or rollback on the 发布 page and wait until it is over and live."""
+def publish(b: Browser, stack_up: Running, button: str) -> str:
+    """Start a publish or rollback on the 发布 page; its row in the record once it is over."""
     b.open(stack_up.console + "/publish")
     b.click(button)
     wait_for(lambda: b.run("return !!document.querySelector('#job progress')"), 10)
@@ -296,8 +294,16 @@ def publish(b: Browser, stack_up: Running, button: str) -> None:
         latest: str = b.run("const r = document.querySelector('table tbody tr');"
                             "return (!document.querySelector('#job') && r) ? r.innerText : '';")
         return latest
-    row = wait_for(over, 400)  # the page reloads itself when the job ends
-    assert "已上线" in row, row
+    return wait_for(over, 400)  # the page reloads itself when the job ends
+
+
+def sign_in(b: Browser, stack_up: Running, then: str) -> None:
+    """Sign in with the console's generated first login, landing on `then`."""
+    name, password = console_first_login()
+    b.open(stack_up.console + f"/login?next={then}")
+    b.type("input[name=name]", name)
+    b.type("input[name=password]", password)
+    b.click("button[type=submit]")
 
 
 def test_a_worse_model_is_refused_and_the_live_one_keeps_answering(stack_up: Running) -> None:
@@ -310,32 +316,20 @@ def test_a_worse_model_is_refused_and_the_live_one_keeps_answering(stack_up: Run
     config.write_text(config.read_text("utf-8").replace("epochs: 80", "epochs: 1"), "utf-8")
     subprocess.run(["git", "-c", "user.name=开发", "-c", "user.email=dev@example.com",
                     "commit", "-qam", "少训练几轮"], cwd=project, check=True)
-    route = redis.Redis.from_url(os.environ["REDIS_URL"]).hget(
-        Keys(load_brand().id).registry, "route")
-    name, password = console_first_login()
+    registry = redis.Redis.from_url(os.environ["REDIS_URL"])
+    route = registry.hget(Keys(load_brand().id).registry, "route")
     b = Browser()
     try:
-        b.open(stack_up.console + "/login?next=/publish")
-        b.type("input[name=name]", name)
-        b.type("input[name=password]", password)
-        b.click("button[type=submit]")
+        sign_in(b, stack_up, "/publish")
         wait_for(lambda: "发布" in b.seen("h1"), 10)
-        b.click("form[action='/publish'] button[type=submit]")
-
-        def over() -> str:
-            b.refresh()
-            latest: str = b.run("const r = document.querySelector('table tbody tr');"
-                                "return (!document.querySelector('#job') && r) ? r.innerText : '';")
-            return latest
-        row = wait_for(over, 400)
+        row = publish(b, stack_up, "form[action='/publish'] button[type=submit]")
         assert "没通过，未发布" in row and "低于要求的 97%" in row, row
         b.screenshot(RESULTS / "console-publish-refused.png")
     finally:
         b.close()
         subprocess.run(["git", "revert", "--no-edit", "HEAD"], cwd=project, check=True,
                        capture_output=True)
-    assert redis.Redis.from_url(os.environ["REDIS_URL"]).hget(
-        Keys(load_brand().id).registry, "route") == route
+    assert registry.hget(Keys(load_brand().id).registry, "route") == route
     assert hours in member_turn(stack_up.sandbox, "lili", "几点开门呀")
 
 
