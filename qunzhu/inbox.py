@@ -38,6 +38,24 @@ return 1
 """
 
 
+# KEYS[1] the member's latest turn   ARGV[1] {turn (its fields as JSON), at, ttl}
+# → the turn stored before (or false). The later of the two stays stored, so whichever of two
+# turns is handled second sees the first, in whatever order consumers take them.
+SWAP_LAST = """
+local a = cjson.decode(ARGV[1])
+local prev = redis.call('GET', KEYS[1])
+local keep = true
+if prev then
+  local ok, p = pcall(cjson.decode, prev)
+  if ok and type(p) == 'table' and tonumber(p.at) and tonumber(p.at) > a.at then
+    keep = false
+  end
+end
+if keep then redis.call('SET', KEYS[1], a.turn, 'EX', a.ttl) end
+return prev or false
+"""
+
+
 @dataclass(frozen=True)
 class InboxKeys:
     """Where one brand's inbox lives (one slot)."""
@@ -136,40 +154,49 @@ def similar(a: str, b: str) -> bool:
 
 
 async def collect(r: AsyncRedis, brand: str, events: Sequence[Event]) -> int:
-    """File the turns that need a look; how many were new."""
+    """File the turns that need a look; how many were new.
+
+    A member who asks again in other words within a minute marks the earlier turn rephrased.
+    Each turn is swapped in as the member's latest by one script, so two bridge processes
+    handling a member's consecutive turns at the same moment still see each other.
+    """
     keys = InboxKeys(brand)
     turns = sorted((e for e in events if e.kind is Kind.TURN and e.user), key=lambda e: e.at)
     if not turns:
         return 0
-    members = list(dict.fromkeys((t.group, t.user) for t in turns))
     pipe = batch(r)
-    for group, user in members:
-        pipe.get(keys.last(group, user))
-    last: dict[tuple[str, str], Event] = {}
-    for member, raw in zip(members, await pipe.execute(), strict=True):
-        if raw is not None:
-            last[member] = Event.from_fields(json.loads(text_of(raw)))
-    filed: list[Item] = []
     for turn in turns:
-        before = last.get((turn.group, turn.user))
+        pipe.eval(SWAP_LAST, 1, keys.last(turn.group, turn.user), script_arg(
+            {"turn": json.dumps(turn.fields(), ensure_ascii=False), "at": turn.at,
+             "ttl": REPHRASE_S * 2}))
+    filed: list[Item] = []
+    for turn, raw in zip(turns, await pipe.execute(), strict=True):
+        before = _event(raw)
         if (before is not None and before.eid != turn.eid
-                and 0 <= turn.at - before.at <= REPHRASE_S
+                and abs(turn.at - before.at) <= REPHRASE_S
                 and similar(str(before.data.get("text", "")), str(turn.data.get("text", "")))):
-            filed.append(item_of(before, [*reasons_for(before), "rephrased"]))
+            earlier = before if before.at <= turn.at else turn
+            filed.append(item_of(earlier, [*reasons_for(earlier), "rephrased"]))
         reasons = reasons_for(turn)
         if reasons:
             filed.append(item_of(turn, reasons))
-        last[(turn.group, turn.user)] = turn
+    if not filed:
+        return 0
     pipe = batch(r)
     for item in filed:
         pipe.eval(ADD, 2, keys.items, keys.mark(item.eid), script_arg(
             {"fields": item.fields(), "maxlen": MAXLEN, "ttl": MARK_S}))
-    for (group, user), turn in last.items():
-        if (group, user) in members:
-            pipe.set(keys.last(group, user), json.dumps(turn.fields(), ensure_ascii=False),
-                     ex=REPHRASE_S * 2)
-    replies = await pipe.execute()
-    return sum(int(x) for x in replies[:len(filed)])
+    return sum(int(x) for x in await pipe.execute())
+
+
+def _event(raw: Any) -> Event | None:
+    """The stored turn, if there was one and it reads back."""
+    if raw is None or raw is False:
+        return None
+    try:
+        return Event.from_fields(json.loads(text_of(raw)))
+    except (ValueError, TypeError):
+        return None
 
 
 async def recent(r: AsyncRedis, brand: str, since: float, until: float,

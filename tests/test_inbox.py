@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from qunzhu import inbox
@@ -59,3 +61,27 @@ async def test_saying_it_again_differently_within_a_minute_files_the_first_answe
     await inbox.collect(redis_client, BRAND, [again, later, unrelated])
     got = await filed(redis_client)
     assert [(i.eid, i.reasons) for i in got] == [("t1", ("rephrased",))]
+
+
+async def test_a_rephrase_is_seen_whichever_turn_a_consumer_handles_first(
+    redis_client: AsyncRedis,
+) -> None:
+    """Two bridge processes take a member's two turns: the later one may be handled first."""
+    first = turn("t1", "团购怎么买", confidence=0.9)
+    again = turn("t2", "团购在哪里买", at=T0 + 2, confidence=0.9)
+    await inbox.collect(redis_client, BRAND, [again])
+    await inbox.collect(redis_client, BRAND, [first])
+    assert [(i.eid, i.reasons) for i in await filed(redis_client)] == [("t1", ("rephrased",))]
+
+
+async def test_two_consumers_at_the_same_moment_still_file_the_rephrase(
+    redis_client: AsyncRedis,
+) -> None:
+    for n in range(20):  # many members, each turn pair handled concurrently
+        user = f"m{n}"
+        await asyncio.gather(
+            inbox.collect(redis_client, BRAND, [turn(f"a{n}", "团购怎么买", user=user)]),
+            inbox.collect(redis_client, BRAND, [turn(f"b{n}", "团购在哪里买", at=T0 + 1,
+                                                     user=user)]))
+    got = {i.eid for i in await filed(redis_client)}
+    assert got == {f"a{n}" for n in range(20)}
