@@ -289,7 +289,11 @@ class Publisher:
                        for name, label, intent, faq in MEMBER_SETS if (work / name).exists()]
         release = Release(id=job.id, model=str(model), commit=commit, by=job.by, at=time.time(),
                           summary="；".join(changes_since(self.project, live)))
-        slot = await self._start(job, release)
+        try:
+            slot = await self._start(job, release)  # frees the slot itself when it fails
+        except BaseException:
+            model.unlink(missing_ok=True)
+            raise
         try:
             scores = await self._test(job, slot, holdout, stories, live, members)
         except BaseException:
