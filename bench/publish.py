@@ -2,8 +2,9 @@
 
 `make run`'s stack on private ports (qunzhu.tools.stack, as the fault suite starts it), members
 talking through the simulator at a steady rate. First a baseline at that rate with no publish;
-then the same traffic while an operator's edit (a new way to ask an FAQ, in a git copy of the
-project) is published: validated, trained, tested in the standby slot, switched, drained.
+then the same traffic while an operator's edit (a new FAQ with two wordings, written by the
+console's own 教机器人 code into a git copy of the project) is published: validated, trained,
+tested in the standby slot, switched, drained.
 
 A turn failed if it got no answer, or the polite busy reply instead of a real one. Target: 0.
 """
@@ -25,6 +26,7 @@ from bench.chaos import busy_texts
 from bench.chaos_report import Sent, Slot, is_busy
 from bench.chaos_stack import children_write_to, configure
 from bench.chaos_traffic import SimClient, paced
+from console import trainingdata
 from qunzhu import settings
 from qunzhu.config import load_brand
 from qunzhu.models import ModelRegistry
@@ -34,7 +36,8 @@ from qunzhu.tools.stack import ROOT, Stack, start_all
 OUT = ROOT / "bench" / "out"
 TEXTS = ("几点开门", "能送外卖吗", "怎么开发票", "我的积分", "积分怎么算", "你好", "签到",
          "优惠券怎么用")
-NEW_WAY_TO_ASK = "你们早上几点开始营业呀"
+NEW_QUESTIONS = ("团购怎么买", "团购在哪里买")
+NEW_ANSWER = "团购请联系门店店长，满 20 杯打九折～"
 ANSWER_WAIT_S = 60.0
 
 
@@ -67,13 +70,12 @@ def edited_project(tmp: Path) -> Path:
     subprocess.run([*git, "init", "-q"], cwd=root, check=True)
     subprocess.run([*git, "add", "-A"], cwd=root, check=True)
     subprocess.run([*git, "commit", "-qm", "项目初始"], cwd=root, check=True)
-    faq = root / "data/nlu/faq.yml"
-    text = faq.read_text("utf-8")
-    anchor = "- intent: faq/opening_hours\n    examples: |\n"
-    if anchor not in text:
-        raise RuntimeError("data/nlu/faq.yml has no faq/opening_hours block to edit")
-    faq.write_text(text.replace(anchor, anchor + f"      - {NEW_WAY_TO_ASK}\n", 1), "utf-8")
-    subprocess.run([*git, "commit", "-qam", f"教机器人：{NEW_WAY_TO_ASK}"], cwd=root, check=True)
+    # What 教机器人 writes for a new FAQ (the browser test's, which passes the gate).
+    change = trainingdata.add_faq(root, "group_buy", list(NEW_QUESTIONS), [NEW_ANSWER],
+                                  {"hotline"})
+    for rel, text in change.files.items():
+        (root / rel).write_text(text, "utf-8")
+    subprocess.run([*git, "commit", "-qam", change.summary], cwd=root, check=True)
     return root
 
 
@@ -150,7 +152,7 @@ async def measure(rate: float, baseline_s: float, terminal: object) -> None:
         done.set()
         say(f"publish: baseline, {rate:.0f} turns/s for {baseline_s:.0f} s, no publish")
         base = await tally(sim, "pb_base_", await burst(sim, "pb_base_", rate, done, baseline_s))
-        say(f"publish: the same traffic while an edit is published ({NEW_WAY_TO_ASK!r})")
+        say(f"publish: the same traffic while a new FAQ is published ({'、'.join(NEW_QUESTIONS)})")
         stages: dict[str, float] = {}
         done = asyncio.Event()
 
