@@ -504,7 +504,9 @@ async def serve() -> None:
     """Take jobs until SIGTERM (a job under way is cut short and recovered at the next start)."""
     r = async_client(settings.redis_url(), cluster=cluster_mode(), timeout_s=10)
     registry = ModelRegistry(r, load_brand().id)
-    models_dir = ROOT / "models" / "published"
+    # Beside the registry's data: a test's or a bench's stack (its own QZ_DATA_DIR) never
+    # prunes the models a developer's `make run` has live.
+    models_dir = settings.project_path("QZ_DATA_DIR") / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
     async with aiohttp.ClientSession() as http:
         publisher = Publisher(registry, settings.project_path("QZ_CONSOLE_PROJECT_DIR").resolve(),
