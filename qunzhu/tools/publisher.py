@@ -63,12 +63,11 @@ MIN_FAQ_ACCURACY = 0.95
 KEEP_MODELS = 5  # published models kept on disk besides the live and previous ones
 SLOT_READY_S = 300.0
 WARM_TEXTS = ("你好", "签到", "我的积分", "优惠券怎么用", "转人工")
-# TensorFlow on one thread with deterministic kernels: the same data trains the same model,
-# whatever else the machine is doing. Multi-threaded training under load (a publish while the
-# stack serves members) summed in a different order and moved held-out answers run to run
-# (a taught FAQ scored 1.000 / 1.000 alone and 0.983 / 0.946 under load), which a gate that
-# compares against the live model's score cannot live with. One thread also leaves the other
-# core to the members' turns.
+# TensorFlow on one thread with deterministic kernels: the same data trains the same model by
+# construction, whatever else the machine is doing, so a refusal can be reproduced and a cached
+# component is what a fresh training would give; and one thread leaves the other core to the
+# members' turns while a publish trains (even so, on 2 cores their reply p99 goes from 0.06 s
+# to about 1.7 s during a publish: bench/publish.py).
 DETERMINISTIC = {"TF_INTER_OP_PARALLELISM_THREADS": "1", "TF_INTRA_OP_PARALLELISM_THREADS": "1",
                  "TF_DETERMINISTIC_OPS": "1"}
 EPOCH_BARS = 2  # DIETClassifier and the FAQ selector each print one tqdm bar
