@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from qunzhu.redisconn import AsyncRedis, script_arg, text_of
@@ -56,6 +56,21 @@ class Release:
     intent_accuracy: float | None = None
     faq_accuracy: float | None = None
     summary: str = ""  # what changed, in the operator's words (commit subjects)
+
+    @property
+    def scores(self) -> dict[str, float]:
+        """Its held-out scores as the gate reads them (empty when never measured)."""
+        if self.intent_accuracy is None:
+            return {}
+        found = {"intent_accuracy": self.intent_accuracy}
+        if self.faq_accuracy is not None:
+            found["faq_accuracy"] = self.faq_accuracy
+        return found
+
+    def scored(self, scores: dict[str, float]) -> Release:
+        """The same release with its measured held-out scores."""
+        return replace(self, intent_accuracy=scores.get("intent_accuracy"),
+                       faq_accuracy=scores.get("faq_accuracy"))
 
     @classmethod
     def from_json(cls, raw: Any) -> Release | None:

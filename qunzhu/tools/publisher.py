@@ -262,6 +262,9 @@ class Publisher:
     # ------------------------------------------------------------------ publish
     async def publish(self, job: Job) -> Release:
         """Validate and train (at once), start the candidate, test it there, switch to it."""
+        if not self.api_token:  # said before two minutes of training, not after
+            raise Refused("没法测试新模型：Rasa 的 API 没有打开（请设置 QZ_RASA_API_TOKEN），"
+                          "线上模型不变。")
         live = await self.registry.live()
         with tempfile.TemporaryDirectory(prefix="qz-publish-") as tmp:
             work = Path(tmp)
@@ -299,8 +302,7 @@ class Publisher:
             await self.registry.free(slot)
             model.unlink(missing_ok=True)
             raise
-        release = replace(release, intent_accuracy=scores.get("intent_accuracy"),
-                          faq_accuracy=scores.get("faq_accuracy"))
+        release = release.scored(scores)
         await self._switch(job, slot, release)
         await self._prune()
         return release
@@ -335,22 +337,13 @@ class Publisher:
                     members: list[tuple[str, str, float, float]]) -> dict[str, float]:
         """The held-out questions and the test stories, asked of the candidate in its slot."""
         await self._step(job, "test", 88, "用留出的问题和对话测试新模型…")
-        if not self.api_token:
-            raise Refused("没法测试新模型：Rasa 的 API 没有打开（请设置 QZ_RASA_API_TOKEN），"
-                          "线上模型不变。")
         scores, misses = await self._nlu_scores(slot, holdout)
-        baseline: dict[str, float] = {}
-        if live is not None and live.intent_accuracy is not None:
-            baseline = {"intent_accuracy": live.intent_accuracy}
-            if live.faq_accuracy is not None:
-                baseline["faq_accuracy"] = live.faq_accuracy
-        elif live is not None:  # the first model: measured once on its own slot, then kept
+        baseline = live.scores if live is not None else {}
+        if live is not None and not baseline:  # the first model: measured once, then kept
             live_slot = await self.registry.live_slot()
             if live_slot:
                 baseline, _ = await self._nlu_scores(live_slot, holdout)
-                await self.registry.record_live(replace(
-                    live, intent_accuracy=baseline.get("intent_accuracy"),
-                    faq_accuracy=baseline.get("faq_accuracy")))
+                await self.registry.record_live(live.scored(baseline))
         failures = gate(scores, baseline)
         for label, text, min_intent, min_faq in members:
             found, missed = await self._nlu_scores(slot, text)
