@@ -31,6 +31,24 @@ def summarise(results: Path) -> dict[str, float]:
     return summary
 
 
+def report(results: Path, min_intent: float, min_faq: float) -> list[str]:
+    """Print the headline numbers and the misses; the gates this result fails (empty: none)."""
+    summary = summarise(results)
+    for name, value in summary.items():
+        print(f"{name:>18}: {value:.3f}")
+    errors: Any = _load(results / "intent_errors.json") or []
+    for error in errors if isinstance(errors, list) else []:
+        predicted = error.get("intent_prediction", {})
+        print(f"  miss: {error.get('text')!r} → {predicted.get('name')} "
+              f"({predicted.get('confidence', 0):.2f}), expected {error.get('intent')}")
+    failed = []
+    if summary["intent_accuracy"] < min_intent:
+        failed.append(f"intent accuracy below {min_intent}")
+    if summary.get("faq_accuracy", 1.0) < min_faq:
+        failed.append(f"FAQ accuracy below {min_faq}")
+    return failed
+
+
 def main(argv: list[str] | None = None) -> int:
     """Exit 1 when the held-out accuracy falls below the thresholds."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -38,19 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-intent-accuracy", type=float, default=0.0)
     parser.add_argument("--min-faq-accuracy", type=float, default=0.0)
     args = parser.parse_args(argv)
-    summary = summarise(args.results)
-    for name, value in summary.items():
-        print(f"{name:>18}: {value:.3f}")
-    errors: Any = _load(args.results / "intent_errors.json") or []
-    for error in errors if isinstance(errors, list) else []:
-        predicted = error.get("intent_prediction", {})
-        print(f"  miss: {error.get('text')!r} → {predicted.get('name')} "
-              f"({predicted.get('confidence', 0):.2f}), expected {error.get('intent')}")
-    failed = []
-    if summary["intent_accuracy"] < args.min_intent_accuracy:
-        failed.append(f"intent accuracy below {args.min_intent_accuracy}")
-    if summary.get("faq_accuracy", 1.0) < args.min_faq_accuracy:
-        failed.append(f"FAQ accuracy below {args.min_faq_accuracy}")
+    failed = report(args.results, args.min_intent_accuracy, args.min_faq_accuracy)
     if failed:
         print("NLU quality gate failed: " + "; ".join(failed), file=sys.stderr)
         return 1

@@ -43,6 +43,7 @@ from qunzhu import settings
 from qunzhu.config import load_brand
 from qunzhu.models import SLOTS, Job, ModelRegistry, Release
 from qunzhu.redisconn import REDIS_DOWN, async_client, cluster_mode
+from qunzhu.tools.gates import HOLDOUT, MEMBER_SETS, STORIES
 from qunzhu.tools.rasaslot import loaded, slot_port, slot_url
 
 log = logging.getLogger("qunzhu.publisher")
@@ -52,14 +53,9 @@ TRAINING_DATA = ("data/nlu", "data/rules", "data/stories")
 INPUTS = ("config.yml", "domain.yml", "endpoints.yml", "credentials.yml", "data",
           "tests/nlu_holdout.yml", "tests/nlu_members.yml", "tests/nlu_members_b.yml",
           "tests/test_stories.yml")
-HOLDOUT = "tests/nlu_holdout.yml"
-STORIES = "tests/test_stories.yml"
-# Further held-out sets `make test` gates on: (file, what the operator reads, intent, FAQ).
-MEMBER_SETS = (("tests/nlu_members.yml", "群友问法测试集", 0.97, 0.95),
-               ("tests/nlu_members_b.yml", "第二组群友问法测试集", 0.85, 0.9))
 TEST_TIMEOUT_S = 300
-MIN_INTENT_ACCURACY = 0.97  # the same gate as `make test`
-MIN_FAQ_ACCURACY = 0.95
+MIN_INTENT_ACCURACY = HOLDOUT.min_intent  # the same gates as `make test` (qunzhu.tools.gates)
+MIN_FAQ_ACCURACY = HOLDOUT.min_faq
 KEEP_MODELS = 5  # published models kept on disk besides the live and previous ones
 SLOT_READY_S = 300.0
 WARM_TEXTS = ("你好", "签到", "我的积分", "优惠券怎么用", "转人工")
@@ -285,10 +281,10 @@ class Publisher:
                 await asyncio.gather(train, return_exceptions=True)
                 model.unlink(missing_ok=True)
                 raise
-            holdout = (work / HOLDOUT).read_text("utf-8")
+            holdout = (work / HOLDOUT.path).read_text("utf-8")
             stories = (work / STORIES).read_text("utf-8")
-            members = [(label, (work / name).read_text("utf-8"), intent, faq)
-                       for name, label, intent, faq in MEMBER_SETS if (work / name).exists()]
+            members = [(g.label, (work / g.path).read_text("utf-8"), g.min_intent, g.min_faq)
+                       for g in MEMBER_SETS if (work / g.path).exists()]
         release = Release(id=job.id, model=str(model), commit=commit, by=job.by, at=time.time(),
                           summary="；".join(changes_since(self.project, live)))
         try:
