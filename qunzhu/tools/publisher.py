@@ -43,6 +43,7 @@ from qunzhu import settings
 from qunzhu.config import load_brand
 from qunzhu.models import SLOTS, Job, ModelRegistry, Release
 from qunzhu.redisconn import REDIS_DOWN, async_client, cluster_mode
+from qunzhu.tools import trainingcache
 from qunzhu.tools.gates import HOLDOUT, MEMBER_SETS, STORIES
 from qunzhu.tools.rasaslot import loaded, slot_port, slot_url
 
@@ -54,6 +55,8 @@ INPUTS = ("config.yml", "domain.yml", "endpoints.yml", "credentials.yml", "data"
           "tests/nlu_holdout.yml", "tests/nlu_members.yml", "tests/nlu_members_b.yml",
           "tests/test_stories.yml")
 TEST_TIMEOUT_S = 300
+PUBLISH_CACHE = ROOT / ".rasa" / "publish-cache"
+TRAIN_CACHE = ROOT / ".rasa" / "cache"  # `make train`'s (Rasa's default)
 MIN_INTENT_ACCURACY = HOLDOUT.min_intent  # the same gates as `make test` (qunzhu.tools.gates)
 MIN_FAQ_ACCURACY = HOLDOUT.min_faq
 KEEP_MODELS = 5  # published models kept on disk besides the live and previous ones
@@ -92,7 +95,7 @@ async def run_command(argv: list[str], cwd: Path, *, on_output: Callable[[str], 
     """Run a command to its end, collecting stdout and stderr (and showing them as they come)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        "RASA_CACHE_DIRECTORY": str(ROOT / ".rasa" / "publish-cache"), **(env or {})}
+        "RASA_CACHE_DIRECTORY": str(PUBLISH_CACHE), **(env or {})}
     proc = await asyncio.create_subprocess_exec(
         *argv, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT, start_new_session=True)
@@ -200,6 +203,8 @@ class Publisher:
 
     async def run(self) -> None:
         """Recover from an interrupted job, then take jobs until stopped."""
+        if await asyncio.to_thread(trainingcache.seed, PUBLISH_CACHE, TRAIN_CACHE):
+            log.info("publish cache started from make train's (%s)", TRAIN_CACHE)
         await self.recover()
         while not self._stopping.is_set():
             try:
