@@ -1,4 +1,10 @@
-"""FAQ answers: the ResponseSelector picks the question, brand.yml fills in the facts."""
+"""FAQ answers: the ResponseSelector picks the question, brand.yml fills in the facts.
+
+The wording comes from domain.yml as it is on disk now (actions.answers), so an answer an
+operator rewrote in the console is live without retraining. The message still names the
+response: Rasa renders it from the model's domain, then our `text` replaces that rendering
+while the `utter_action` metadata stays.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import config
+from actions import answers, config
 from actions.replies import lines, render
 
 RETRIEVAL_INTENT = "faq"
@@ -93,10 +99,16 @@ class ActionAnswerFaq(Action):
         tracker: Tracker,
         domain: dict[str, Any],
     ) -> list[EventType]:
-        """Facts come from brand.yml at answer time, so editing them needs no retraining."""
+        """Wording from domain.yml on disk and facts from brand.yml, both read at answer time,
+        so editing either needs no retraining."""
         response = selected_response(tracker)
         if response is None or response not in (domain.get("responses") or {}):
             dispatcher.utter_message(response="utter_faq_unsure")
             return [SlotSet("handoff_offered", True)]
-        dispatcher.utter_message(response=response, **facts(domain))
+        values = facts(domain)
+        text = answers.answer(response, values)
+        if text is None:  # not in the file on disk: the model's wording
+            dispatcher.utter_message(response=response, **values)
+        else:
+            dispatcher.utter_message(text=text, response=response, **values)
         return []

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from actions import config
+from actions import answers, config
 from actions.faq import ActionAnswerFaq, facts, opening_hours_text
+from console.answers import PLACEHOLDERS
 from qunzhu.config import load_brand
 from tests.helpers import domain, run, tracker
 
@@ -109,3 +114,85 @@ def test_hours_described_in_words_are_quoted_store_by_store(tmp_path: Path) -> N
     answer = opening_hours_text(domain(), brand)
     assert "大部分" not in answer and "所有门店" not in answer
     assert "店0：7:30–21:00" in answer and "店1：周一至周五 7:00–22:00，周末休息" in answer
+
+
+# ------------------------------------------------------------- answers live from domain.yml
+HOURS = ('    - text: "⏰ {opening_hours_text}"\n'
+         '    - text: "营业时间是这样的：{opening_hours_text}\\n欢迎来坐坐 ☕"\n')
+INVOICE = "\n  utter_faq/invoice:\n"
+_saved_at = itertools.count(100, -1)
+
+
+def _save(path: Path, text: str) -> None:
+    """Write as an editor does, a moment ago (each save a different moment)."""
+    path.write_text(text, encoding="utf-8")
+    past = time.time() - next(_saved_at)
+    os.utime(path, (past, past))
+
+
+@pytest.fixture
+def live_domain(tmp_path: Path) -> Iterator[Path]:
+    """A copy of domain.yml the action reads its wordings from, checked on every answer."""
+    path = tmp_path / "domain.yml"
+    _save(path, (ROOT / "domain.yml").read_text(encoding="utf-8"))
+    answers.use_domain_file(path, check_every_s=0)
+    yield path
+    answers.use_domain_file(None)
+
+
+def _asked(key: str) -> Any:
+    return tracker("?", response_selector={"faq": {"response": {
+        "intent_response_key": f"faq/{key}", "utter_action": f"utter_faq/{key}",
+        "confidence": 0.9}}})
+
+
+async def _answer(key: str) -> dict[str, Any]:
+    msgs, _ = await run(ActionAnswerFaq(), _asked(key))
+    assert len(msgs) == 1 and msgs[0]["response"] == f"utter_faq/{key}"
+    return msgs[0]
+
+
+def test_the_console_offers_exactly_the_placeholders_the_action_fills() -> None:
+    assert set(PLACEHOLDERS) == set(facts(domain()))
+
+
+async def test_an_answer_reworded_in_domain_yml_is_sent_without_retraining(
+    live_domain: Path,
+) -> None:
+    values = facts(domain())
+    before = await _answer("opening_hours")
+    assert before["text"] in {_filled(v["text"], values)
+                              for v in domain()["responses"]["utter_faq/opening_hours"]}
+    text = live_domain.read_text(encoding="utf-8")
+    assert HOURS in text
+    _save(live_domain, text.replace(
+        HOURS, '    - text: "新说法：{opening_hours_text}\\n电话 {hotline} # 不是注释"\n'))
+    after = await _answer("opening_hours")
+    assert after["text"] == (f"新说法：{values['opening_hours_text']}\n"
+                             f"电话 {values['hotline']} # 不是注释")
+    assert after["opening_hours_text"] == values["opening_hours_text"]  # facts still sent
+
+
+async def test_a_faq_missing_from_the_file_is_answered_with_the_models_wording(
+    live_domain: Path,
+) -> None:
+    text = live_domain.read_text(encoding="utf-8")
+    start = text.index(INVOICE)
+    end = text.find("\n\n", start + len(INVOICE))
+    end = len(text) if end < 0 else end
+    _save(live_domain, text[:start] + text[end:])
+    assert answers.wordings("utter_faq/invoice") == ()
+    sent = await _answer("invoice")
+    assert sent["text"] is None and "invoice_policy" in sent  # Rasa renders the response
+
+
+async def test_a_broken_domain_file_keeps_the_last_good_answers(live_domain: Path) -> None:
+    good = live_domain.read_text(encoding="utf-8").replace(
+        HOURS, '    - text: "只说这一句 {hotline}"\n')
+    _save(live_domain, good)
+    hotline = facts(domain())["hotline"]
+    assert (await _answer("opening_hours"))["text"] == f"只说这一句 {hotline}"
+    for broken in ("responses: [broken\n", good.replace('"只说这一句 {hotline}"', "[1, 2]")):
+        _save(live_domain, broken)
+        assert (await _answer("opening_hours"))["text"] == f"只说这一句 {hotline}"
+        assert answers.live_file().problem is not None

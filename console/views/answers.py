@@ -1,0 +1,180 @@
+"""常见问题: each FAQ's answers edited in a form, previewed, saved as a commit, live.
+
+The list and each FAQ's page are for everyone signed in; editors change the answer wordings
+(console.answers writes them into domain.yml), see the diff, and save as themselves. The
+action server reads domain.yml live, so members get the new wording within a second or two,
+without retraining. Question wordings are shown, not edited: they are taught from 收件箱 and
+reach members with the next 发布. The same edit is in the JSON API for scripts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from console import answers, history
+from console.answers import Faq
+from console.auth import account, needs
+from console.history import HistoryError
+from console.keys import AUDIT, SETTINGS
+from console.roles import Role
+from console.trainingdata import Change, TeachError
+from console.views.dashboard import page
+
+routes = web.RouteTableDef()
+NEW_ROWS = 2  # empty boxes under the answers, for new wordings
+
+
+def _root(request: web.Request) -> Path:
+    return request.app[SETTINGS].project_root
+
+
+def _key(request: web.Request) -> str:
+    return request.match_info["key"][:64]
+
+
+def _view(faq: Faq) -> dict[str, Any]:
+    """One FAQ as the API shows it."""
+    return {"key": faq.key, "title": faq.title, "questions": list(faq.questions),
+            "answers": list(faq.answers)}
+
+
+async def _list(request: web.Request, *, error: str = "",
+                status: int = 200) -> web.StreamResponse:
+    try:
+        found = answers.faqs(_root(request))
+    except TeachError as exc:
+        found, error = [], str(exc)
+    return await page(request, "answers.html", status=status, faqs=found, short=answers.short,
+                      error=error)
+
+
+async def _page(request: web.Request, faq: Faq, rows: list[str], *, diff: str = "",
+                error: str = "", status: int = 200) -> web.StreamResponse:
+    return await page(request, "answer.html", status=status, faq=faq, rows=rows, diff=diff,
+                      error=error, placeholders=answers.placeholder_help(),
+                      new_rows=NEW_ROWS)
+
+
+def _submitted(form: Any) -> list[str]:
+    return [str(a) for a in form.getall("answers", [])]
+
+
+async def _form(request: web.Request, rows: list[str], *, diff: str = "", error: str = "",
+                status: int = 200) -> web.StreamResponse:
+    """The FAQ's form with these rows (the FAQ list instead when the key itself is wrong)."""
+    try:
+        faq = answers.find(_root(request), _key(request))
+    except TeachError as exc:
+        faq, error = None, str(exc)
+    if faq is None:
+        return await _list(request, error=error or "没有这个常见问题", status=400)
+    return await _page(request, faq, rows, diff=diff, error=error, status=status)
+
+
+async def change_answers(request: web.Request, key: str, rows: list[str], *, save: bool
+                         ) -> tuple[Change, str]:
+    """Compute (and, on save, write, commit and audit) the edit; the commit's sha or ""."""
+    settings, who = request.app[SETTINGS], account(request)
+    if save and not await history.available(settings.project_root):
+        raise TeachError("这个部署没有 git 历史，不能保存（无法撤销的改动不允许保存）")
+    async with history.lock():
+        change, changed = answers.edit(settings.project_root, key, rows)
+        if not save:
+            return change, ""
+        sha = await history.save(settings.project_root, change.files, change.summary,
+                                 name=who.display, login=who.name)
+    await request.app[AUDIT].record(who.name, "修改常见问题回答", f"faq/{key}",
+                                    {**changed, "commit": [None, sha[:10]]})
+    return change, sha
+
+
+@routes.get("/answers")
+@needs(Role.VIEWER)
+async def answers_page(request: web.Request) -> web.StreamResponse:
+    return await _list(request)
+
+
+@routes.get("/answers/{key}")
+@needs(Role.VIEWER)
+async def answer_page(request: web.Request) -> web.StreamResponse:
+    try:
+        faq = answers.find(_root(request), _key(request))
+    except TeachError as exc:
+        return await _list(request, error=str(exc))
+    if faq is None:
+        raise web.HTTPNotFound(text="没有这个常见问题")
+    return await _page(request, faq, [*faq.answers, *[""] * NEW_ROWS])
+
+
+@routes.post("/answers/{key}/preview")
+@needs(Role.EDITOR)
+async def preview(request: web.Request) -> web.StreamResponse:
+    rows = _submitted(await request.post())
+    try:
+        change, _sha = await change_answers(request, _key(request), rows, save=False)
+    except TeachError as exc:
+        return await _form(request, rows, error=str(exc), status=400)
+    return await _form(request, rows, diff=change.diff(_root(request)))
+
+
+@routes.post("/answers/{key}/save")
+@needs(Role.EDITOR)
+async def save(request: web.Request) -> web.StreamResponse:
+    rows = _submitted(await request.post())
+    try:
+        _change, sha = await change_answers(request, _key(request), rows, save=True)
+    except (TeachError, HistoryError) as exc:
+        return await _form(request, rows, error=str(exc), status=400)
+    raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")
+
+
+# ------------------------------------------------------------------------------ JSON API
+def _json_error(message: str, status: int = 400) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@routes.get("/api/answers")
+@needs(Role.VIEWER)
+async def answers_api(request: web.Request) -> web.StreamResponse:
+    try:
+        found = answers.faqs(_root(request))
+    except TeachError as exc:
+        return _json_error(str(exc), 409)
+    return web.json_response({"faqs": [_view(f) for f in found],
+                              "placeholders": answers.PLACEHOLDERS})
+
+
+@routes.get("/api/answers/{key}")
+@needs(Role.VIEWER)
+async def answer_api(request: web.Request) -> web.StreamResponse:
+    try:
+        faq = answers.find(_root(request), _key(request))
+    except TeachError as exc:
+        return _json_error(str(exc), 409)
+    if faq is None:
+        return _json_error("没有这个常见问题", 404)
+    return web.json_response(_view(faq))
+
+
+@routes.post("/api/answers/{key}")
+@needs(Role.EDITOR)
+async def edit_api(request: web.Request) -> web.StreamResponse:
+    """{"answers": [...], "dry_run": bool} → the new answers and the commit (or the diff)."""
+    try:
+        doc = await request.json()
+    except ValueError:
+        return _json_error("请求体应为 JSON")
+    rows = doc.get("answers") if isinstance(doc, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(a, str) for a in rows):
+        return _json_error("回答：answers 应为一组文字（列表），例如 [\"我们 9 点开门\"]")
+    key, dry_run = _key(request), bool(doc.get("dry_run"))
+    try:
+        change, sha = await change_answers(request, key, rows, save=not dry_run)
+    except (TeachError, HistoryError) as exc:
+        return _json_error(str(exc))
+    return web.json_response({"key": key, "answers": answers.cleaned(rows),
+                              "summary": change.summary, "commit": sha or None,
+                              "diff": change.diff(_root(request)) if dry_run else None})
