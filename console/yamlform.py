@@ -1,0 +1,340 @@
+"""Operator YAML as a form: read fields, apply what was typed, explain refusals in Chinese.
+
+One module for every settings page (brand facts, game rules, groups). A field is a path into
+the file's mapping; `#<id>` selects the list item with that id (or chatid), so a coupon keeps
+its field when the list is reordered. Values are written into ruamel.yaml's round-trip document, so
+comments, order, quoting and flow style stay as the team wrote them and the diff shows only
+what the operator changed. The file is then loaded by the same model the bot loads it with;
+its file:line:field errors are translated back into the labels the operator sees.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from console.trainingdata import TeachError
+from qunzhu.yamlconfig import ConfigError
+
+Kind = Literal["text", "long", "int", "number", "time", "words", "flag"]
+PathPart = str | int
+MAX_VALUE = 2000
+ID_KEYS = ("id", "chatid")  # what names a list item: a coupon's id, a group's chatid
+WORD_SEPARATORS = re.compile(r"[、,，;；\n]+")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One value an operator may change, and how it is written."""
+
+    path: tuple[PathPart, ...]  # from the form's base mapping; "#id" picks a list item
+    label: str  # the whole name, used in errors and the audit log: "满30减5券 · 库存"
+    kind: Kind = "text"
+    short: str = ""  # the name inside its section of the form: "库存"
+    optional: bool = False  # may be left empty (for a number: removed, meaning "no limit")
+    help: str = ""
+
+    @property
+    def key(self) -> str:
+        """The form input's name."""
+        return ".".join(str(p) for p in self.path)
+
+    @property
+    def long(self) -> bool:
+        return self.kind == "long"
+
+    @property
+    def number(self) -> bool:
+        return self.kind in ("int", "number")
+
+    @property
+    def name(self) -> str:
+        return self.short or self.label
+
+
+@dataclass(frozen=True)
+class Section:
+    """Fields shown together under a title (one coupon, one prize)."""
+
+    title: str
+    fields: tuple[Field, ...]
+    note: str = ""
+
+
+def yaml() -> YAML:
+    """A round-trip YAML that writes lines as wide as the team does."""
+    y = YAML()
+    y.preserve_quotes = True  # type: ignore[assignment]
+    y.width = 4096  # type: ignore[assignment]
+    y.indent(mapping=2, sequence=4, offset=2)
+    return y
+
+
+def dump(doc: Any) -> str:
+    """The document as text."""
+    out = io.StringIO()
+    yaml().dump(doc, out)
+    return out.getvalue()
+
+
+def _step(node: Any, part: PathPart) -> Any:
+    if isinstance(part, str) and part.startswith("#") and isinstance(node, list):
+        return node[_index(node, part[1:])]
+    return node[part]
+
+
+def _index(items: list[Any], ident: str) -> int:
+    for i, item in enumerate(items):
+        if isinstance(item, Mapping) and any(str(item.get(k)) == ident for k in ID_KEYS):
+            return i
+    raise TeachError(f"找不到 {ident}：可能刚被别人改过，请刷新页面再试")
+
+
+def parent_of(base: Any, path: tuple[PathPart, ...]) -> Any:
+    """The mapping that holds the field's value."""
+    node = base
+    for part in path[:-1]:
+        node = _step(node, part)
+    return node
+
+
+def loc(base: Any, path: tuple[PathPart, ...]) -> str:
+    """The field as qunzhu.yamlconfig names it in errors: coupons[0].stock."""
+    out, node = "", base
+    for part in path:
+        if isinstance(part, str) and part.startswith("#") and isinstance(node, list):
+            index = _index(node, part[1:])
+            out += f"[{index}]"
+            node = node[index]
+        else:
+            out += f".{part}" if out else str(part)
+            node = node[part] if isinstance(node, Mapping) and part in node else {}
+    return out
+
+
+def show(value: Any, kind: Kind) -> str:
+    """A value as the form shows it."""
+    if value is None:
+        return ""
+    if kind == "words" and isinstance(value, list):
+        return "、".join(str(v) for v in value)
+    if kind == "flag":
+        return "1" if value else ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def read(base: Any, fields: Iterable[Field]) -> dict[str, str]:
+    """Each field's value as the file has it now."""
+    out = {}
+    for f in fields:
+        holder = parent_of(base, f.path)
+        out[f.key] = show(holder.get(f.path[-1]) if isinstance(holder, Mapping) else None,
+                          f.kind)
+    return out
+
+
+def _parse(f: Field, raw: str, before: Any) -> Any:
+    """What the typed text means for this field; a TeachError naming it if it means nothing."""
+    text = raw.strip() if f.kind == "long" else " ".join(raw.split())
+    if len(text) > MAX_VALUE:
+        raise TeachError(f"{f.label}：太长了（最多 {MAX_VALUE} 字）")
+    if f.kind == "flag":
+        return bool(text)
+    if not text:
+        if f.optional:
+            return None if f.number else ""
+        raise TeachError(f"{f.label}：不能为空")
+    if f.kind == "int":
+        if not re.fullmatch(r"-?\d+", text):
+            raise TeachError(f"{f.label}：请填一个整数（收到：{text[:20]}）")
+        return int(text)
+    if f.kind == "number":
+        try:
+            number = float(text)
+        except ValueError:
+            raise TeachError(f"{f.label}：请填一个数字（收到：{text[:20]}）") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise TeachError(f"{f.label}：请填一个数字（收到：{text[:20]}）")
+        return int(number) if number.is_integer() else number
+    if f.kind == "time":
+        try:
+            when = datetime.fromisoformat(text.replace("/", "-"))
+        except ValueError:
+            raise TeachError(f"{f.label}：时间请写成 2026-01-01 09:00 这样"
+                             f"（收到：{text[:20]}）") from None
+        return when.strftime("%Y-%m-%d %H:%M")
+    if f.kind == "words":
+        words = [w.strip() for w in WORD_SEPARATORS.split(text) if w.strip()]
+        if isinstance(before, list) and all(isinstance(v, int) for v in before) and before:
+            if not all(re.fullmatch(r"\d+", w) for w in words):
+                raise TeachError(f"{f.label}：请填整数，用顿号隔开（收到：{text[:20]}）")
+            return [int(w) for w in words]
+        return words
+    return text
+
+
+def _same(before: Any, after: Any) -> bool:
+    if isinstance(before, list) and isinstance(after, list):
+        return [str(v) for v in before] == [str(v) for v in after]
+    if before is None or after is None:
+        return before is after
+    if isinstance(before, bool) or isinstance(after, bool):
+        return bool(before) == bool(after)
+    if isinstance(before, int | float) and isinstance(after, int | float):
+        return float(before) == float(after)
+    return show(before, "text") == str(after)
+
+
+def as_written(before: Any, after: list[Any]) -> CommentedSeq:
+    """A new list in the old one's style: [a, b] stays on one line."""
+    seq = CommentedSeq(after)
+    if before is None or (isinstance(before, CommentedSeq) and before.fa.flow_style()):
+        seq.fa.set_flow_style()
+    return seq
+
+
+def _said(value: Any, kind: Kind) -> str:
+    """A value as the audit log and the commit say it."""
+    if kind == "flag":
+        return "是" if value else "否"
+    return show(value, kind)
+
+
+def detach_trailing(node: CommentedMap, key: Any) -> Any:
+    """Detach the lines after a key's value (blank lines, a comment about what follows) and
+    return them as comment tokens to attach elsewhere; a comment on the key's own line stays."""
+    tokens = node.ca.items.get(key)
+    comment = tokens[2] if tokens and len(tokens) > 2 else None
+    text = str(getattr(comment, "value", "")) if comment is not None else ""
+    if not text:
+        return None
+    own, newline, after = text.partition("\n") if text.startswith("#") else ("", "", text)
+    if not after:
+        return None
+    assert comment is not None  # text came from it
+    moved = copy.copy(comment)
+    moved.value = newline + after if own else text  # its first newline ends the new line
+    if own:
+        comment.value = own + newline
+    else:
+        tokens[2] = None
+        if not any(tokens):
+            node.ca.items.pop(key)
+    return [None, None, moved, None]
+
+
+def add_last(node: CommentedMap, key: Any, value: Any) -> None:
+    """Add a key at the end of a mapping, before the blank lines that ended it."""
+    last = list(node.keys())[-1] if len(node) else None
+    tokens = detach_trailing(node, last) if last is not None else None
+    node[key] = value
+    if tokens is not None:
+        node.ca.items[key] = tokens
+
+
+def remove(node: CommentedMap, key: Any) -> None:
+    """Remove a key, keeping the blank lines that came after it."""
+    keys = list(node.keys())
+    tokens = detach_trailing(node, key) if keys[-1] == key else None
+    del node[key]
+    node.ca.items.pop(key, None)
+    if tokens is not None and keys[-1] == key and len(node):
+        node.ca.items[list(node.keys())[-1]] = tokens
+
+
+def apply(base: Any, fields: Iterable[Field], values: Mapping[str, str]
+          ) -> dict[str, list[str]]:
+    """Write the typed values into the document; what changed (label → [before, after])."""
+    changed: dict[str, list[str]] = {}
+    for f in fields:
+        if f.key not in values:  # a form's checkbox comes with a hidden "" before it
+            continue
+        holder = parent_of(base, f.path)
+        name = f.path[-1]
+        before = holder.get(name)
+        after = _parse(f, str(values.get(f.key, "")), before)
+        if _same(before, after):
+            continue
+        if isinstance(after, list):
+            after = as_written(before, after)
+        if after is None:
+            remove(holder, name) if isinstance(holder, CommentedMap) else holder.pop(name)
+        elif name not in holder and isinstance(holder, CommentedMap):
+            add_last(holder, name, after)
+        else:
+            holder[name] = after
+        changed[f.label] = [_said(before, f.kind), _said(after, f.kind)]
+    return changed
+
+
+# -------------------------------------------------------------- refusals in Chinese
+_MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), chinese) for pattern, chinese in (
+        (r"ensure this value is greater than or equal to (\S+)", r"不能小于 \1"),
+        (r"ensure this value is greater than (\S+)", r"要大于 \1"),
+        (r"ensure this value is less than or equal to (\S+)", r"不能大于 \1"),
+        (r"ensure this value is less than (\S+)", r"要小于 \1"),
+        (r"ensure this value has at least (\d+) characters?", r"至少要 \1 个字"),
+        (r"value is not a valid integer", "请填一个整数"),
+        (r"value is not a valid float", "请填一个数字"),
+        (r"field required", "必须填写"),
+        (r"none is not an allowed value", "不能为空"),
+        (r"ends must be after starts", "结束时间要晚于开始时间"),
+        (r"expected a time like", "时间请写成 2026-01-01 09:00 这样"),
+        (r"streak days must be", "连续天数至少 2 天，奖励积分不能是负数"),
+        (r"exactly one prize must be kind: nothing", "要有且只有一个不限量的“谢谢参与”"),
+        (r"the weights must add up to more than 0", "所有奖品的权重加起来要大于 0"),
+        (r"a points prize needs 'points:' > 0", "积分奖品的积分要大于 0"),
+        (r"duplicate id", "编号重复了"),
+        (r"expected opening hours like", "营业时间请写成 7:30–21:00，或者用文字描述"),
+        (r"opening_hours is a description", "营业时间写成了文字，每家门店都要填自己的营业时间"),
+        (r"string does not match regex", "只能用小写字母、数字和下划线"),
+        (r"ensure this value has at most (\d+) characters?", r"最多 \1 个字"),
+    ))
+_LINE = re.compile(r"^[^:\n]+(?::\d+)?: (?P<field>[^:\n]+): (?P<msg>.*)$")
+
+
+def _chinese(message: str) -> str:
+    for pattern, chinese in _MESSAGES:
+        found = pattern.search(message)
+        if found:
+            return found.expand(chinese)
+    return f"不符合要求（{message}）"
+
+
+def explain(error: ConfigError, base: Any, fields: Iterable[Field],
+            sections: Mapping[str, str] = {}) -> str:
+    """The bot's own check of the file, said with the form's names for the fields."""
+    names: dict[str, str] = {}
+    for f in fields:
+        try:
+            names[loc(base, f.path)] = f.label
+        except (TeachError, KeyError, IndexError, TypeError):
+            continue
+    for path, title in sections.items():
+        names.setdefault(path, title)
+    said = []
+    for line in str(error).splitlines():
+        found = _LINE.match(line)
+        if not found:
+            said.append(_chinese(line))
+            continue
+        field = found["field"]
+        label = names.get(field)
+        while label is None and re.search(r"[.\[]", field):
+            field = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", field)
+            label = names.get(field)
+        said.append(f"{label or found['field']}：{_chinese(found['msg'])}")
+    return "；".join(dict.fromkeys(said))
