@@ -1,0 +1,80 @@
+"""群设置: group names, welcomes and handoff mentions in a form, saved as a commit, live."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from console import groupsettings, history, yamlform
+from console.auth import account, needs
+from console.history import HistoryError
+from console.keys import AUDIT, SETTINGS
+from console.roles import Role
+from console.trainingdata import TeachError
+from console.views.dashboard import page
+
+routes = web.RouteTableDef()
+PRIVATE_FILE = ("这个部署的群配置在单独的文件里（BRIDGE_GROUPS_FILE），运营台改不到它，"
+                "请联系部署的同事修改")
+
+
+async def _page(request: web.Request, values: dict[str, str] | None = None, *,
+                diff: str = "", error: str = "", status: int = 200) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    sections, current = groupsettings.current(settings.project_root)
+    shown = {**current, **{k: v for k, v in (values or {}).items() if k in current}}
+    can_edit = groupsettings.editable(settings.project_root, settings.groups_file)
+    return await page(request, "groupsettings.html", status=status, sections=sections,
+                      values=shown, diff=diff, error=error, can_edit=can_edit,
+                      private_note="" if can_edit else PRIVATE_FILE)
+
+
+def _values(form: Any) -> dict[str, str]:
+    return {k: str(v)[:yamlform.MAX_VALUE + 1] for k, v in form.items()
+            if isinstance(v, str) and k != "_csrf"}
+
+
+def _check_editable(request: web.Request) -> None:
+    settings = request.app[SETTINGS]
+    if not groupsettings.editable(settings.project_root, settings.groups_file):
+        raise TeachError(PRIVATE_FILE)
+
+
+@routes.get("/group-settings")
+@needs(Role.VIEWER)
+async def settings_page(request: web.Request) -> web.StreamResponse:
+    return await _page(request)
+
+
+@routes.post("/group-settings/preview")
+@needs(Role.EDITOR)
+async def preview(request: web.Request) -> web.StreamResponse:
+    values = _values(await request.post())
+    root = request.app[SETTINGS].project_root
+    try:
+        _check_editable(request)
+        change, _changed = groupsettings.edit(root, values)
+    except TeachError as exc:
+        return await _page(request, values, error=str(exc), status=400)
+    return await _page(request, values, diff=change.diff(root))
+
+
+@routes.post("/group-settings/save")
+@needs(Role.EDITOR)
+async def save(request: web.Request) -> web.StreamResponse:
+    values = _values(await request.post())
+    settings, who = request.app[SETTINGS], account(request)
+    try:
+        _check_editable(request)
+        if not await history.available(settings.project_root):
+            raise TeachError("这个部署没有 git 历史，不能保存（无法撤销的改动不允许保存）")
+        async with history.lock():
+            change, changed = groupsettings.edit(settings.project_root, values)
+            sha = await history.save(settings.project_root, change.files, change.summary,
+                                     name=who.display, login=who.name)
+    except (TeachError, HistoryError) as exc:
+        return await _page(request, values, error=str(exc), status=400)
+    await request.app[AUDIT].record(who.name, "修改群设置", str(groupsettings.GROUPS_FILE),
+                                    changed)
+    raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")
