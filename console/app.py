@@ -20,9 +20,12 @@ from console.settings import ConsoleSettings
 from console.throttle import LoginThrottle
 from console.views import (
     admin,
+    answers,
     api,
     brand,
     dashboard,
+    games,
+    groupsettings,
     handoffs,
     inbox,
     login,
@@ -110,7 +113,8 @@ def create_app(settings: ConsoleSettings, client: AsyncRedis | None = None) -> w
     app.router.add_get("/static/vendor/echarts.min.js", echarts)
     app.router.add_static("/static/", HERE / "static")
     for table in (login.routes, dashboard.routes, admin.routes, api.routes, redeem.routes,
-                  inbox.routes, teach.routes, handoffs.routes, brand.routes, publish.routes):
+                  inbox.routes, teach.routes, handoffs.routes, brand.routes, publish.routes,
+                  answers.routes, games.routes, groupsettings.routes):
         app.add_routes(table)
 
     async def close_redis(app: web.Application) -> AsyncIterator[None]:

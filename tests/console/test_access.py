@@ -34,6 +34,24 @@ ROUTES: list[tuple[str, str, dict[str, str], Role]] = [
     ("GET", "/brand", {}, Role.VIEWER),
     ("POST", "/brand/preview", {"hotline": "400-000-0000"}, Role.EDITOR),
     ("POST", "/brand/save", {"hotline": ""}, Role.EDITOR),
+    ("GET", "/answers", {}, Role.VIEWER),
+    ("GET", "/answers/nope", {}, Role.VIEWER),
+    ("POST", "/answers/nope/preview", {"answers": "x"}, Role.EDITOR),
+    ("POST", "/answers/nope/save", {"answers": ""}, Role.EDITOR),
+    ("GET", "/api/answers", {}, Role.VIEWER),
+    ("GET", "/api/answers/nope", {}, Role.VIEWER),
+    ("POST", "/api/answers/nope", {}, Role.EDITOR),
+    ("GET", "/games", {}, Role.VIEWER),
+    ("POST", "/games/preview", {"checkin.base_points": "6"}, Role.EDITOR),
+    ("POST", "/games/save", {"checkin.base_points": "x"}, Role.EDITOR),
+    ("POST", "/games/coupons/preview", {"name": "满50减10券"}, Role.EDITOR),
+    ("POST", "/games/coupons/save", {"name": ""}, Role.EDITOR),
+    ("GET", "/api/games", {}, Role.VIEWER),
+    ("POST", "/api/games", {}, Role.EDITOR),
+    ("POST", "/api/games/coupons", {}, Role.EDITOR),
+    ("GET", "/group-settings", {}, Role.VIEWER),
+    ("POST", "/group-settings/preview", {"staff.mention": "kefu09"}, Role.EDITOR),
+    ("POST", "/group-settings/save", {"staff.mention": "kefu09"}, Role.EDITOR),
     ("GET", "/handoffs", {}, Role.VIEWER),
     ("POST", "/handoffs/nope/claim", {}, Role.VIEWER),
     ("POST", "/handoffs/nope/note", {"note": "x"}, Role.VIEWER),
@@ -84,7 +102,8 @@ def test_every_route_of_the_console_is_in_the_matrix_and_states_its_role(tmp_pat
             continue
         concrete = (path.replace("{group}", "g1").replace("{name}", "nobody")
                     .replace("{code}", "QZNOPE1234").replace("{sha}", "0000000")
-                    .replace("{ticket}", "nope").replace("{job}", "nope"))
+                    .replace("{ticket}", "nope").replace("{job}", "nope")
+                    .replace("{key}", "nope"))
         assert (route.method, concrete) in listed, f"{route.method} {path} is not tested"
         assert getattr(route.handler, ROLE_ATTR, None) is not None, f"{path} states no role"
 

@@ -73,7 +73,12 @@ def stack_up(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     console_port = free_port()
     mp.setenv("QZ_CONSOLE_PORT", str(console_port))
     # What the console teaches is committed in a git copy, never in the project under test.
-    mp.setenv("QZ_CONSOLE_PROJECT_DIR", str(project_copy(tmp_path_factory.mktemp("project"))))
+    project = project_copy(tmp_path_factory.mktemp("project"))
+    mp.setenv("QZ_CONSOLE_PROJECT_DIR", str(project))
+    # The running parts read the operator files the console edits, as in `make run`.
+    mp.setenv("QZ_BRAND_FILE", str(project / "data/brand.yml"))
+    mp.setenv("QZ_GAMES_FILE", str(project / "data/games.yml"))
+    mp.setenv("QZ_DOMAIN_FILE", str(project / "domain.yml"))
     mp.setenv("RASA_URL", f"http://127.0.0.1:{rasa_port}")
     mp.setenv("BRIDGE_API_TOKEN", API_TOKEN)
     redis.Redis.from_url(redis_url).flushdb()

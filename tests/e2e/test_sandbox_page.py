@@ -12,13 +12,14 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
 import yaml
 
-from qunzhu.config import load_brand
+from qunzhu.config import SHANGHAI, load_brand
 from qunzhu.models import Keys
 from tests.e2e.conftest import Running, feed, http_json, http_status, wait_for
 from tests.e2e.webdriver import Browser
@@ -331,6 +332,85 @@ def test_a_worse_model_is_refused_and_the_live_one_keeps_answering(stack_up: Run
                        capture_output=True)
     assert registry.hget(Keys(load_brand().id).registry, "route") == route
     assert hours in member_turn(stack_up.sandbox, "lili", "几点开门呀")
+
+
+def test_an_operator_adds_a_coupon_in_the_browser_and_members_claim_it_at_once(
+        stack_up: Running) -> None:
+    """活动规则 → 新增一张优惠券: previewed as a diff, saved as a commit, claimable by name a
+    couple of seconds later (no training, no restart); 撤销 in the history takes it away."""
+    project = Path(os.environ["QZ_CONSOLE_PROJECT_DIR"])
+    assert "满50减10券" not in member_turn(stack_up.sandbox, "xiaoming", "领满50减10券")
+    opens = datetime.now(SHANGHAI) - timedelta(hours=1)
+    b = Browser()
+    try:
+        sign_in(b, stack_up, "/games")
+        wait_for(lambda: "活动规则" in b.seen("h1"), 10)
+        form = "#new-coupon form[action^='/games/coupons/preview']"
+        for name, value in (("name", "满50减10券"), ("value_yuan", "10"), ("stock", "100"),
+                            ("per_member_limit", "1"),
+                            ("starts", opens.strftime("%Y-%m-%d %H:%M")),
+                            ("ends", (opens + timedelta(days=30)).strftime("%Y-%m-%d %H:%M")),
+                            ("valid_days", "7"), ("condition", "满 50 元可用"),
+                            ("aliases", "满50减10、十元券")):
+            b.type(f"{form} input[name={name}]", value)
+        b.click(f"{form} button[type=submit]")
+        diff = wait_for(lambda: b.seen("#diff"), 10)
+        assert "+  - id: coupon_50_10" in diff and "+    name: 满50减10券" in diff, diff
+        b.screenshot(RESULTS / "console-games-preview.png")
+        b.click("form[action^='/games/coupons/save'] button[type=submit]")
+        assert "一两秒内" in wait_for(lambda: b.seen(".notice"), 10)
+        assert "coupon_50_10" in (project / "data/games.yml").read_text("utf-8")
+        time.sleep(2.0)  # the action server looks at the file once a second
+        reply = member_turn(stack_up.sandbox, "xiaoming", "领十元券")
+        assert "满50减10券" in reply and "满 50 元可用" in reply, reply
+
+        b.open(stack_up.console + "/history")
+        assert "新增优惠券：满50减10券" in b.seen("table tbody tr:first-child")
+        b.click("table tbody tr:first-child form button")  # 撤销
+        assert "已撤销" in wait_for(lambda: b.seen(".notice"), 10)
+        time.sleep(2.0)
+        again = member_turn(stack_up.sandbox, "aqiang", "领满50减10券")
+        assert "券码" not in again, again
+        b.open(stack_up.console + "/games")
+        b.screenshot(RESULTS / "console-games.png")
+    finally:
+        b.close()
+
+
+def test_an_operator_rewords_an_faq_answer_and_members_read_it_without_a_publish(
+        stack_up: Running) -> None:
+    """常见问题 → 发票: both wordings rewritten, previewed, saved; the next member who asks
+    reads the new wording with the hotline filled in, while the model stays the same."""
+    project = Path(os.environ["QZ_CONSOLE_PROJECT_DIR"])
+    registry = redis.Redis.from_url(os.environ["REDIS_URL"])
+    route = registry.hget(Keys(load_brand().id).registry, "route")
+    b = Browser()
+    try:
+        sign_in(b, stack_up, "/answers/invoice")
+        wait_for(lambda: b.run(
+            "return document.querySelectorAll('form.answer-form textarea').length"), 10)
+        b.run("const t = document.querySelectorAll('form.answer-form textarea');"
+              "t[0].value = arguments[0]; t[1].value = arguments[1];",
+              "发票在小程序「我的订单」里自助开具哦，有问题打 {hotline} 🧾",
+              "电子发票可以在小程序「我的订单」里开，开不了就打 {hotline} 找我们～")
+        b.click("form.answer-form button[type=submit]")
+        diff = wait_for(lambda: b.seen("#diff"), 10)
+        assert "+    - text: \"发票在小程序「我的订单」里自助开具哦" in diff, diff
+        b.screenshot(RESULTS / "console-answer-preview.png")
+        b.click("form[action$='/save'] button[type=submit]")
+        assert "一两秒内" in wait_for(lambda: b.seen(".notice"), 10)
+        assert "我的订单" in (project / "domain.yml").read_text("utf-8")
+        time.sleep(2.0)  # the action server looks at domain.yml once a second
+        reply = member_turn(stack_up.sandbox, "lili", "怎么开发票")
+        assert "小程序「我的订单」" in reply and load_brand().hotline in reply, reply
+        assert registry.hget(Keys(load_brand().id).registry, "route") == route  # no publish
+        b.open(stack_up.console + "/history")
+        b.click("table tbody tr:first-child form button")  # 撤销
+        assert "已撤销" in wait_for(lambda: b.seen(".notice"), 10)
+        time.sleep(2.0)
+        assert "我的订单" not in member_turn(stack_up.sandbox, "lili", "发票怎么开")
+    finally:
+        b.close()
 
 
 def test_an_offer_accepted_at_once_pages_staff(stack_up: Running) -> None:
