@@ -14,14 +14,15 @@ from typing import Any
 
 from aiohttp import web
 
-from console import answers, history
+from console import answers
 from console.answers import Faq
-from console.auth import account, needs
+from console.auth import needs
 from console.history import HistoryError
-from console.keys import AUDIT, SETTINGS
+from console.keys import SETTINGS
 from console.roles import Role
 from console.trainingdata import Change, TeachError
 from console.views.dashboard import page
+from console.views.saving import commit
 
 routes = web.RouteTableDef()
 NEW_ROWS = 2  # empty boxes under the answers, for new wordings
@@ -77,18 +78,18 @@ async def _form(request: web.Request, rows: list[str], *, diff: str = "", error:
 async def change_answers(request: web.Request, key: str, rows: list[str], *, save: bool
                          ) -> tuple[Change, str]:
     """Compute (and, on save, write, commit and audit) the edit; the commit's sha or ""."""
-    settings, who = request.app[SETTINGS], account(request)
-    if save and not await history.available(settings.project_root):
-        raise TeachError("这个部署没有 git 历史，不能保存（无法撤销的改动不允许保存）")
-    async with history.lock():
-        change, changed = answers.edit(settings.project_root, key, rows)
-        if not save:
-            return change, ""
-        sha = await history.save(settings.project_root, change.files, change.summary,
-                                 name=who.display, login=who.name)
-    await request.app[AUDIT].record(who.name, "修改常见问题回答", f"faq/{key}",
-                                    {**changed, "commit": [None, sha[:10]]})
-    return change, sha
+    if not save:
+        change, _changed = answers.edit(_root(request), key, rows)
+        return change, ""
+    made: list[Change] = []
+
+    def edit(root: Path) -> tuple[Change, dict[str, Any]]:
+        change, changed = answers.edit(root, key, rows)
+        made.append(change)
+        return change, changed
+
+    sha = await commit(request, edit, what="修改常见问题回答", target=f"faq/{key}")
+    return made[0], sha
 
 
 @routes.get("/answers")

@@ -6,13 +6,14 @@ from typing import Any
 
 from aiohttp import web
 
-from console import brandfacts, history
-from console.auth import account, needs
+from console import brandfacts
+from console.auth import needs
 from console.history import HistoryError
-from console.keys import AUDIT, SETTINGS
+from console.keys import SETTINGS
 from console.roles import Role
 from console.trainingdata import TeachError
 from console.views.dashboard import page
+from console.views.saving import commit, form_values
 
 routes = web.RouteTableDef()
 
@@ -24,7 +25,8 @@ async def _page(request: web.Request, values: dict[str, str], *, diff: str = "",
 
 
 def _values(form: Any) -> dict[str, str]:
-    return {f.key: str(form.get(f.key, ""))[:2000] for f in brandfacts.FIELDS if f.key in form}
+    keys = {f.key for f in brandfacts.FIELDS}
+    return {k: v for k, v in form_values(form).items() if k in keys}
 
 
 @routes.get("/brand")
@@ -49,15 +51,9 @@ async def preview(request: web.Request) -> web.StreamResponse:
 @needs(Role.EDITOR)
 async def save(request: web.Request) -> web.StreamResponse:
     values = _values(await request.post())
-    settings, who = request.app[SETTINGS], account(request)
     try:
-        if not await history.available(settings.project_root):
-            raise TeachError("这个部署没有 git 历史，不能保存（无法撤销的改动不允许保存）")
-        async with history.lock():
-            change, changed = brandfacts.edit(settings.project_root, values)
-            sha = await history.save(settings.project_root, change.files, change.summary,
-                                     name=who.display, login=who.name)
+        sha = await commit(request, lambda root: brandfacts.edit(root, values),
+                           what="修改品牌信息", target=str(brandfacts.BRAND_FILE))
     except (TeachError, HistoryError) as exc:
         return await _page(request, values, error=str(exc), status=400)
-    await request.app[AUDIT].record(who.name, "修改品牌信息", "data/brand.yml", changed)
     raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")

@@ -8,13 +8,14 @@ from typing import Any
 
 from aiohttp import web
 
-from console import gamerules, history, yamlform
-from console.auth import account, needs
+from console import gamerules
+from console.auth import needs
 from console.history import HistoryError
-from console.keys import AUDIT, SETTINGS
+from console.keys import SETTINGS
 from console.roles import Role
 from console.trainingdata import Change, TeachError
 from console.views.dashboard import page
+from console.views.saving import commit, form_values
 
 routes = web.RouteTableDef()
 Edit = Callable[[Path, dict[str, str]], tuple[Change, dict[str, list[str]]]]
@@ -28,22 +29,10 @@ async def _page(request: web.Request, form: gamerules.Form, *, diff: str = "",
                       new_error=new_error)
 
 
-def _values(form: Any) -> dict[str, str]:
-    return {k: str(v)[:yamlform.MAX_VALUE + 1] for k, v in form.items()
-            if isinstance(v, str) and k != "_csrf"}
-
-
 async def _save(request: web.Request, edit: Edit, values: dict[str, str], what: str) -> str:
     """Commit the edit as the operator (TeachError/HistoryError say why not); its sha."""
-    settings, who = request.app[SETTINGS], account(request)
-    if not await history.available(settings.project_root):
-        raise TeachError("这个部署没有 git 历史，不能保存（无法撤销的改动不允许保存）")
-    async with history.lock():
-        change, changed = edit(settings.project_root, values)
-        sha = await history.save(settings.project_root, change.files, change.summary,
-                                 name=who.display, login=who.name)
-    await request.app[AUDIT].record(who.name, what, str(gamerules.GAMES_FILE), changed)
-    return sha
+    return await commit(request, lambda root: edit(root, values), what=what,
+                        target=str(gamerules.GAMES_FILE))
 
 
 @routes.get("/games")
@@ -55,7 +44,7 @@ async def games_page(request: web.Request) -> web.StreamResponse:
 @routes.post("/games/preview")
 @needs(Role.EDITOR)
 async def preview(request: web.Request) -> web.StreamResponse:
-    values = _values(await request.post())
+    values = form_values(await request.post())
     root = request.app[SETTINGS].project_root
     try:
         change, _changed = gamerules.edit(root, values)
@@ -68,7 +57,7 @@ async def preview(request: web.Request) -> web.StreamResponse:
 @routes.post("/games/save")
 @needs(Role.EDITOR)
 async def save(request: web.Request) -> web.StreamResponse:
-    values = _values(await request.post())
+    values = form_values(await request.post())
     try:
         sha = await _save(request, gamerules.edit, values, "修改活动规则")
     except (TeachError, HistoryError) as exc:
@@ -81,7 +70,7 @@ async def save(request: web.Request) -> web.StreamResponse:
 @routes.post("/games/coupons/preview")
 @needs(Role.EDITOR)
 async def coupon_preview(request: web.Request) -> web.StreamResponse:
-    values = _values(await request.post())
+    values = form_values(await request.post())
     root = request.app[SETTINGS].project_root
     try:
         change, _added = gamerules.add_coupon(root, values)
@@ -95,7 +84,7 @@ async def coupon_preview(request: web.Request) -> web.StreamResponse:
 @routes.post("/games/coupons/save")
 @needs(Role.EDITOR)
 async def coupon_save(request: web.Request) -> web.StreamResponse:
-    values = _values(await request.post())
+    values = form_values(await request.post())
     try:
         sha = await _save(request, gamerules.add_coupon, values, "新增优惠券")
     except (TeachError, HistoryError) as exc:

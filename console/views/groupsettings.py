@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from console import groupsettings, history, yamlform
-from console.auth import account, needs
+from console import groupsettings
+from console.auth import needs
 from console.history import HistoryError
-from console.keys import AUDIT, SETTINGS
+from console.keys import SETTINGS
 from console.roles import Role
 from console.trainingdata import TeachError
 from console.views.dashboard import page
+from console.views.saving import commit, form_values
 
 routes = web.RouteTableDef()
 PRIVATE_FILE = ("这个部署的群配置在单独的文件里（BRIDGE_GROUPS_FILE），运营台改不到它，"
@@ -30,11 +29,6 @@ async def _page(request: web.Request, values: dict[str, str] | None = None, *,
                       private_note="" if can_edit else PRIVATE_FILE)
 
 
-def _values(form: Any) -> dict[str, str]:
-    return {k: str(v)[:yamlform.MAX_VALUE + 1] for k, v in form.items()
-            if isinstance(v, str) and k != "_csrf"}
-
-
 def _check_editable(request: web.Request) -> None:
     settings = request.app[SETTINGS]
     if not groupsettings.editable(settings.project_root, settings.groups_file):
@@ -50,7 +44,7 @@ async def settings_page(request: web.Request) -> web.StreamResponse:
 @routes.post("/group-settings/preview")
 @needs(Role.EDITOR)
 async def preview(request: web.Request) -> web.StreamResponse:
-    values = _values(await request.post())
+    values = form_values(await request.post())
     root = request.app[SETTINGS].project_root
     try:
         _check_editable(request)
@@ -63,18 +57,11 @@ async def preview(request: web.Request) -> web.StreamResponse:
 @routes.post("/group-settings/save")
 @needs(Role.EDITOR)
 async def save(request: web.Request) -> web.StreamResponse:
-    values = _values(await request.post())
-    settings, who = request.app[SETTINGS], account(request)
+    values = form_values(await request.post())
     try:
         _check_editable(request)
-        if not await history.available(settings.project_root):
-            raise TeachError("这个部署没有 git 历史，不能保存（无法撤销的改动不允许保存）")
-        async with history.lock():
-            change, changed = groupsettings.edit(settings.project_root, values)
-            sha = await history.save(settings.project_root, change.files, change.summary,
-                                     name=who.display, login=who.name)
+        sha = await commit(request, lambda root: groupsettings.edit(root, values),
+                           what="修改群设置", target=str(groupsettings.GROUPS_FILE))
     except (TeachError, HistoryError) as exc:
         return await _page(request, values, error=str(exc), status=400)
-    await request.app[AUDIT].record(who.name, "修改群设置", str(groupsettings.GROUPS_FILE),
-                                    changed)
     raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")

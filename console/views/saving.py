@@ -1,0 +1,45 @@
+"""Saving an operator's edit: computed from the files as they are, committed as them, audited.
+
+Every settings page (品牌信息, 常见问题, 活动规则, 群设置) saves the same way: refuse when the
+deployment has no git history (a change that cannot be undone is not allowed), compute the
+new files while holding the history lock (so no other save lands in between and is
+overwritten), commit them as the operator, and record the change in the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from console import history
+from console.auth import account
+from console.keys import AUDIT, SETTINGS
+from console.trainingdata import Change, TeachError
+
+Edit = Callable[[Path], tuple[Change, dict[str, Any]]]
+MAX_FIELD = 2001  # characters kept of a submitted field (the forms refuse over 2000)
+
+
+def form_values(form: Mapping[str, Any]) -> dict[str, str]:
+    """A submitted form's text fields (the last value of a repeated name: a ticked box)."""
+    return {k: str(v)[:MAX_FIELD] for k, v in form.items()
+            if isinstance(v, str) and k != "_csrf"}
+
+
+async def commit(request: web.Request, edit: Edit, *, what: str, target: str) -> str:
+    """Apply `edit` to the project and commit it as the signed-in operator; the sha.
+
+    TeachError (the edit is refused) and HistoryError (git failed; files restored) say why.
+    """
+    settings, who = request.app[SETTINGS], account(request)
+    if not await history.available(settings.project_root):
+        raise TeachError("这个部署没有 git 历史，不能保存（无法撤销的改动不允许保存）")
+    async with history.lock():
+        change, changed = edit(settings.project_root)
+        sha = await history.save(settings.project_root, change.files, change.summary,
+                                 name=who.display, login=who.name)
+    await request.app[AUDIT].record(who.name, what, target, changed)
+    return sha
