@@ -77,7 +77,7 @@ $(MODEL): $(TRAINING_INPUTS) | $(VENV)/.installed
 
 train: $(MODEL)  ## train the model when training data or config changed since the last one
 
-validate: install  ## check training data (Rasa) and operator YAML (brand, games, groups)
+validate: install  ## check training data (Rasa) and operator YAML (brand, games, groups, campaigns)
 	$(RASA) data validate --fail-on-warnings --data $(TRAINING_DATA)
 	$(PY) -m qunzhu.tools.validate
 

@@ -40,6 +40,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("QZ_TRACKER_TTL_S", "2592000", "seconds a conversation tracker is kept (30 days)"),
     Setting("QZ_BRAND_FILE", "data/brand.yml", "brand facts quoted by FAQ answers and games"),
     Setting("QZ_GAMES_FILE", "data/games.yml", "check-in, coupon, lucky-draw and shop rules"),
+    Setting("QZ_CAMPAIGNS_FILE", "data/campaigns.yml",
+            "campaigns: scheduled group posts and their anti-spam budget"),
     Setting("QZ_DOMAIN_FILE", "domain.yml",
             "where the action server reads FAQ answers' wordings live (the console edits them)"),
     Setting("QZ_REDIS_TIMEOUT_S", "2", "socket timeout of the actions' Redis client"),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from qunzhu import settings
+from qunzhu.campaigns import campaigns_file, load_campaigns
 from qunzhu.config import brand_file, games_file, load_brand, load_games
 from qunzhu.settings import shown_path
 from qunzhu.yamlconfig import ConfigError
@@ -36,10 +37,11 @@ def check(files: list[tuple[Path, Callable[[Path], Any]]]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Validate brand, games and groups; 0 when all are good."""
+    """Validate brand, games, groups and campaigns; 0 when all are good."""
     files: list[tuple[Path, Callable[[Path], Any]]] = [
         (brand_file(), load_brand), (games_file(), load_games),
-        (settings.project_path("BRIDGE_GROUPS_FILE"), _load_groups)]
+        (settings.project_path("BRIDGE_GROUPS_FILE"), _load_groups),
+        (campaigns_file(), load_campaigns)]
     problems = check(files)
     for line in problems:
         print(line, file=sys.stderr)

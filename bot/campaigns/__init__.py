@@ -1,0 +1,1 @@
+"""Campaigns in the bridge: the scheduler and the anti-spam budget every non-reply post passes."""
