@@ -10,11 +10,16 @@ issue, so lowering it below what was issued simply stops new claims.
 from __future__ import annotations
 
 import re
+import secrets
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
 
 from console import yamlform
 from console.trainingdata import Change, TeachError
@@ -49,13 +54,15 @@ def sections(doc: Any) -> tuple[Section, ...]:
     """The form as the file is now: one section per coupon, prize and reward."""
     out: list[Section] = []
     checkin = doc["checkin"]
-    days = sorted(int(d) for d in (checkin.get("streak_bonus") or {}))
+    # The file's own keys (3, or '3' quoted): the field must find the key as written.
+    days = sorted(checkin.get("streak_bonus") or {},
+                  key=lambda d: int(str(d)) if str(d).isdigit() else 0)
     out.append(Section("每日打卡", (
         Field(("checkin", "base_points"), "每日打卡 · 每次打卡得几分", "int",
               short="每次打卡得几分"),
         *(Field(("checkin", "streak_bonus", day), f"每日打卡 · 连续 {day} 天那天多得几分",
                 "int", short=f"连续 {day} 天那天多得几分") for day in days),
-        Field(("checkin", "announce_streaks"), "每日打卡 · 在群里祝贺的连续天数", "words",
+        Field(("checkin", "announce_streaks"), "每日打卡 · 在群里祝贺的连续天数", "numbers",
               short="在群里祝贺的连续天数", optional=True, help="用顿号隔开，例如 7、30、100"),
         Field(("checkin", "leaderboard_size"), "每日打卡 · 排行榜显示几名", "int",
               short="排行榜显示几名"),
@@ -135,18 +142,33 @@ class Form:
     values: dict[str, str]
 
 
+@contextmanager
+def _readable() -> Iterator[None]:
+    """A file edited by hand into a shape the form cannot show is said so, not a 500."""
+    try:
+        yield
+    except TeachError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError, YAMLError) as exc:
+        raise TeachError(f"{GAMES_FILE} 现在有错误，这里没法显示（{type(exc).__name__}）："
+                         "请在“改动历史”里撤销最近的改动，或请开发同事修好它。"
+                         "机器人仍在用上一次正确的规则。") from None
+
+
 def current(root: Path) -> Form:
     """The form filled with the file as it is now."""
-    doc = _load(root)
-    return Form(sections(doc), yamlform.read(doc, fields(doc)))
+    return form_for(root, {})
 
 
 def form_for(root: Path, values: dict[str, str]) -> Form:
-    """The form filled with what the operator typed (to show it again with an error)."""
-    doc = _load(root)
-    shown = yamlform.read(doc, fields(doc))
+    """The form filled with what the operator typed (to show it again with an error); a
+    TeachError when the file, edited by hand, is not one the form can show."""
+    with _readable():
+        doc = _load(root)
+        shown = yamlform.read(doc, fields(doc))
+        found = sections(doc)
     shown.update({k: v for k, v in values.items() if k in shown})
-    return Form(sections(doc), shown)
+    return Form(found, shown)
 
 
 def _checked(root: Path, doc: Any, summary: str) -> Change:
@@ -162,8 +184,9 @@ def _checked(root: Path, doc: Any, summary: str) -> Change:
 def edit(root: Path, values: dict[str, str]) -> tuple[Change, dict[str, list[str]]]:
     """The new games file for these values, checked as the actions will load it; and what
     changed (label → [before, after]) for the audit log."""
-    doc = _load(root)
-    changed = yamlform.apply(doc, fields(doc), values)
+    with _readable():
+        doc = _load(root)
+        changed = yamlform.apply(doc, fields(doc), values)
     if not changed:
         raise TeachError("没有改动：每一项都和现在一样")
     return _checked(root, doc, "修改活动规则：" + "、".join(changed)), changed
@@ -183,19 +206,21 @@ NEW_COUPON = (
     Field(("aliases",), "新优惠券 · 群友可能的叫法", "words", short="群友可能的叫法",
           optional=True, help="用顿号隔开"),
 )
+NEW_ID = "新优惠券 · 编号"
+NEW_ID_PATTERN = re.compile(r"coupon(_[0-9]+)*_[0-9a-f]{4}")  # what _new_id makes
 _ORDER = ("id", "name", "aliases", "value_yuan", "condition", "stock", "per_member_limit",
           "starts", "ends", "valid_days")
 
 
 def _new_id(taken: set[str], name: str) -> str:
-    """A stable id for the coupon (ids name its stock in Redis, so never reused)."""
-    digits = "_".join(re.findall(r"\d+", name))[:20]
+    """A new id for the coupon: it names its stock and claims in Redis, so it must never be
+    one used before — not even by a coupon added and then undone (hence the random part)."""
+    digits = "_".join(re.findall(r"[0-9]+", unicodedata.normalize("NFKC", name)))[:20]
     base = f"coupon_{digits}" if digits else "coupon"
-    n, candidate = 1, base
-    while candidate in taken:
-        n += 1
-        candidate = f"{base}_{n}"
-    return candidate
+    while True:
+        candidate = f"{base}_{secrets.token_hex(2)}"
+        if candidate not in taken:
+            return candidate
 
 
 def _append_keeping_spacing(items: CommentedSeq, entry: CommentedMap) -> None:
@@ -211,7 +236,9 @@ def _append_keeping_spacing(items: CommentedSeq, entry: CommentedMap) -> None:
 
 def add_coupon(root: Path, values: dict[str, str]) -> tuple[Change, dict[str, list[str]]]:
     """games.yml with a new claimable coupon appended, checked; and its fields for the audit."""
-    doc = _load(root)
+    with _readable():
+        doc = _load(root)
+        fields(doc)  # the file is one the form can show
     item = CommentedMap()
     for f in NEW_COUPON:
         if f.kind == "words":
@@ -226,7 +253,9 @@ def add_coupon(root: Path, values: dict[str, str]) -> tuple[Change, dict[str, li
     if str(item.get("name")) in {str(c.get("name")) for c in coupons}:
         raise TeachError(f"新优惠券 · 名称：已经有一张叫“{item.get('name')}”的券了")
     entry = CommentedMap()
-    entry["id"] = _new_id(taken, str(item.get("name") or ""))
+    offered = str(values.get("id") or "")
+    entry["id"] = (offered if NEW_ID_PATTERN.fullmatch(offered) and offered not in taken
+                   else _new_id(taken, str(item.get("name") or "")))
     for key in _ORDER[1:]:
         value = item.get(key)
         if value not in (None, "") and not (isinstance(value, list) and not value):
@@ -234,7 +263,8 @@ def add_coupon(root: Path, values: dict[str, str]) -> tuple[Change, dict[str, li
     if isinstance(entry.get("aliases"), list):
         entry["aliases"] = yamlform.as_written(None, list(entry["aliases"]))
     _append_keeping_spacing(coupons, entry)
-    added = {f.label: ["", yamlform.show(entry.get(f.path[0]), f.kind)] for f in NEW_COUPON
-             if f.path[0] in entry}
+    added = {NEW_ID: ["", str(entry["id"])],
+             **{f.label: ["", yamlform.show(entry.get(f.path[0]), f.kind)] for f in NEW_COUPON
+                if f.path[0] in entry}}
     title = f"新增优惠券：{entry['name']}"
     return _checked(root, doc, title), added

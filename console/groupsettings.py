@@ -8,8 +8,11 @@ read-only here, since the console's commits would not reach the file the bridge 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
+
+from ruamel.yaml.error import YAMLError
 
 from console import yamlform
 from console.trainingdata import Change, TeachError
@@ -18,11 +21,20 @@ from qunzhu.groupsfile import GroupsFile
 from qunzhu.yamlconfig import ConfigError, load_yaml, validate
 
 GROUPS_FILE = Path("data/groups.yml")
+INLINE_KEY = re.compile(r"^\s*-?\s*webhook_key\s*:\s*\S", re.MULTILINE)  # not _env
 
 
 def editable(root: Path, groups_file: Path) -> bool:
-    """Whether the bridge reads the file the console would edit."""
-    return groups_file.resolve() == (root / GROUPS_FILE).resolve()
+    """Whether the console may edit the groups: the bridge reads the project's own file, that
+    file is not a link to a private one, and it holds no webhook key (a commit would put
+    the key in git, a diff would show it)."""
+    own = root / GROUPS_FILE
+    if own.is_symlink() or groups_file.resolve() != own.resolve():
+        return False
+    try:
+        return not INLINE_KEY.search(own.read_text("utf-8"))
+    except OSError:
+        return False
 
 
 def _load(root: Path) -> Any:
@@ -37,27 +49,35 @@ def sections(doc: Any) -> tuple[Section, ...]:
         title = str(group.get("name") or chatid)
         prefix = ("groups", f"#{chatid}")
         out.append(Section(title, (
-            Field((*prefix, "name"), f"{title} · 群名", short="群名（运营台和机器人回复里显示）"),
+            Field((*prefix, "name"), f"{title} · 群名", short="群名（运营台和机器人回复里显示）",
+                  optional=True),
             Field((*prefix, "welcome_newcomers"), f"{title} · 新人进群时欢迎", "flag",
                   short="新人进群时，机器人发欢迎语"),
         ), note=f"群 ID {chatid}"))
     if isinstance(doc.get("staff"), dict):
         out.append(Section("转人工", (
-            Field(("staff", "mention"), "转人工 · 要 @ 的客服账号", "words",
+            Field(("staff", "mention"), "转人工 · 要 @ 的客服账号", "ids",
                   short="要 @ 的客服账号（企业微信账号，用顿号隔开）", optional=True),
         ), note=f"转人工请求发到群 {doc['staff'].get('chatid')}"))
     return tuple(out)
 
 
 def current(root: Path) -> tuple[tuple[Section, ...], dict[str, str]]:
-    """The sections and the values the file has now."""
-    doc = _load(root)
-    found = sections(doc)
-    return found, yamlform.read(doc, [f for s in found for f in s.fields])
+    """The sections and the values the file has now (a TeachError if it cannot be shown)."""
+    try:
+        doc = _load(root)
+        found = sections(doc)
+        return found, yamlform.read(doc, [f for s in found for f in s.fields])
+    except TeachError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError, YAMLError, OSError) as exc:
+        raise TeachError(f"{GROUPS_FILE} 现在有错误，这里没法显示（{type(exc).__name__}）："
+                         "请在“改动历史”里撤销最近的改动，或请开发同事修好它。") from None
 
 
 def edit(root: Path, values: dict[str, str]) -> tuple[Change, dict[str, list[str]]]:
     """The new groups file for these values, checked as the bridge loads it; what changed."""
+    current(root)  # a file the form cannot show is said so
     doc = _load(root)
     fields = [f for s in sections(doc) for f in s.fields]
     changed = yamlform.apply(doc, fields, values)

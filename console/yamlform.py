@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import io
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,13 +23,17 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from console.trainingdata import TeachError
+from qunzhu.config import SHANGHAI
 from qunzhu.yamlconfig import ConfigError
 
-Kind = Literal["text", "long", "int", "number", "time", "words", "flag"]
+# text / long (a textarea) / int / number / time / words (names, 、-separated) / numbers
+# (integers, 、-separated) / ids (account names: spaces separate too) / flag (a checkbox)
+Kind = Literal["text", "long", "int", "number", "time", "words", "numbers", "ids", "flag"]
 PathPart = str | int
 MAX_VALUE = 2000
 ID_KEYS = ("id", "chatid")  # what names a list item: a coupon's id, a group's chatid
 WORD_SEPARATORS = re.compile(r"[、,，;；\n]+")
+ID_SEPARATORS = re.compile(r"[、,，;；\s]+")
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,8 @@ def _step(node: Any, part: PathPart) -> Any:
 
 def _index(items: list[Any], ident: str) -> int:
     for i, item in enumerate(items):
-        if isinstance(item, Mapping) and any(str(item.get(k)) == ident for k in ID_KEYS):
+        if isinstance(item, Mapping) and any(k in item and str(item[k]) == ident
+                                             for k in ID_KEYS):
             return i
     raise TeachError(f"找不到 {ident}：可能刚被别人改过，请刷新页面再试")
 
@@ -124,10 +130,10 @@ def show(value: Any, kind: Kind) -> str:
     """A value as the form shows it."""
     if value is None:
         return ""
-    if kind == "words" and isinstance(value, list):
+    if kind in ("words", "numbers", "ids") and isinstance(value, list):
         return "、".join(str(v) for v in value)
     if kind == "flag":
-        return "1" if value else ""
+        return "1" if truthy(value) else ""
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, float) and value.is_integer():
@@ -145,51 +151,75 @@ def read(base: Any, fields: Iterable[Field]) -> dict[str, str]:
     return out
 
 
-def _parse(f: Field, raw: str, before: Any) -> Any:
+def truthy(value: Any) -> bool:
+    """A flag as the bot reads it (pydantic's rules: "no", "false", "0", "off" are false)."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "0", "false", "no", "n", "off", "f")
+    return bool(value)
+
+
+def _time(text: str) -> datetime:
+    """A typed time, in the brand's zone (naive means Asia/Shanghai)."""
+    when = datetime.fromisoformat(text.strip().replace("/", "-"))
+    return when.astimezone(SHANGHAI).replace(tzinfo=None) if when.tzinfo else when
+
+
+def _parse(f: Field, raw: str) -> Any:
     """What the typed text means for this field; a TeachError naming it if it means nothing."""
+    raw = raw.replace("\r\n", "\n").replace("\r", "\n")
     text = raw.strip() if f.kind == "long" else " ".join(raw.split())
     if len(text) > MAX_VALUE:
         raise TeachError(f"{f.label}：太长了（最多 {MAX_VALUE} 字）")
     if f.kind == "flag":
-        return bool(text)
+        return truthy(text)
+    if f.kind in ("int", "number", "time", "numbers"):  # an IME's full-width ５０ and ：
+        text = unicodedata.normalize("NFKC", text)
     if not text:
-        if f.optional:
-            return None if f.number else ""
+        if f.optional:  # an empty number or list means "none": the key goes
+            return None if f.kind in ("int", "number", "words", "numbers", "ids") else ""
         raise TeachError(f"{f.label}：不能为空")
     if f.kind == "int":
-        if not re.fullmatch(r"-?\d+", text):
+        if not re.fullmatch(r"-?[0-9]+", text):
             raise TeachError(f"{f.label}：请填一个整数（收到：{text[:20]}）")
         return int(text)
     if f.kind == "number":
         try:
-            number = float(text)
+            number = float(text) if re.fullmatch(r"[0-9.eE+-]+", text) else float("nan")
         except ValueError:
-            raise TeachError(f"{f.label}：请填一个数字（收到：{text[:20]}）") from None
+            number = float("nan")
         if number != number or number in (float("inf"), float("-inf")):
             raise TeachError(f"{f.label}：请填一个数字（收到：{text[:20]}）")
         return int(number) if number.is_integer() else number
     if f.kind == "time":
         try:
-            when = datetime.fromisoformat(text.replace("/", "-"))
+            return _time(text).strftime("%Y-%m-%d %H:%M")
         except ValueError:
             raise TeachError(f"{f.label}：时间请写成 2026-01-01 09:00 这样"
                              f"（收到：{text[:20]}）") from None
-        return when.strftime("%Y-%m-%d %H:%M")
-    if f.kind == "words":
-        words = [w.strip() for w in WORD_SEPARATORS.split(text) if w.strip()]
-        if isinstance(before, list) and all(isinstance(v, int) for v in before) and before:
-            if not all(re.fullmatch(r"\d+", w) for w in words):
+    if f.kind in ("words", "numbers", "ids"):
+        separators = ID_SEPARATORS if f.kind == "ids" else WORD_SEPARATORS
+        words = [w.strip() for w in separators.split(text) if w.strip()]
+        if f.kind == "numbers":
+            if not all(re.fullmatch(r"[0-9]+", w) for w in words):
                 raise TeachError(f"{f.label}：请填整数，用顿号隔开（收到：{text[:20]}）")
             return [int(w) for w in words]
         return words
     return text
 
 
-def _same(before: Any, after: Any) -> bool:
+def _same(before: Any, after: Any, kind: Kind) -> bool:
+    """Whether the typed value is what the file says already (nothing to write)."""
+    if kind == "flag":
+        return truthy(before) == truthy(after)
+    if before is None or after is None:  # an absent key and an emptied field agree
+        return all(v is None or v == "" or v == [] for v in (before, after))
+    if kind == "time":
+        try:
+            return _time(show(before, "time")) == _time(str(after))
+        except ValueError:
+            return False
     if isinstance(before, list) and isinstance(after, list):
         return [str(v) for v in before] == [str(v) for v in after]
-    if before is None or after is None:
-        return before is after
     if isinstance(before, bool) or isinstance(after, bool):
         return bool(before) == bool(after)
     if isinstance(before, int | float) and isinstance(after, int | float):
@@ -208,7 +238,7 @@ def as_written(before: Any, after: list[Any]) -> CommentedSeq:
 def _said(value: Any, kind: Kind) -> str:
     """A value as the audit log and the commit say it."""
     if kind == "flag":
-        return "是" if value else "否"
+        return "是" if truthy(value) else "否"
     return show(value, kind)
 
 
@@ -263,9 +293,9 @@ def apply(base: Any, fields: Iterable[Field], values: Mapping[str, str]
             continue
         holder = parent_of(base, f.path)
         name = f.path[-1]
-        before = holder.get(name)
-        after = _parse(f, str(values.get(f.key, "")), before)
-        if _same(before, after):
+        before = holder.get(name) if isinstance(holder, Mapping) else None
+        after = _parse(f, str(values.get(f.key, "")))
+        if _same(before, after, f.kind):
             continue
         if isinstance(after, list):
             after = as_written(before, after)
@@ -302,6 +332,9 @@ _MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"opening_hours is a description", "营业时间写成了文字，每家门店都要填自己的营业时间"),
         (r"string does not match regex", "只能用小写字母、数字和下划线"),
         (r"ensure this value has at most (\d+) characters?", r"最多 \1 个字"),
+        (r"value is not a valid list", "要填一串，用顿号隔开"),
+        (r"value is not a valid dict", "格式不对"),
+        (r"value could not be parsed to a boolean", "要选“是”或“否”"),
     ))
 _LINE = re.compile(r"^[^:\n]+(?::\d+)?: (?P<field>[^:\n]+): (?P<msg>.*)$")
 

@@ -57,6 +57,25 @@ def test_every_result_of_the_source_is_found_in_the_seeded_cache(
     assert _cache(source, monkeypatch).get_cached_output_fingerprint("key9") is None
 
 
+def test_relative_paths_as_make_train_records_them_are_found_from_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rasa's default cache location is relative (.rasa/cache), and so are its rows."""
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    made = _cache(Path(".rasa/cache"), monkeypatch)
+    made.cache_output("k", Note("相对路径"), "out", None)
+    with sqlite3.connect(project / ".rasa/cache/cache.db") as conn:
+        (recorded,) = conn.execute("SELECT result_location FROM cache_entry").fetchone()
+    assert not Path(recorded).is_absolute(), recorded
+    seeded = project / ".rasa/publish-cache"
+    assert trainingcache.seed(seeded, project / ".rasa/cache", base=project)
+    monkeypatch.chdir(tmp_path)  # the publisher trains in a folder of its own
+    found = _cache(seeded, monkeypatch).get_cached_result("out", "node", None)
+    assert isinstance(found, Note) and found.text == "相对路径"
+
+
 def test_a_cache_with_results_is_never_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

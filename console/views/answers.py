@@ -9,6 +9,7 @@ reach members with the next 发布. The same edit is in the JSON API for scripts
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from console.keys import SETTINGS
 from console.roles import Role
 from console.trainingdata import Change, TeachError
 from console.views.dashboard import page
-from console.views.saving import commit
+from console.views.saving import STALE, commit, seen_version
 
 routes = web.RouteTableDef()
 NEW_ROWS = 2  # empty boxes under the answers, for new wordings
@@ -39,7 +40,7 @@ def _key(request: web.Request) -> str:
 def _view(faq: Faq) -> dict[str, Any]:
     """One FAQ as the API shows it."""
     return {"key": faq.key, "title": faq.title, "questions": list(faq.questions),
-            "answers": list(faq.answers)}
+            "answers": list(faq.answers), "version": _version(faq)}
 
 
 async def _list(request: web.Request, *, error: str = "",
@@ -52,11 +53,24 @@ async def _list(request: web.Request, *, error: str = "",
                       error=error)
 
 
+def _version(faq: Faq) -> str:
+    """The answers' version: a save from a page drawn before someone else's edit of the
+    same answers is refused instead of undoing it (other FAQs' edits do not matter)."""
+    return hashlib.sha256("\n\x00".join(faq.answers).encode()).hexdigest()[:16]
+
+
+def _check(root: Path, key: str, seen: str | None) -> None:
+    faq = answers.find(root, key)
+    if seen is not None and faq is not None and _version(faq) != seen:
+        raise TeachError(STALE)
+
+
 async def _page(request: web.Request, faq: Faq, rows: list[str], *, diff: str = "",
-                error: str = "", status: int = 200) -> web.StreamResponse:
+                error: str = "", status: int = 200, seen: str | None = None
+                ) -> web.StreamResponse:
     return await page(request, "answer.html", status=status, faq=faq, rows=rows, diff=diff,
                       error=error, placeholders=answers.placeholder_help(),
-                      new_rows=NEW_ROWS)
+                      new_rows=NEW_ROWS, version=seen or _version(faq))
 
 
 def _submitted(form: Any) -> list[str]:
@@ -64,7 +78,7 @@ def _submitted(form: Any) -> list[str]:
 
 
 async def _form(request: web.Request, rows: list[str], *, diff: str = "", error: str = "",
-                status: int = 200) -> web.StreamResponse:
+                status: int = 200, seen: str | None = None) -> web.StreamResponse:
     """The FAQ's form with these rows (the FAQ list instead when the key itself is wrong)."""
     try:
         faq = answers.find(_root(request), _key(request))
@@ -72,18 +86,21 @@ async def _form(request: web.Request, rows: list[str], *, diff: str = "", error:
         faq, error = None, str(exc)
     if faq is None:
         return await _list(request, error=error or "没有这个常见问题", status=400)
-    return await _page(request, faq, rows, diff=diff, error=error, status=status)
+    return await _page(request, faq, rows, diff=diff, error=error, status=status, seen=seen)
 
 
-async def change_answers(request: web.Request, key: str, rows: list[str], *, save: bool
-                         ) -> tuple[Change, str]:
-    """Compute (and, on save, write, commit and audit) the edit; the commit's sha or ""."""
+async def change_answers(request: web.Request, key: str, rows: list[str], *, save: bool,
+                         seen: str | None = None) -> tuple[Change, str]:
+    """Compute (and, on save, write, commit and audit) the edit; the commit's sha or "".
+    With `seen`, refused when the answers are no longer the version the form showed."""
     if not save:
+        _check(_root(request), key, seen)
         change, _changed = answers.edit(_root(request), key, rows)
         return change, ""
     made: list[Change] = []
 
     def edit(root: Path) -> tuple[Change, dict[str, Any]]:
+        _check(root, key, seen)  # under the history lock, like the write
         change, changed = answers.edit(root, key, rows)
         made.append(change)
         return change, changed
@@ -113,22 +130,26 @@ async def answer_page(request: web.Request) -> web.StreamResponse:
 @routes.post("/answers/{key}/preview")
 @needs(Role.EDITOR)
 async def preview(request: web.Request) -> web.StreamResponse:
-    rows = _submitted(await request.post())
+    form = await request.post()
+    rows, seen = _submitted(form), seen_version(form)
     try:
-        change, _sha = await change_answers(request, _key(request), rows, save=False)
+        change, _sha = await change_answers(request, _key(request), rows, save=False,
+                                            seen=seen)
     except TeachError as exc:
-        return await _form(request, rows, error=str(exc), status=400)
-    return await _form(request, rows, diff=change.diff(_root(request)))
+        return await _form(request, rows, error=str(exc), status=400, seen=seen)
+    return await _form(request, rows, diff=change.diff(_root(request)), seen=seen)
 
 
 @routes.post("/answers/{key}/save")
 @needs(Role.EDITOR)
 async def save(request: web.Request) -> web.StreamResponse:
-    rows = _submitted(await request.post())
+    form = await request.post()
+    rows, seen = _submitted(form), seen_version(form)
     try:
-        _change, sha = await change_answers(request, _key(request), rows, save=True)
+        _change, sha = await change_answers(request, _key(request), rows, save=True,
+                                            seen=seen)
     except (TeachError, HistoryError) as exc:
-        return await _form(request, rows, error=str(exc), status=400)
+        return await _form(request, rows, error=str(exc), status=400, seen=seen)
     raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")
 
 
@@ -173,7 +194,8 @@ async def edit_api(request: web.Request) -> web.StreamResponse:
         return _json_error("回答：answers 应为一组文字（列表），例如 [\"我们 9 点开门\"]")
     key, dry_run = _key(request), bool(doc.get("dry_run"))
     try:
-        change, sha = await change_answers(request, key, rows, save=not dry_run)
+        seen = str(doc["version"]) if doc.get("version") else None
+        change, sha = await change_answers(request, key, rows, save=not dry_run, seen=seen)
     except (TeachError, HistoryError) as exc:
         return _json_error(str(exc))
     return web.json_response({"key": key, "answers": answers.cleaned(rows),

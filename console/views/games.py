@@ -15,55 +15,71 @@ from console.keys import SETTINGS
 from console.roles import Role
 from console.trainingdata import Change, TeachError
 from console.views.dashboard import page
-from console.views.saving import commit, form_values
+from console.views.saving import (
+    check_version,
+    commit,
+    form_values,
+    seen_version,
+    version_of,
+)
 
 routes = web.RouteTableDef()
 Edit = Callable[[Path, dict[str, str]], tuple[Change, dict[str, list[str]]]]
 
 
-async def _page(request: web.Request, form: gamerules.Form, *, diff: str = "",
-                error: str = "", new: dict[str, str] | None = None, new_diff: str = "",
-                new_error: str = "", status: int = 200) -> web.StreamResponse:
+async def _page(request: web.Request, values: dict[str, str] | None = None, *,
+                diff: str = "", error: str = "", new: dict[str, str] | None = None,
+                new_diff: str = "", new_error: str = "", status: int = 200,
+                seen: str | None = None) -> web.StreamResponse:
+    """The page: the form as the file is now (with what was typed), or why it cannot be."""
+    root = request.app[SETTINGS].project_root
+    try:
+        form = gamerules.form_for(root, values or {})
+    except TeachError as exc:
+        form, error, status = gamerules.Form((), {}), str(exc), max(status, 409)
     return await page(request, "games.html", status=status, form=form, diff=diff, error=error,
                       new_fields=gamerules.NEW_COUPON, new=new or {}, new_diff=new_diff,
-                      new_error=new_error)
+                      new_error=new_error,
+                      version=seen or version_of(root, gamerules.GAMES_FILE))
 
 
-async def _save(request: web.Request, edit: Edit, values: dict[str, str], what: str) -> str:
+async def _save(request: web.Request, edit: Edit, values: dict[str, str], what: str,
+                seen: str | None = None) -> str:
     """Commit the edit as the operator (TeachError/HistoryError say why not); its sha."""
     return await commit(request, lambda root: edit(root, values), what=what,
-                        target=str(gamerules.GAMES_FILE))
+                        target=str(gamerules.GAMES_FILE), guard=gamerules.GAMES_FILE,
+                        seen=seen)
 
 
 @routes.get("/games")
 @needs(Role.VIEWER)
 async def games_page(request: web.Request) -> web.StreamResponse:
-    return await _page(request, gamerules.current(request.app[SETTINGS].project_root))
+    return await _page(request)
 
 
 @routes.post("/games/preview")
 @needs(Role.EDITOR)
 async def preview(request: web.Request) -> web.StreamResponse:
-    values = form_values(await request.post())
+    form = await request.post()
+    values, seen = form_values(form), seen_version(form)
     root = request.app[SETTINGS].project_root
     try:
+        check_version(root, gamerules.GAMES_FILE, seen)
         change, _changed = gamerules.edit(root, values)
     except TeachError as exc:
-        return await _page(request, gamerules.form_for(root, values), error=str(exc),
-                           status=400)
-    return await _page(request, gamerules.form_for(root, values), diff=change.diff(root))
+        return await _page(request, values, error=str(exc), status=400, seen=seen)
+    return await _page(request, values, diff=change.diff(root), seen=seen)
 
 
 @routes.post("/games/save")
 @needs(Role.EDITOR)
 async def save(request: web.Request) -> web.StreamResponse:
-    values = form_values(await request.post())
+    form = await request.post()
+    values, seen = form_values(form), seen_version(form)
     try:
-        sha = await _save(request, gamerules.edit, values, "修改活动规则")
+        sha = await _save(request, gamerules.edit, values, "修改活动规则", seen)
     except (TeachError, HistoryError) as exc:
-        root = request.app[SETTINGS].project_root
-        return await _page(request, gamerules.form_for(root, values), error=str(exc),
-                           status=400)
+        return await _page(request, values, error=str(exc), status=400, seen=seen)
     raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")
 
 
@@ -73,12 +89,12 @@ async def coupon_preview(request: web.Request) -> web.StreamResponse:
     values = form_values(await request.post())
     root = request.app[SETTINGS].project_root
     try:
-        change, _added = gamerules.add_coupon(root, values)
+        change, added = gamerules.add_coupon(root, values)
     except TeachError as exc:
-        return await _page(request, gamerules.current(root), new=values, new_error=str(exc),
-                           status=400)
-    return await _page(request, gamerules.current(root), new=values,
-                       new_diff=change.diff(root))
+        return await _page(request, new=values, new_error=str(exc), status=400)
+    # The id shown in the diff is the id saved: the confirm form carries it.
+    values["id"] = added[gamerules.NEW_ID][1]
+    return await _page(request, new=values, new_diff=change.diff(root))
 
 
 @routes.post("/games/coupons/save")
@@ -88,9 +104,7 @@ async def coupon_save(request: web.Request) -> web.StreamResponse:
     try:
         sha = await _save(request, gamerules.add_coupon, values, "新增优惠券")
     except (TeachError, HistoryError) as exc:
-        root = request.app[SETTINGS].project_root
-        return await _page(request, gamerules.current(root), new=values, new_error=str(exc),
-                           status=400)
+        return await _page(request, new=values, new_error=str(exc), status=400)
     raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")
 
 
@@ -121,11 +135,13 @@ async def _api_edit(request: web.Request, edit: Edit, what: str) -> web.StreamRe
         if not isinstance(raw, dict):
             raise TeachError("values 应为 {字段: 文字} 的对象")
         values = {str(k): "" if v is None else str(v) for k, v in raw.items()}
+        seen = str(doc["version"]) if doc.get("version") else None
+        check_version(root, gamerules.GAMES_FILE, seen)
         if doc.get("dry_run"):
             change, changed = edit(root, values)
             return web.json_response({"summary": change.summary, "changed": changed,
                                       "diff": change.diff(root), "commit": None})
-        sha = await _save(request, edit, values, what)
+        sha = await _save(request, edit, values, what, seen)
     except (TeachError, HistoryError) as exc:
         return web.json_response({"error": str(exc)}, status=400)
     return web.json_response({"commit": sha})
@@ -134,7 +150,13 @@ async def _api_edit(request: web.Request, edit: Edit, what: str) -> web.StreamRe
 @routes.get("/api/games")
 @needs(Role.VIEWER)
 async def games_api(request: web.Request) -> web.StreamResponse:
-    return web.json_response(_json(gamerules.current(request.app[SETTINGS].project_root)))
+    root = request.app[SETTINGS].project_root
+    try:
+        form = gamerules.current(root)
+    except TeachError as exc:
+        return web.json_response({"error": str(exc)}, status=409)
+    return web.json_response({**_json(form),
+                              "version": version_of(root, gamerules.GAMES_FILE)})
 
 
 @routes.post("/api/games")

@@ -11,7 +11,13 @@ from console.keys import SETTINGS
 from console.roles import Role
 from console.trainingdata import TeachError
 from console.views.dashboard import page
-from console.views.saving import commit, form_values
+from console.views.saving import (
+    check_version,
+    commit,
+    form_values,
+    seen_version,
+    version_of,
+)
 
 routes = web.RouteTableDef()
 PRIVATE_FILE = ("这个部署的群配置在单独的文件里（BRIDGE_GROUPS_FILE），运营台改不到它，"
@@ -19,14 +25,20 @@ PRIVATE_FILE = ("这个部署的群配置在单独的文件里（BRIDGE_GROUPS_F
 
 
 async def _page(request: web.Request, values: dict[str, str] | None = None, *,
-                diff: str = "", error: str = "", status: int = 200) -> web.StreamResponse:
+                diff: str = "", error: str = "", status: int = 200,
+                seen: str | None = None) -> web.StreamResponse:
     settings = request.app[SETTINGS]
-    sections, current = groupsettings.current(settings.project_root)
+    root = settings.project_root
+    try:
+        sections, current = groupsettings.current(root)
+    except TeachError as exc:
+        sections, current, error, status = (), {}, str(exc), max(status, 409)
     shown = {**current, **{k: v for k, v in (values or {}).items() if k in current}}
-    can_edit = groupsettings.editable(settings.project_root, settings.groups_file)
+    can_edit = groupsettings.editable(root, settings.groups_file)
     return await page(request, "groupsettings.html", status=status, sections=sections,
                       values=shown, diff=diff, error=error, can_edit=can_edit,
-                      private_note="" if can_edit else PRIVATE_FILE)
+                      private_note="" if can_edit else PRIVATE_FILE,
+                      version=seen or version_of(root, groupsettings.GROUPS_FILE))
 
 
 def _check_editable(request: web.Request) -> None:
@@ -44,24 +56,28 @@ async def settings_page(request: web.Request) -> web.StreamResponse:
 @routes.post("/group-settings/preview")
 @needs(Role.EDITOR)
 async def preview(request: web.Request) -> web.StreamResponse:
-    values = form_values(await request.post())
+    form = await request.post()
+    values, seen = form_values(form), seen_version(form)
     root = request.app[SETTINGS].project_root
     try:
         _check_editable(request)
+        check_version(root, groupsettings.GROUPS_FILE, seen)
         change, _changed = groupsettings.edit(root, values)
     except TeachError as exc:
-        return await _page(request, values, error=str(exc), status=400)
-    return await _page(request, values, diff=change.diff(root))
+        return await _page(request, values, error=str(exc), status=400, seen=seen)
+    return await _page(request, values, diff=change.diff(root), seen=seen)
 
 
 @routes.post("/group-settings/save")
 @needs(Role.EDITOR)
 async def save(request: web.Request) -> web.StreamResponse:
-    values = form_values(await request.post())
+    form = await request.post()
+    values, seen = form_values(form), seen_version(form)
     try:
         _check_editable(request)
         sha = await commit(request, lambda root: groupsettings.edit(root, values),
-                           what="修改群设置", target=str(groupsettings.GROUPS_FILE))
+                           what="修改群设置", target=str(groupsettings.GROUPS_FILE),
+                           guard=groupsettings.GROUPS_FILE, seen=seen)
     except (TeachError, HistoryError) as exc:
-        return await _page(request, values, error=str(exc), status=400)
+        return await _page(request, values, error=str(exc), status=400, seen=seen)
     raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")

@@ -8,6 +8,7 @@ overwritten), commit them as the operator, and record the change in the audit lo
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,23 +22,49 @@ from console.trainingdata import Change, TeachError
 
 Edit = Callable[[Path], tuple[Change, dict[str, Any]]]
 MAX_FIELD = 2001  # characters kept of a submitted field (the forms refuse over 2000)
+VERSION = "_version"  # the file's version when the form was drawn (hidden in every form)
+STALE = "这一页打开以后，有人改过这个文件：请刷新页面，在最新的内容上重新修改（这次没有保存）"
 
 
 def form_values(form: Mapping[str, Any]) -> dict[str, str]:
     """A submitted form's text fields (the last value of a repeated name: a ticked box)."""
     return {k: str(v)[:MAX_FIELD] for k, v in form.items()
-            if isinstance(v, str) and k != "_csrf"}
+            if isinstance(v, str) and k not in ("_csrf", VERSION)}
 
 
-async def commit(request: web.Request, edit: Edit, *, what: str, target: str) -> str:
+def version_of(root: Path, rel: Path) -> str:
+    """The file's version: a form carries it, so a save never undoes a change it never saw."""
+    try:
+        return hashlib.sha256((root / rel).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return ""
+
+
+def seen_version(form: Mapping[str, Any]) -> str | None:
+    """The version the operator's form was drawn from (None: an API call that gave none)."""
+    seen = form.get(VERSION)
+    return str(seen)[:64] if isinstance(seen, str) and seen else None
+
+
+def check_version(root: Path, rel: Path, seen: str | None) -> None:
+    """Refuse an edit computed from a version of the file that is no longer current."""
+    if seen is not None and seen != version_of(root, rel):
+        raise TeachError(STALE)
+
+
+async def commit(request: web.Request, edit: Edit, *, what: str, target: str,
+                 guard: Path | None = None, seen: str | None = None) -> str:
     """Apply `edit` to the project and commit it as the signed-in operator; the sha.
 
+    With `guard`, the edit is refused unless that file is still the version `seen`.
     TeachError (the edit is refused) and HistoryError (git failed; files restored) say why.
     """
     settings, who = request.app[SETTINGS], account(request)
     if not await history.available(settings.project_root):
         raise TeachError("这个部署没有 git 历史，不能保存（无法撤销的改动不允许保存）")
     async with history.lock():
+        if guard is not None:
+            check_version(settings.project_root, guard, seen)
         change, changed = edit(settings.project_root)
         sha = await history.save(settings.project_root, change.files, change.summary,
                                  name=who.display, login=who.name)

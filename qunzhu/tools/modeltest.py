@@ -31,6 +31,7 @@ async def _run(model: Path, root: Path) -> list[str]:
     agent = Agent.load(model_path=str(model))
     failed: list[str] = []
     print(f"== test stories ({STORIES})", flush=True)
+    (root / "results/core").mkdir(parents=True, exist_ok=True)  # Rasa writes into, not makes, it
     try:
         stories = await test_stories(str(root / STORIES), agent,
                                      out_directory=str(root / "results/core"),

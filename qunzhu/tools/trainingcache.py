@@ -24,18 +24,30 @@ log = logging.getLogger(__name__)
 DB = "cache.db"  # rasa.engine.caching.DEFAULT_CACHE_NAME
 
 
-def seed(cache: Path, source: Path) -> bool:
+def seed(cache: Path, source: Path, *, base: Path | None = None) -> bool:
     """Fill an empty `cache` from `source`; False (and nothing changed) when there is no
-    need or no way: the cache has results already, or the source has none."""
+    need or no way: the cache has results already, or the source has none.
+
+    `base` is the folder relative result paths are relative to (where `make train` ran:
+    Rasa records `.rasa/cache/tmp…` unless RASA_CACHE_DIRECTORY is absolute).
+    """
     if (cache / DB).exists() or not (source / DB).exists():
         return False
+    base = base or source.parent.parent
     staging = cache.with_name(f"{cache.name}.seeding")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        shutil.copytree(source, staging, copy_function=os.link,
-                        ignore=shutil.ignore_patterns(f"{DB}*"))
-        shutil.copy2(source / DB, staging / DB)  # a copy: its paths are rewritten below
-        _repoint(staging / DB, source.resolve(), cache.resolve())
+        staging.mkdir(parents=True)
+        # The table first, as one consistent snapshot: a folder a row names was moved into
+        # place before the row was written, so it is complete when linked below.
+        with sqlite3.connect(source / DB) as live, sqlite3.connect(staging / DB) as copy:
+            live.backup(copy)
+        live.close()
+        copy.close()
+        for folder in source.iterdir():
+            if folder.is_dir():
+                shutil.copytree(folder, staging / folder.name, copy_function=os.link)
+        _repoint(staging / DB, source, cache, base)
         shutil.rmtree(cache, ignore_errors=True)  # an empty folder left by an earlier run
         os.replace(staging, cache)
     except (OSError, sqlite3.Error) as exc:
@@ -46,11 +58,18 @@ def seed(cache: Path, source: Path) -> bool:
     return True
 
 
-def _repoint(db: Path, old: Path, new: Path) -> None:
-    """Point every cached result's folder at the same name under `new`."""
+def _repoint(db: Path, source: Path, cache: Path, base: Path) -> None:
+    """Point every cached result's folder at the same folder under `cache` (absolute)."""
+    old, new = source.resolve(), cache.resolve()
     with sqlite3.connect(db) as conn:
-        conn.execute(
-            "UPDATE cache_entry SET result_location = ? || substr(result_location, ?) "
-            "WHERE substr(result_location, 1, ?) = ?",
-            (str(new), len(str(old)) + 1, len(str(old)), str(old)))
+        rows = conn.execute("SELECT rowid, result_location FROM cache_entry "
+                            "WHERE result_location IS NOT NULL").fetchall()
+        for rowid, location in rows:
+            path = Path(location)
+            found = (path if path.is_absolute() else base / path).resolve()
+            moved = new / found.relative_to(old) if found.is_relative_to(old) else None
+            conn.execute("UPDATE cache_entry SET result_location = ? WHERE rowid = ?",
+                         (str(moved) if moved else None, rowid))
+        if conn.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+            raise sqlite3.DatabaseError("the copied cache table is damaged")
     conn.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -191,3 +192,23 @@ async def test_a_viewer_reads_answers_but_cannot_change_them(login: Login) -> No
     assert api.status == 403 and "权限" in (await api.json())["error"]
     assert (await viewer.get("/api/answers/refund")).status == 200
     assert (root / "domain.yml").read_text("utf-8") == before
+
+
+async def test_a_save_from_a_page_drawn_before_another_edit_of_the_same_answers_is_refused(
+    login: Login,
+) -> None:
+    editor, root = await editor_and_root(login)
+    page = await (await editor.get("/answers/invoice")).text()
+    version = re.search(r'name="_version" value="([0-9a-f]+)"', page)
+    assert version
+    other = await login(Role.EDITOR)
+    done = await other.post("/answers/invoice/save", data={
+        "answers": ["发票找店员开～ {hotline}"], "_csrf": await csrf_of(other, "/me")},
+        allow_redirects=False)
+    assert done.status == 303
+    # An edit of another FAQ in between would not have mattered; this one does.
+    refused = await editor.post("/answers/invoice/save", data={
+        "answers": ["我的旧页面上的回答"], "_version": version[1],
+        "_csrf": await csrf_of(editor, "/me")})
+    assert refused.status == 400 and "有人改过" in await refused.text()
+    assert "发票找店员开" in (root / "domain.yml").read_text("utf-8")

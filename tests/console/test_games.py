@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from console import gamerules, keys
+from console.roles import Role
 from qunzhu.config import load_games
 from qunzhu.liveconfig import LiveFile
 from tests.console.conftest import Login, csrf_of, editor_and_root
@@ -101,15 +103,19 @@ async def test_a_new_coupon_is_added_in_the_files_own_style_and_claimable_by_nam
             "ends": "2026-12-31 23:59", "valid_days": "7", "aliases": "满50减10、十元券",
             "_csrf": await csrf_of(editor, "/games")}
     preview = await (await editor.post("/games/coupons/preview", data=form)).text()
-    assert "+  - id: coupon_50_10" in preview and "确认新增" in preview
-    saved = await editor.post("/games/coupons/save", data=form, allow_redirects=False)
+    shown = re.search(r"\+  - id: (coupon_50_10_[0-9a-f]{4})", preview)
+    assert shown and "确认新增" in preview, preview[:3000]
+    confirm = re.search(r'name="id" value="([^"]+)"', preview)
+    assert confirm and confirm[1] == shown[1], "the confirm form carries the id shown"
+    saved = await editor.post("/games/coupons/save", data={**form, "id": confirm[1]},
+                              allow_redirects=False)
     assert saved.status == 303
     text = path.read_text("utf-8")
     assert "    aliases: [满50减10, 十元券]\n" in text
     assert "\n\nlucky_draw:" in text, "the blank line before the next section stays"
     coupon = load_games(path).coupons[-1]
     assert (coupon.id, coupon.name, coupon.condition, coupon.stock) == (
-        "coupon_50_10", "满50减10券", "满 50 元: 可用 #门店", 100)
+        shown[1], "满50减10券", "满 50 元: 可用 #门店", 100)
     assert yaml.safe_load(text)["coupons"][-1]["aliases"] == ["满50减10", "十元券"]
     again = await editor.post("/games/coupons/save", data=form)
     assert again.status == 400 and "已经有一张叫“满50减10券”的券了" in await again.text()
@@ -151,3 +157,69 @@ def test_every_field_of_the_project_file_reads_back_as_written() -> None:
     assert form.values["checkin.announce_streaks"] == "7、30、100"
     assert form.values["lucky_draw.prizes.#thanks.weight"]
     assert "lucky_draw.prizes.#thanks.stock" not in form.values, "the consolation has no stock"
+
+
+async def test_a_coupon_added_undone_and_added_again_gets_a_new_id(login: Login) -> None:
+    """Its id names its stock and claims in Redis: reusing one would inherit old claims."""
+    editor, root = await editor_and_root(login)
+    form = {"name": "满５０减１０券", "value_yuan": "１０", "stock": "100", "per_member_limit": "1",
+            "starts": "2026-12-01 09:00", "ends": "2026-12-31 23:59", "valid_days": "7",
+            "_csrf": await csrf_of(editor, "/games")}
+    ids = []
+    for _ in range(2):
+        saved = await editor.post("/games/coupons/save", data=form, allow_redirects=False)
+        assert saved.status == 303, await saved.text()
+        ids.append(load_games(root / "data/games.yml").coupons[-1].id)
+        subprocess.run(["git", "revert", "--no-edit", "HEAD"], cwd=root, check=True,
+                       capture_output=True)
+    assert ids[0] != ids[1] and all(re.fullmatch(r"coupon_50_10_[0-9a-f]{4}", i) for i in ids)
+
+
+async def test_a_save_from_a_page_drawn_before_someone_elses_save_is_refused(
+    login: Login,
+) -> None:
+    editor, root = await editor_and_root(login)
+    page = await (await editor.get("/games")).text()
+    version = re.search(r'name="_version" value="([0-9a-f]+)"', page)
+    assert version
+    other = await login(Role.EDITOR)
+    done = await other.post("/games/save", data={
+        "coupons.#cut_30_5.stock": "900", "_csrf": await csrf_of(other, "/games")},
+        allow_redirects=False)
+    assert done.status == 303
+    form = {"checkin.base_points": "6", "coupons.#cut_30_5.stock": "500",
+            "_version": version[1], "_csrf": await csrf_of(editor, "/games")}
+    for step in ("/games/preview", "/games/save"):
+        refused = await editor.post(step, data=form)
+        assert refused.status == 400 and "有人改过这个文件" in await refused.text()
+    games = load_games(root / "data/games.yml")
+    assert games.coupons[0].stock == 900 and games.checkin.base_points == 5
+
+
+async def test_a_broken_file_is_said_so_in_chinese_not_a_server_error(login: Login) -> None:
+    editor, root = await editor_and_root(login)
+    (root / "data/games.yml").write_text("coupons: [\n", "utf-8")
+    page = await editor.get("/games")
+    assert page.status == 409 and "现在有错误" in await page.text()
+    api = await editor.get("/api/games")
+    assert api.status == 409 and "现在有错误" in (await api.json())["error"]
+    refused = await editor.post("/games/save", data={
+        "checkin.base_points": "6", "_csrf": await csrf_of(editor, "/me")})
+    assert refused.status in (400, 409) and "现在有错误" in await refused.text()
+
+
+async def test_a_quoted_streak_day_is_shown_and_saved_as_written(login: Login) -> None:
+    editor, root = await editor_and_root(login)
+    path = root / "data/games.yml"
+    path.write_text(path.read_text("utf-8").replace("    7: 20", "    '7': 20"), "utf-8")
+    subprocess.run(["git", "commit", "-qam", "quoted"], cwd=root, check=True,
+                   capture_output=True, env={**os.environ, "GIT_AUTHOR_NAME": "dev",
+                   "GIT_AUTHOR_EMAIL": "d@x", "GIT_COMMITTER_NAME": "dev",
+                   "GIT_COMMITTER_EMAIL": "d@x"})
+    page = await (await editor.get("/games")).text()
+    assert 'name="checkin.streak_bonus.7" value="20"' in page
+    saved = await editor.post("/games/save", data={
+        "checkin.streak_bonus.7": "25", "_csrf": await csrf_of(editor, "/games")},
+        allow_redirects=False)
+    assert saved.status == 303
+    assert load_games(path).checkin.streak_bonus[7] == 25

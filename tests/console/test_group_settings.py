@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -88,3 +89,67 @@ async def test_groups_kept_in_a_private_file_are_shown_read_only_and_never_writt
         "groups.#sandbox.name": "新名字", "_csrf": await csrf_of(editor, "/group-settings")})
     assert response.status == 400 and "运营台改不到它" in await response.text()
     assert (root / "data/groups.yml").read_text("utf-8") == before
+
+
+async def test_the_form_sent_back_untouched_changes_nothing(login: Login) -> None:
+    """A group without `welcome_newcomers:` shows an unticked box; sending it back as a
+    browser does writes no `false` anybody asked for."""
+    editor, root = await editor_and_root(login)
+    await _bridge_reads_the_project_file(editor, root)
+    page = await (await editor.get("/group-settings")).text()
+    form = [("_csrf", await csrf_of(editor, "/group-settings")),
+            ("_version", re.search(r'name="_version" value="([^"]+)"', page)[1]),  # type: ignore[index]
+            ("groups.#sandbox.name", "小满咖啡·福利群（沙盒）"),
+            ("groups.#sandbox.welcome_newcomers", ""), ("groups.#sandbox.welcome_newcomers", "1"),
+            ("groups.#staff.name", "小满咖啡·客服值班群（沙盒）"),
+            ("groups.#staff.welcome_newcomers", ""), ("staff.mention", "kefu01")]
+    response = await editor.post("/group-settings/save", data=form)
+    assert response.status == 400 and "没有改动" in await response.text()
+
+
+async def test_mentions_typed_with_spaces_are_separate_accounts(login: Login) -> None:
+    editor, root = await editor_and_root(login)
+    path = await _bridge_reads_the_project_file(editor, root)
+    saved = await editor.post("/group-settings/save", data={
+        "staff.mention": "kefu01 kefu02", "_csrf": await csrf_of(editor, "/group-settings")},
+        allow_redirects=False)
+    assert saved.status == 303
+    assert yaml.safe_load(path.read_text("utf-8"))["staff"]["mention"] == ["kefu01", "kefu02"]
+
+
+@pytest.mark.parametrize("how", ["inline key", "link to a private file"])
+async def test_a_file_holding_webhook_keys_is_never_edited_or_shown(
+    login: Login, tmp_path: Path, how: str,
+) -> None:
+    editor, root = await editor_and_root(login)
+    own = await _bridge_reads_the_project_file(editor, root)
+    secret = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
+    text = own.read_text("utf-8").replace("webhook_key_env: QZ_SANDBOX_WEBHOOK_KEY",
+                                          f"webhook_key: {secret}")
+    if how == "inline key":
+        own.write_text(text, "utf-8")
+    else:
+        private = tmp_path / "private-groups.yml"
+        private.write_text(text, "utf-8")
+        own.unlink()
+        own.symlink_to(private)
+    page = await (await editor.get("/group-settings")).text()
+    assert "预览改动" not in page and secret not in page
+    for step in ("/group-settings/preview", "/group-settings/save"):
+        response = await editor.post(step, data={
+            "groups.#sandbox.name": "新名字", "_csrf": await csrf_of(editor, "/group-settings")})
+        body = await response.text()
+        assert response.status == 400 and "运营台改不到它" in body and secret not in body
+    assert secret in own.read_text("utf-8") and "新名字" not in own.read_text("utf-8")
+
+
+async def test_a_group_without_a_name_does_not_block_the_others(login: Login) -> None:
+    editor, root = await editor_and_root(login)
+    path = await _bridge_reads_the_project_file(editor, root)
+    path.write_text(path.read_text("utf-8").replace(
+        "    name: 小满咖啡·客服值班群（沙盒）\n", ""), "utf-8")
+    saved = await editor.post("/group-settings/save", data={
+        "groups.#sandbox.name": "国贸店福利群", "groups.#staff.name": "",
+        "_csrf": await csrf_of(editor, "/group-settings")}, allow_redirects=False)
+    assert saved.status == 303, await saved.text()
+    assert group_names(path)["sandbox"] == "国贸店福利群"

@@ -32,13 +32,16 @@ draw:
 """
 FIELDS = (
     Field(("checkin", "base_points"), "打卡积分", "int"),
-    Field(("checkin", "announce"), "祝贺天数", "words", optional=True),
+    Field(("checkin", "announce"), "祝贺天数", "numbers", optional=True),
     Field(("coupons", "#a", "stock"), "甲券 · 库存", "int", optional=True),
     Field(("coupons", "#a", "aliases"), "甲券 · 叫法", "words", optional=True),
     Field(("coupons", "#b", "stock"), "乙券 · 库存", "int", optional=True),
     Field(("coupons", "#b", "limit"), "乙券 · 每人", "int", optional=True),
     Field(("draw", "on"), "抽奖开着", "flag"),
     Field(("draw", "note"), "抽奖说明", optional=True),
+    Field(("draw", "starts"), "抽奖开始", "time", optional=True),
+    Field(("draw", "staff"), "客服账号", "ids", optional=True),
+    Field(("draw", "closed"), "抽奖关着", "flag"),
 )
 
 
@@ -64,6 +67,42 @@ def test_a_list_keeps_its_one_line_style_and_numbers_stay_numbers() -> None:
     assert "  announce: [7, 30, 100]\n" in text and "    aliases: [甲, 一号, 头号]\n" in text
     with pytest.raises(TeachError, match="祝贺天数：请填整数"):
         _edit({"checkin.announce": "七"})
+
+
+def test_a_form_sent_back_untouched_changes_nothing_even_for_keys_the_file_lacks() -> None:
+    doc = yamlform.yaml().load(DOC)
+    shown = yamlform.read(doc, FIELDS)  # what the page shows, and a browser sends back
+    assert shown["draw.note"] == "" and shown["draw.closed"] == ""
+    text, changed = _edit(shown)
+    assert text == DOC and changed == {}
+
+
+def test_an_emptied_optional_list_removes_the_key() -> None:
+    text, changed = _edit({"coupons.#a.aliases": " "})
+    assert "aliases" not in text.split("- id: b")[0]
+    assert changed == {"甲券 · 叫法": ["甲、一号", ""]}
+
+
+def test_full_width_digits_crlf_and_a_time_zone_are_read_as_meant() -> None:
+    text, _ = _edit({"checkin.base_points": "１２", "draw.starts": "2026-12-01T01:00+00:00",
+                     "draw.staff": "kefu01 kefu02、kefu03"})
+    assert "  base_points: 12 " in text
+    assert "  starts: 2026-12-01 09:00\n" in text, "UTC 01:00 is 09:00 in Shanghai"
+    assert "  staff: [kefu01, kefu02, kefu03]\n" in text
+    doc = yamlform.yaml().load(DOC)
+    yamlform.apply(doc, (Field(("draw", "text"), "说明", "long"),), {"draw.text": "一\r\n二"})
+    assert "\r" not in yamlform.dump(doc)
+
+
+def test_a_flag_written_as_words_is_shown_as_the_bot_reads_it() -> None:
+    doc = yamlform.yaml().load(DOC.replace("  on: true", "  on: 'no'"))
+    assert yamlform.read(doc, FIELDS)["draw.on"] == ""
+
+
+def test_an_item_without_the_id_is_never_picked_for_the_word_none() -> None:
+    doc = yamlform.yaml().load("items:\n  - name: 无编号\n  - id: None\n    name: 叫 None\n")
+    yamlform.apply(doc, (Field(("items", "#None", "name"), "名称"),), {"items.#None.name": "新"})
+    assert doc["items"][0]["name"] == "无编号" and doc["items"][1]["name"] == "新"
 
 
 def test_a_new_key_goes_before_the_blank_line_and_the_next_comment() -> None:

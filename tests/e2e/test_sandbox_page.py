@@ -355,7 +355,7 @@ def test_an_operator_adds_a_coupon_in_the_browser_and_members_claim_it_at_once(
             b.type(f"{form} input[name={name}]", value)
         b.click(f"{form} button[type=submit]")
         diff = wait_for(lambda: b.seen("#diff"), 10)
-        assert "+  - id: coupon_50_10" in diff and "+    name: 满50减10券" in diff, diff
+        assert "+  - id: coupon_50_10_" in diff and "+    name: 满50减10券" in diff, diff
         b.screenshot(RESULTS / "console-games-preview.png")
         b.click("form[action^='/games/coupons/save'] button[type=submit]")
         assert "一两秒内" in wait_for(lambda: b.seen(".notice"), 10)
@@ -370,7 +370,9 @@ def test_an_operator_adds_a_coupon_in_the_browser_and_members_claim_it_at_once(
         assert "已撤销" in wait_for(lambda: b.seen(".notice"), 10)
         time.sleep(2.0)
         again = member_turn(stack_up.sandbox, "aqiang", "领满50减10券")
-        assert "券码" not in again, again
+        assert "券码" not in again and "满50减10券" not in again, again
+        wallet = member_turn(stack_up.sandbox, "aqiang", "我的券")
+        assert "满50减10券" not in wallet, wallet
         b.open(stack_up.console + "/games")
         b.screenshot(RESULTS / "console-games.png")
     finally:
