@@ -233,8 +233,9 @@ class Campaign(Strict):
     starts: date | None = None
     ends: date | None = None
     promotional: bool
-    grace_minutes: int = Field(15, ge=0, le=24 * 60)
-    jitter_minutes: int = Field(5, ge=0, le=60)
+    grace_minutes: int = Field(15, ge=0, le=24 * 60)  # sent late once after downtime this short
+    jitter_minutes: int = Field(5, ge=0, le=60)  # groups' posts spread over ± this
+    timely_minutes: int = Field(180, ge=0, le=7 * 24 * 60)  # a deferral past this is dropped
     enabled: bool = True
 
     @root_validator(skip_on_failure=True)
