@@ -51,7 +51,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("QZ_SHOW_DEPRECATIONS", "", "1 = show the libraries' deprecation notices again"),
     Setting("QZ_EVENT_SHARDS", "4", "streams each brand's events are spread over (the console's "
             "numbers are built from them); change only with the aggregator stopped and drained"),
-    Setting("QZ_FUZZ_EXAMPLES", "10000", "tests only: generated inputs per bridge route"),
+    Setting("QZ_FUZZ_EXAMPLES", "4000", "tests only: generated inputs per bridge route"),
+    Setting("QZ_FUZZ_RANDOM", "", "tests only: 1 = new fuzz inputs each run (make fuzz)"),
     # The WeCom bridge (bot/).
     Setting("BRIDGE_HOST", "127.0.0.1", "address the bridge listens on"),
     Setting("BRIDGE_PORT", "5080", "port of the bridge (WeCom callbacks and the HTTP API)"),
