@@ -13,7 +13,7 @@ from console.keys import SETTINGS
 from console.roles import Role
 from console.trainingdata import TeachError
 from console.views.dashboard import page
-from console.views.saving import check_version, commit, form_values, seen_version, version_of
+from console.views.saving import commit, form_values, preview_edit, seen_version, version_of
 
 routes = web.RouteTableDef()
 
@@ -45,8 +45,8 @@ async def preview(request: web.Request) -> web.StreamResponse:
     values, seen = _values(form), seen_version(form)
     root = request.app[SETTINGS].project_root
     try:
-        check_version(root, brandfacts.BRAND_FILE, seen)
-        change, _changed = brandfacts.edit(root, values)
+        change = preview_edit(root, lambda root: brandfacts.edit(root, values),
+                              guard=brandfacts.BRAND_FILE, seen=seen)
     except TeachError as exc:
         return await _page(request, values, error=str(exc), status=400, seen=seen)
     return await _page(request, values, diff=change.diff(root), seen=seen)

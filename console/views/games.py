@@ -19,6 +19,7 @@ from console.views.saving import (
     check_version,
     commit,
     form_values,
+    preview_edit,
     seen_version,
     version_of,
 )
@@ -64,8 +65,8 @@ async def preview(request: web.Request) -> web.StreamResponse:
     values, seen = form_values(form), seen_version(form)
     root = request.app[SETTINGS].project_root
     try:
-        check_version(root, gamerules.GAMES_FILE, seen)
-        change, _changed = gamerules.edit(root, values)
+        change = preview_edit(root, lambda root: gamerules.edit(root, values),
+                              guard=gamerules.GAMES_FILE, seen=seen)
     except TeachError as exc:
         return await _page(request, values, error=str(exc), status=400, seen=seen)
     return await _page(request, values, diff=change.diff(root), seen=seen)

@@ -12,9 +12,9 @@ from console.roles import Role
 from console.trainingdata import TeachError
 from console.views.dashboard import page
 from console.views.saving import (
-    check_version,
     commit,
     form_values,
+    preview_edit,
     seen_version,
     version_of,
 )
@@ -61,8 +61,8 @@ async def preview(request: web.Request) -> web.StreamResponse:
     root = request.app[SETTINGS].project_root
     try:
         _check_editable(request)
-        check_version(root, groupsettings.GROUPS_FILE, seen)
-        change, _changed = groupsettings.edit(root, values)
+        change = preview_edit(root, lambda root: groupsettings.edit(root, values),
+                              guard=groupsettings.GROUPS_FILE, seen=seen)
     except TeachError as exc:
         return await _page(request, values, error=str(exc), status=400, seen=seen)
     return await _page(request, values, diff=change.diff(root), seen=seen)

@@ -52,6 +52,13 @@ def check_version(root: Path, rel: Path, seen: str | None) -> None:
         raise TeachError(STALE)
 
 
+def preview_edit(root: Path, edit: Edit, *, guard: Path, seen: str | None) -> Change:
+    """The edit computed for a preview (nothing written), refused like a save would be when
+    `guard` is no longer the version `seen`."""
+    check_version(root, guard, seen)
+    return edit(root)[0]
+
+
 async def commit(request: web.Request, edit: Edit, *, what: str, target: str,
                  guard: Path | None = None, seen: str | None = None) -> str:
     """Apply `edit` to the project and commit it as the signed-in operator; the sha.
