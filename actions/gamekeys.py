@@ -82,11 +82,11 @@ class GameKeys:
 
     # ------------------------------------------------------------ per campaign
     def _campaign(self, campaign: str) -> str:
-        return f"qz:{{{self.brand}:c:{campaign}}}"
+        return coupons.campaign_prefix(self.brand, campaign)
 
     def issued(self, campaign: str) -> str:
         """Counter: coupons of this campaign issued."""
-        return f"{self._campaign(campaign)}:issued"
+        return coupons.issued_key(self.brand, campaign)
 
     def claims(self, campaign: str) -> str:
         """Hash user → coupons of this campaign they claimed."""

@@ -13,6 +13,7 @@ arithmetic is croniter's (a maintained library), never hand-written.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -220,6 +221,42 @@ class Schedule(Strict):
             yield at
 
 
+# ---------------------------------------------------------------- templates
+# What a campaign's text may say, filled in at send time for each group. A value that is
+# missing for a group (nobody checked in yesterday, no member count yet) skips that group
+# with the reason recorded; a half-rendered post never goes out.
+PLACEHOLDERS: dict[str, str] = {
+    "群名": "the group's name",
+    "品牌": "the brand's name",
+    "昨日前三": "yesterday's three longest check-in streaks in this group, by name",
+    "上周前三": "the last seven days' three longest check-in streaks in this group, by name",
+    "今日打卡人数": "how many members of this group checked in today so far",
+    "上周打卡次数": "check-ins in this group over the last seven days",
+    "群人数": "the group's member count",
+    "券名": "the campaign's coupon (coupon:), its name",
+    "剩余张数": "how many of the campaign's coupon are left",
+    "剩余天数": "days left until countdown_to (or ends)",
+}
+NEEDS_COUPON = {"券名", "剩余张数"}
+Condition = Literal["in_stock", "sold_out"]
+
+
+def placeholders(text: str) -> list[str]:
+    """The placeholders a template uses ({群名} …); ValueError when it is malformed."""
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError:
+        raise ValueError("braces must pair: write {群名}, or {{ and }} for a brace") from None
+    names = []
+    for _literal, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if not name or spec or conversion:
+            raise ValueError(f"placeholder {{{name}}} must be a plain name like {{群名}}")
+        names.append(name)
+    return names
+
+
 # ---------------------------------------------------------------- campaigns
 class Campaign(Strict):
     """One campaign: what it posts, where, when, and whether it counts as promotion."""
@@ -236,7 +273,19 @@ class Campaign(Strict):
     grace_minutes: int = Field(15, ge=0, le=24 * 60)  # sent late once after downtime this short
     jitter_minutes: int = Field(5, ge=0, le=60)  # groups' posts spread over ± this
     timely_minutes: int = Field(180, ge=0, le=7 * 24 * 60)  # a deferral past this is dropped
+    coupon: str | None = Field(None, regex=r"^[a-z0-9_]+$")  # a coupon id from games.yml
+    condition: Condition | None = None  # post only while the coupon is in stock / sold out
+    countdown_to: date | None = None  # {剩余天数} counts to this day (default: ends)
+    mention_top3: bool = False  # @-mention yesterday's top 3 (never one who opted out)
     enabled: bool = True
+
+    @validator("text")
+    def _template(cls, value: str) -> str:
+        unknown = [n for n in placeholders(value) if n not in PLACEHOLDERS]
+        if unknown:
+            raise ValueError(f"unknown placeholder {{{unknown[0]}}}; use "
+                             + " ".join(f"{{{n}}}" for n in PLACEHOLDERS))
+        return value
 
     @root_validator(skip_on_failure=True)
     def _window(cls, values: dict[str, Any]) -> dict[str, Any]:
@@ -245,7 +294,16 @@ class Campaign(Strict):
             raise ValueError("ends must be on or after starts")
         if values.get("tags") and values.get("groups") != "all":
             raise ValueError("give groups or tags, not both")
+        used = set(placeholders(values["text"]))
+        if (used & NEEDS_COUPON or values.get("condition")) and not values.get("coupon"):
+            raise ValueError("{券名}, {剩余张数} and condition need coupon: <a coupon id>")
+        if "剩余天数" in used and not (values.get("countdown_to") or ends):
+            raise ValueError("{剩余天数} needs countdown_to: <date> (or ends)")
         return values
+
+    def uses(self, name: str) -> bool:
+        """Whether the text uses a placeholder."""
+        return name in placeholders(self.text)
 
     def active_on(self, day: date) -> bool:
         """Whether the campaign runs on this local date."""

@@ -32,6 +32,16 @@ def wallet_key(brand: str, user: str) -> str:
     return f"{member_prefix(brand, user)}:wallet"
 
 
+def campaign_prefix(brand: str, campaign: str) -> str:
+    """The hash tag of one coupon campaign's stock and claims (its slot)."""
+    return f"qz:{{{brand}:c:{campaign}}}"
+
+
+def issued_key(brand: str, campaign: str) -> str:
+    """Counter: coupons of this campaign issued (a campaign post reads what is left)."""
+    return f"{campaign_prefix(brand, campaign)}:issued"
+
+
 def code_key(brand: str, code: str) -> str:
     """Hash: owner, group (where it was claimed), and its redemption once redeemed."""
     return f"qz:{{{brand}:k:{code}}}:code"

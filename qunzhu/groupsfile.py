@@ -20,6 +20,7 @@ class GroupEntry(Strict):
     webhook_key: str = ""
     webhook_key_env: str = ""
     welcome_newcomers: bool = False
+    tags: list[str] = Field(default_factory=list)  # campaigns and budgets target groups by tag
 
     @root_validator(skip_on_failure=True)
     def _one_key_source(cls, values: dict[str, object]) -> dict[str, object]:

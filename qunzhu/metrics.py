@@ -8,6 +8,8 @@ Layout (one brand; days are Asia/Shanghai calendar days):
 - `qz:{<brand>:d:<day>}:gsum` — every group's health counters of the day in one hash
   (`<group>|checkins` …), so the group list reads two hashes a day, not two per group;
 - `qz:{<brand>:d:<day>}:seen` — event ids already counted (kept 3 days): one event, once;
+- `qz:{<brand>:d:<day>}:top:<group>` — the day's check-ins in a group, ranked by streak (ties:
+  who checked in first), for "yesterday's top 3" in a campaign post;
 - `qz:{<brand>:hll}:a:<day>[:<group>]` — HyperLogLogs of members active with the bot. They
   share one slot so a date range's distinct members is one PFCOUNT over many days;
   `qz:{<brand>:hll}:ga:<day>` counts each group's active members of the day as they come.
@@ -44,13 +46,17 @@ STREAK_BUCKETS = ((1, "1"), (3, "2-3"), (7, "4-7"), (14, "8-14"), (30, "15-30"))
 ACTIVE_KINDS = {Kind.TURN, Kind.CHECKIN, Kind.CLAIM, Kind.DRAW, Kind.SHOP, Kind.HANDOFF_OPENED}
 
 # KEYS[1] seen  KEYS[2] brand hash  KEYS[3] group hash  KEYS[4] the groups' health hash
-# (all of the day's slot)
-# ARGV[1] {eid, group, incr {field: n}, health {field: n}, ttl, seen_ttl}
+# KEYS[5] the group's check-in ranking of the day (all of the day's slot)
+# ARGV[1] {eid, group, incr {field: n}, health {field: n}, ttl, seen_ttl, rank (0: none), user}
 # 0 = counted before (nothing changes), 1 = counted now
 APPLY = """
 local a = cjson.decode(ARGV[1])
 if redis.call('SADD', KEYS[1], a.eid) == 0 then return 0 end
 redis.call('EXPIRE', KEYS[1], a.seen_ttl)
+if a.rank > 0 and a.group ~= '' then
+  redis.call('ZADD', KEYS[5], 'GT', a.rank, a.user)
+  redis.call('EXPIRE', KEYS[5], a.ttl)
+end
 for f, n in pairs(a.incr) do
   redis.call('HINCRBY', KEYS[2], f, n)
   if a.group ~= '' then redis.call('HINCRBY', KEYS[3], f, n) end
@@ -130,6 +136,9 @@ class MetricKeys:
     def seen(self, day: date) -> str:
         return f"{self.day(day)}:seen"
 
+    def top(self, day: date, group: str) -> str:
+        return f"{self.day(day)}:top:{group}"
+
     def active(self, day: date, group: str = "") -> str:
         base = f"qz:{{{self.brand}:hll}}:a:{day.isoformat()}"
         return f"{base}:{group}" if group else base
@@ -193,6 +202,26 @@ def increments(event: Event) -> dict[str, int]:
     return {}  # pragma: no cover - every kind is matched above
 
 
+def checkin_rank(event: Event) -> int:
+    """A check-in's place in its group's day: longer streaks first, then earlier (0: none)."""
+    if event.kind is not Kind.CHECKIN or not event.user:
+        return 0
+    moment = datetime.fromtimestamp(event.at, TZ)
+    since_midnight = moment.hour * 3600 + moment.minute * 60 + moment.second
+    return max(1, _int(event.data.get("streak"))) * 100_000 + (86_400 - since_midnight)
+
+
+async def top_checkins(r: AsyncRedis, brand: str, day: date, group: str, n: int) -> list[str]:
+    """The members with the longest streaks among those who checked in that day (ids)."""
+    raw = await r.zrevrange(MetricKeys(brand).top(day, group), 0, n - 1)
+    return [text_of(user) for user in raw]
+
+
+async def group_day_counts(r: AsyncRedis, brand: str, day: date, group: str) -> Counter[str]:
+    """One group's counters of one day."""
+    return _counter(await r.hgetall(MetricKeys(brand).group_counts(day, group)))
+
+
 def neighbour_day(at: float) -> date | None:
     """The day a copy of an event emitted near midnight may have been counted on instead.
 
@@ -239,10 +268,11 @@ async def record(r: AsyncRedis, brand: str, events: Sequence[Event]) -> int:
         incr = increments(event)
         args = {"eid": event.eid, "group": group, "incr": incr,
                 "health": {f: n for f, n in incr.items() if f in HEALTH},
-                "ttl": RETAIN_DAYS * 86400, "seen_ttl": SEEN_S}
+                "ttl": RETAIN_DAYS * 86400, "seen_ttl": SEEN_S,
+                "rank": checkin_rank(event), "user": event.user}
         group_key = keys.group_counts(day, group) if group else keys.brand_counts(day)
-        pipe.eval(APPLY, 4, keys.seen(day), keys.brand_counts(day), group_key,
-                  keys.health(day), script_arg(args))
+        pipe.eval(APPLY, 5, keys.seen(day), keys.brand_counts(day), group_key,
+                  keys.health(day), keys.top(day, group), script_arg(args))
         counted.append(True)
         if event.user and event.kind in ACTIVE_KINDS:
             hll = [keys.active(day)] + (

@@ -24,17 +24,19 @@ from qunzhu.config import SHANGHAI
 from qunzhu.redisconn import AsyncRedis, script_arg, text_of
 
 Kind = Literal["promotional", "service"]
-Reason = Literal["ok", "again", "quiet_hours", "daily_cap", "spacing", "service_cap"]
+Reason = Literal["ok", "again", "late", "quiet_hours", "daily_cap", "spacing", "service_cap"]
 DAY_TTL_S = 3 * 24 * 3600
 
 # KEYS[1] the group's day hash (promo, service, occ:<id>)  KEYS[2] the group's last promo (ms)
 # ARGV[1] {occ, promo (bool), now (ms), minute (local minute of the day), quiet [start, end)
-#          (minutes), promo_cap, gap (ms), service_cap, ttl (s)}
-# returns {'sent'|'wait', reason, retry_at (ms, 0 unless spacing)}
+#          (minutes), promo_cap, gap (ms), service_cap, ttl (s), late (bool: past its time)}
+# returns {'sent'|'wait'|'skip', reason, retry_at (ms, 0 unless spacing)}: an occurrence
+# let through before is 'sent' again (its post must still be queued), even when late
 DECIDE = """
 local a = cjson.decode(ARGV[1])
 local occ = 'occ:' .. a.occ
 if redis.call('HEXISTS', KEYS[1], occ) == 1 then return {'sent', 'again', 0} end
+if a.late then return {'skip', 'late', 0} end
 local qs, qe, m = a.quiet_start, a.quiet_end, a.minute
 local quiet = false
 if qs < qe then quiet = (m >= qs and m < qe) elseif qs > qe then quiet = (m >= qs or m < qe) end
@@ -64,7 +66,7 @@ class Verdict:
     """What the script said about one post."""
 
     sent: bool
-    reason: Reason
+    reason: Reason  # "late": never let through, and too late to be (skip it)
     retry_at: datetime | None = None  # for spacing: the first moment the gap allows
 
 
@@ -110,8 +112,12 @@ class Budget:
         self._decide = redis.register_script(DECIDE)
 
     async def decide(self, chatid: str, occurrence: str, kind: Kind, now: datetime,
-                     limits: Limits) -> Verdict:
-        """Let the post through now (recording it) or say why not; idempotent per id."""
+                     limits: Limits, *, late: bool = False) -> Verdict:
+        """Let the post through now (recording it) or say why not; idempotent per id.
+
+        `late`: the post is past its time, so it is only "sent" when it was let through
+        before (a crash came between that and queueing it); otherwise it is skipped.
+        """
         limits = clamp(limits)
         local = now.astimezone(SHANGHAI)
         quiet_start, quiet_end = limits.quiet_minutes()
@@ -120,7 +126,7 @@ class Budget:
             "now": int(now.timestamp() * 1000), "minute": local.hour * 60 + local.minute,
             "quiet_start": quiet_start, "quiet_end": quiet_end,
             "promo_cap": limits.promo_per_day, "gap": limits.promo_gap_minutes * 60_000,
-            "service_cap": limits.service_per_day, "ttl": DAY_TTL_S})])
+            "service_cap": limits.service_per_day, "ttl": DAY_TTL_S, "late": late})])
         verdict, reason, retry = text_of(raw[0]), text_of(raw[1]), int(raw[2])
         retry_at = (datetime.fromtimestamp(retry / 1000, tz=SHANGHAI) if retry else None)
         return Verdict(verdict == "sent", reason, retry_at)  # type: ignore[arg-type]

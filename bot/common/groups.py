@@ -26,6 +26,7 @@ class Robot:
     name: str
     key: str
     welcome_newcomers: bool
+    tags: tuple[str, ...] = ()
 
     @property
     def robot_id(self) -> str:
@@ -50,6 +51,10 @@ class Directory:
         """The robot that posts into this group, if we have one."""
         return self.robots.get(chatid)
 
+    def tags(self) -> dict[str, list[str]]:
+        """Every group the bridge can post into, with its tags (what campaigns target)."""
+        return {chatid: list(robot.tags) for chatid, robot in self.robots.items()}
+
 
 def load_directory(path: Path, env: dict[str, str] | None = None,
                    text: str | None = None) -> Directory:
@@ -65,7 +70,8 @@ def load_directory(path: Path, env: dict[str, str] | None = None,
         if not key:
             missing.append(f"{entry.chatid} (set {entry.webhook_key_env})")
             continue
-        robots[entry.chatid] = Robot(entry.chatid, entry.name, key, entry.welcome_newcomers)
+        robots[entry.chatid] = Robot(entry.chatid, entry.name, key, entry.welcome_newcomers,
+                                     tuple(entry.tags))
     staff = parsed.staff
     return Directory(
         robots=robots,

@@ -28,17 +28,22 @@ class Post:
     msgtype: str
     content: str  # text/markdown body, base64 image, or JSON for news/template_card
     mention: tuple[str, ...] = ()
+    source: str = ""  # the campaign that queued it ("" for replies and the bridge's own)
 
     def fields(self) -> dict[str, str]:
         """Stream fields (the group is added by the store)."""
-        return {"msgtype": self.msgtype, "content": self.content, "mention": ",".join(self.mention)}
+        out = {"msgtype": self.msgtype, "content": self.content,
+               "mention": ",".join(self.mention)}
+        if self.source:
+            out["source"] = self.source
+        return out
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> Post:
         """Read a stream entry back."""
         mention = tuple(m for m in fields.get("mention", "").split(",") if m)
         return cls(fields.get("group", ""), fields.get("msgtype", "text"),
-                   fields.get("content", ""), mention)
+                   fields.get("content", ""), mention, fields.get("source", ""))
 
     def payloads(self) -> list[dict[str, Any]]:
         """The webhook payloads that deliver this post (text and markdown may be split)."""

@@ -288,7 +288,7 @@ class Sender:
     async def _record_sent(self, entry: Entry) -> None:
         """One POST_SENT per post, named by its id: a post sent again is still counted once.
 
-        Posts carry no source (campaign, welcome, …) in the outbox, so `source` is empty.
+        `source` is the campaign that queued it (empty for replies, welcomes, announcements).
         """
         if not self._brand:
             return
@@ -296,7 +296,7 @@ class Sender:
         await emit(self._store.r, self._brand,
                    Event(Kind.POST_SENT, f"post_sent:{post_id or entry.id}",
                          entry.fields.get("group", ""), "", self._clock.now(),
-                         {"post": post_id, "source": ""}))
+                         {"post": post_id, "source": entry.fields.get("source", "")}))
 
     async def _ack_rounds(self, rounds: list[tuple[list[Entry], str]]) -> list[None]:
         items = [(entry.id, entry.fields.get("id", ""), state)
