@@ -25,7 +25,8 @@ def main() -> int:
         directory = files.groups.value
         background = Background(turns="turns" in settings.roles, sender="sender" in settings.roles,
                                 handoff="handoff" in settings.roles,
-                                events="events" in settings.roles)
+                                events="events" in settings.roles,
+                                campaigns="campaigns" in settings.roles)
         app = create_app(settings, files=files, background=background)
     except (ConfigError, WeComCryptoError, ValueError) as exc:
         print(f"bridge: refusing to start: {exc}", file=sys.stderr)

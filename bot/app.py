@@ -13,6 +13,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from bot.analytics.aggregator import Aggregator
+from bot.campaigns import api as campaigns_api
+from bot.campaigns.render import LiveData
+from bot.campaigns.scheduler import Scheduler
 from bot.common import appkeys, legacy, spooled
 from bot.common.clock import Clock, RealClock
 from bot.common.configwatch import ConfigWatch, OperatorFiles
@@ -47,6 +50,7 @@ class Background:
     sender: bool = True
     handoff: bool = True
     events: bool = False  # the aggregator (on in production through BRIDGE_ROLES)
+    campaigns: bool = False  # the campaign scheduler (on in production through BRIDGE_ROLES)
 
 
 @web.middleware
@@ -98,6 +102,8 @@ def create_app(
     app[appkeys.TEXTS] = texts or Texts.from_domain()
     background = background or Background()
     brand = files.brand
+    app[appkeys.CAMPAIGNS] = lambda: files.campaigns.value
+    app[appkeys.BRAND_ID] = brand.value.id
 
     async def post(item: Post, idem: str) -> str:
         post_id, _new = await api.enqueue(app, item, idem)
@@ -170,6 +176,12 @@ def create_app(
             aggregator = Aggregator(app[appkeys.REDIS], brand.value.id, consumer=settings.consumer,
                                     reclaim_idle_ms=settings.reclaim_idle_ms)
             runners.append((aggregator.stop, asyncio.create_task(aggregator.run())))
+        if background.campaigns:
+            live = LiveData(app[appkeys.REDIS], lambda: brand.value, lambda: files.games.value,
+                            groups, store.member_count)
+            scheduler = Scheduler(app[appkeys.REDIS], brand.value.id, app[appkeys.CAMPAIGNS],
+                                  groups, live, post, clock, owner=settings.consumer)
+            runners.append((scheduler.stop, asyncio.create_task(scheduler.run())))
         yield
         for stop, _task in runners:
             stop()
@@ -207,6 +219,7 @@ def create_app(
     app.cleanup_ctx.extend([redis_ctx, spool_ctx, session_ctx, loops_ctx])
     _add_callback_routes(app, settings, clock)
     api.add_routes(app)
+    campaigns_api.add_routes(app)
     return app
 
 

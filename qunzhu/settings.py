@@ -68,8 +68,9 @@ SETTINGS: tuple[Setting, ...] = (
             "how long a failed turn is retried before the member gets the busy reply"),
     Setting("BRIDGE_WORKERS", "16", "turns processed at once per bridge process"),
     Setting("BRIDGE_SEND_CONCURRENCY", "64", "webhook posts in flight at once per bridge"),
-    Setting("BRIDGE_ROLES", "turns,sender,handoff,events", "background loops this bridge process "
-            "runs (events = the aggregator of the console's numbers)"),
+    Setting("BRIDGE_ROLES", "turns,sender,handoff,events,campaigns", "background loops this "
+            "bridge process runs (events = the aggregator of the console's numbers, campaigns = "
+            "the campaign scheduler)"),
     Setting("BRIDGE_RECLAIM_IDLE_MS", "60000", "how long an entry a process took sits "
             "untouched before another process takes it over (that one died)"),
     Setting("QZ_BRIDGE_PROCESSES", "2", "bridge processes `make run` starts on BRIDGE_PORT "

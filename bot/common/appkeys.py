@@ -14,12 +14,16 @@ from bot.common.settings import BridgeSettings
 from bot.common.spool import Spool
 from bot.common.store import BridgeStore
 from bot.common.texts import Texts
+from qunzhu.campaigns import CampaignsFile
 from qunzhu.redisconn import AsyncRedis
 
 SETTINGS = web.AppKey("settings", BridgeSettings)
 CLOCK = web.AppKey("clock", Clock)
 GroupsNow = Callable[[], Directory]  # the groups file now in force (reloaded when it changes)
 GROUPS: web.AppKey[GroupsNow] = web.AppKey("groups")
+CampaignsNow = Callable[[], CampaignsFile]  # the campaigns file now in force
+CAMPAIGNS: web.AppKey[CampaignsNow] = web.AppKey("campaigns")
+BRAND_ID: web.AppKey[str] = web.AppKey("brand_id")
 CONFIG_WATCH = web.AppKey("config_watch", ConfigWatch)
 TEXTS = web.AppKey("texts", Texts)
 REDIS: web.AppKey[AsyncRedis] = web.AppKey("redis")

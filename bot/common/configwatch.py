@@ -20,6 +20,7 @@ from bot.common import logsafe
 from bot.common.groups import Directory, load_directory
 from bot.common.posts import Post
 from bot.common.texts import Texts
+from qunzhu.campaigns import CampaignsFile, campaigns_file, load_campaigns
 from qunzhu.config import Brand, Games, brand_file, brand_loader, games_file, load_games
 from qunzhu.liveconfig import LiveFile, Problem
 from qunzhu.redisconn import REDIS_DOWN
@@ -37,21 +38,29 @@ class OperatorFiles:
     brand: LiveFile[Brand]
     games: LiveFile[Games]
     groups: LiveFile[Directory]
+    campaigns: LiveFile[CampaignsFile]
 
     @classmethod
     def load(cls, groups_file: Path) -> OperatorFiles:
-        """Load all three (ConfigError only for a file that never had a good version)."""
+        """Load them all (ConfigError only for a file that never had a good version)."""
         # Only ConfigWatch reloads (check_every_s=inf): a request never parses a file.
         never = math.inf
         return cls(
             brand=LiveFile("brand", brand_file(), brand_loader(), check_every_s=never),
             games=LiveFile("games", games_file(), load_games, check_every_s=never),
             groups=LiveFile("groups", groups_file, load_groups, check_every_s=never),
+            campaigns=LiveFile("campaigns", campaigns_file(), load_campaigns_text,
+                               check_every_s=never),
         )
 
     def all(self) -> Sequence[LiveFile[Any]]:
         """Every watched file."""
-        return (self.brand, self.games, self.groups)
+        return (self.brand, self.games, self.groups, self.campaigns)
+
+
+def load_campaigns_text(path: Path, text: str) -> CampaignsFile:
+    """The campaigns file (the schedule and the anti-spam budget's tightening)."""
+    return load_campaigns(path, text)
 
 
 def load_groups(path: Path, text: str) -> Directory:

@@ -36,7 +36,7 @@ class BridgeSettings:
     corp_secret: str = field(default="", repr=False)
     api_token: str = field(default_factory=lambda: "", repr=False)
     consumer: str = field(default_factory=lambda: f"bridge-{secrets.token_hex(4)}")
-    roles: frozenset[str] = frozenset({"turns", "sender", "handoff", "events"})
+    roles: frozenset[str] = frozenset({"turns", "sender", "handoff", "events", "campaigns"})
     reclaim_idle_ms: int = 60_000
     dedupe_ttl_s: int = DEDUPE_TTL_S
     spool_dir: Path | None = None  # None: no spool, a Redis outage answers 503 (tests)
@@ -82,7 +82,7 @@ def rasa_urls(value: str) -> tuple[str, ...]:
     return urls
 
 
-ROLES = ("turns", "sender", "handoff", "events")
+ROLES = ("turns", "sender", "handoff", "events", "campaigns")
 
 
 def roles(text: str) -> frozenset[str]:

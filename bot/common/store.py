@@ -341,6 +341,10 @@ class BridgeStore:
         """The member ids of a group as we last listed them (empty: never listed)."""
         return {text_of(m) for m in await self.r.smembers(members_key(chatid))}
 
+    async def member_count(self, chatid: str) -> int:
+        """How many members a group had when we last listed it (0: never listed)."""
+        return int(await self.r.scard(members_key(chatid)))
+
     async def replace_member_snapshot(self, chatid: str, userids: list[str],
                                       ttl_s: int) -> None:
         """Remember a group's member ids as listed just now (one key: atomic as a script)."""

@@ -13,12 +13,12 @@ which it moves into the stream under the same id when Redis is back. A full spoo
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 
 from aiohttp import web
 
 from bot.common import appkeys, spooled
+from bot.common.auth import authorised
 from bot.common.handoffs import parse_handoff
 from bot.common.posts import Post, parse_request
 from bot.common.spool import Spool, SpoolFull
@@ -34,14 +34,6 @@ REDIS_WAIT_S = 2.0  # how long a post waits on Redis before it is spooled instea
 
 def _problem(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
-
-
-def _authorised(request: web.Request) -> bool:
-    token = request.app[appkeys.SETTINGS].api_token
-    given = request.headers.get("Authorization", "")
-    if not token or not given.startswith("Bearer "):
-        return False
-    return hmac.compare_digest(given[7:].encode(), token.encode())
 
 
 async def enqueue(app: web.Application, post: Post, idem: str,
@@ -71,7 +63,7 @@ async def _spool_post(app: web.Application, spool: Spool, post: Post, idem: str,
 
 async def post_message(request: web.Request) -> web.Response:
     """Accept a post for a group: 202 + id once it is durably queued."""
-    if not _authorised(request):
+    if not authorised(request):
         return _problem(401, "missing or wrong bearer token")
     group = request.match_info["group"]
     if request.app[appkeys.GROUPS]().robot(group) is None:
@@ -111,7 +103,7 @@ async def post_message(request: web.Request) -> web.Response:
 
 async def post_handoff(request: web.Request) -> web.Response:
     """Accept a member's request for a person: 202 once durable, once per Idempotency-Key."""
-    if not _authorised(request):
+    if not authorised(request):
         return _problem(401, "missing or wrong bearer token")
     if request.content_length is not None and request.content_length > MAX_API_BODY:
         return _problem(413, "body too large")
@@ -150,7 +142,7 @@ async def post_handoff(request: web.Request) -> web.Response:
 
 async def message_status(request: web.Request) -> web.Response:
     """Where a post is: queued, sent, digested (merged into a digest) or dead."""
-    if not _authorised(request):
+    if not authorised(request):
         return _problem(401, "missing or wrong bearer token")
     spool = request.app[appkeys.SPOOL]
     if spool is not None and spool.find(f"post:{request.match_info['post_id']}") is not None:
@@ -166,7 +158,7 @@ async def message_status(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Counters and queue depths for operators."""
-    if not _authorised(request):
+    if not authorised(request):
         return _problem(401, "missing or wrong bearer token")
     store = request.app[appkeys.STORE]
     try:
@@ -192,7 +184,7 @@ def spool_state(app: web.Application) -> dict[str, int]:
 def config_state(app: web.Application) -> dict[str, str]:
     """Each operator file: "ok", or its error while the last good version serves."""
     problems = {p.name: p.message for p in app[appkeys.CONFIG_WATCH].problems()}
-    return {name: problems.get(name, "ok") for name in ("brand", "games", "groups")}
+    return {name: problems.get(name, "ok") for name in ("brand", "games", "groups", "campaigns")}
 
 
 async def health(request: web.Request) -> web.Response:

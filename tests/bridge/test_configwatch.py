@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.app import Background, create_app
-from bot.common.configwatch import OperatorFiles
+from bot.common.configwatch import OperatorFiles, load_campaigns_text
 from bot.common.groups import load_directory
 from bot.common.store import OUTBOX
 from qunzhu.config import load_brand, load_games
@@ -49,6 +49,8 @@ async def test_a_broken_games_file_is_reported_once_and_never_silences_anything(
         games=LiveFile("games", games, load_games, keep=keep, check_every_s=0),
         groups=LiveFile("groups", ROOT / "data" / "groups.yml",
                         lambda p, t: load_directory(p, env={}, text=t), keep=keep),
+        campaigns=LiveFile("campaigns", ROOT / "data" / "campaigns.yml", load_campaigns_text,
+                           keep=keep),
     )
     app = create_app(bridge_settings(redis_url), files=files, directory=directory(),
                      background=Background(False, False, False))
