@@ -12,6 +12,7 @@ arithmetic is croniter's (a maintained library), never hand-written.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import string
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from qunzhu.config import SHANGHAI
 from qunzhu.yamlconfig import ConfigError, Strict, load_yaml, validate
 
 __all__ = ["CEILING", "Campaign", "CampaignsFile", "Limits", "Schedule", "campaigns_file",
-           "load_campaigns"]
+           "jitter", "load_campaigns", "next_due", "occurrence_key"]
 
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _WEEKDAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 0,
@@ -264,6 +265,8 @@ class Campaign(Strict):
     id: str = Field(regex=r"^[a-z0-9_]+$", max_length=40)
     name: str = Field(min_length=1, max_length=40)
     text: str = Field(min_length=1, max_length=1000)
+    fallback_text: str | None = Field(None, min_length=1, max_length=1000)  # when text's data
+    # is missing for a group (say, nobody checked in yesterday); without it the group is skipped
     groups: Literal["all"] | list[str] = "all"
     tags: list[str] = Field(default_factory=list)
     schedule: Schedule
@@ -279,8 +282,10 @@ class Campaign(Strict):
     mention_top3: bool = False  # @-mention yesterday's top 3 (never one who opted out)
     enabled: bool = True
 
-    @validator("text")
-    def _template(cls, value: str) -> str:
+    @validator("text", "fallback_text")
+    def _template(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         unknown = [n for n in placeholders(value) if n not in PLACEHOLDERS]
         if unknown:
             raise ValueError(f"unknown placeholder {{{unknown[0]}}}; use "
@@ -295,6 +300,7 @@ class Campaign(Strict):
         if values.get("tags") and values.get("groups") != "all":
             raise ValueError("give groups or tags, not both")
         used = set(placeholders(values["text"]))
+        used |= set(placeholders(values.get("fallback_text") or ""))
         if (used & NEEDS_COUPON or values.get("condition")) and not values.get("coupon"):
             raise ValueError("{券名}, {剩余张数} and condition need coupon: <a coupon id>")
         if "剩余天数" in used and not (values.get("countdown_to") or ends):
@@ -302,8 +308,8 @@ class Campaign(Strict):
         return values
 
     def uses(self, name: str) -> bool:
-        """Whether the text uses a placeholder."""
-        return name in placeholders(self.text)
+        """Whether the text (or its fallback) uses a placeholder."""
+        return name in placeholders(self.text) + placeholders(self.fallback_text or "")
 
     def active_on(self, day: date) -> bool:
         """Whether the campaign runs on this local date."""
@@ -350,6 +356,41 @@ class CampaignsFile(Strict):
         if chatid in self.budget_by_group:
             limits = self.budget_by_group[chatid].apply(limits)
         return limits
+
+
+def occurrence_key(campaign: str, scheduled: datetime, chatid: str) -> str:
+    """One post of one campaign into one group, named the same in every process."""
+    return f"{campaign}:{scheduled.astimezone(SHANGHAI):%Y%m%dT%H%M}:{chatid}"
+
+
+def jitter(key: str, minutes: int) -> timedelta:
+    """An offset in [-minutes, +minutes], to the second, that depends only on `key`."""
+    if minutes <= 0:
+        return timedelta(0)
+    span = 2 * minutes * 60 + 1
+    drawn = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % span
+    return timedelta(seconds=drawn - minutes * 60)
+
+
+def next_due(file: CampaignsFile, chatid: str, tags: list[str], after: datetime,
+             horizon: timedelta = timedelta(days=8)) -> tuple[Campaign, datetime] | None:
+    """The next campaign post due in one group after `after` (within `horizon`), jitter
+    included: what the sandbox fast-forwards to."""
+    best: tuple[Campaign, datetime] | None = None
+    for campaign in file.campaigns:
+        if not campaign.enabled or chatid not in campaign.targets({chatid: tags}):
+            continue
+        spread = timedelta(minutes=campaign.jitter_minutes)
+        for scheduled in campaign.schedule.between(after - spread, after + horizon):
+            if not campaign.active_on(scheduled.astimezone(SHANGHAI).date()):
+                continue
+            due = scheduled + jitter(occurrence_key(campaign.id, scheduled, chatid),
+                                     campaign.jitter_minutes)
+            if due > after:
+                if best is None or due < best[1]:
+                    best = (campaign, due)
+                break
+    return best
 
 
 def campaigns_file() -> Path:

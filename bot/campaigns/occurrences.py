@@ -6,18 +6,18 @@ find the same occurrence post it once. Posts to thousands of groups are spread o
 campaign's jitter window (identical simultaneous mass posts are what platforms flag); the
 offset comes from a hash of the occurrence, so every process computes the same moment.
 
-`due_between(after, until)` lists the occurrences whose moment falls in (after, until]:
-consecutive windows never list one twice, and together miss none.
+The jitter and the id are defined in qunzhu.campaigns, so the sandbox can tell when a
+group's next post is due. `due_between(after, until)` lists the occurrences whose moment
+falls in (after, until]: consecutive windows never list one twice, and together miss none.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from qunzhu.campaigns import CampaignsFile
+from qunzhu.campaigns import CampaignsFile, jitter, occurrence_key
 from qunzhu.config import SHANGHAI
 
 
@@ -35,20 +35,11 @@ class Occurrence:
     @property
     def id(self) -> str:
         """The occurrence's identity, the same in every process."""
-        return f"{self.campaign}:{self.scheduled.astimezone(SHANGHAI):%Y%m%dT%H%M}:{self.chatid}"
+        return occurrence_key(self.campaign, self.scheduled, self.chatid)
 
     def missed(self, now: datetime, grace: timedelta) -> bool:
         """Whether it is too late to send at all (downtime longer than the grace window)."""
         return now - self.due > grace
-
-
-def jitter(key: str, minutes: int) -> timedelta:
-    """An offset in [-minutes, +minutes], to the second, that depends only on `key`."""
-    if minutes <= 0:
-        return timedelta(0)
-    span = 2 * minutes * 60 + 1
-    drawn = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % span
-    return timedelta(seconds=drawn - minutes * 60)
 
 
 def due_between(campaigns: CampaignsFile, groups: Mapping[str, list[str]], after: datetime,
@@ -65,7 +56,7 @@ def due_between(campaigns: CampaignsFile, groups: Mapping[str, list[str]], after
             if not campaign.active_on(scheduled.astimezone(SHANGHAI).date()):
                 continue
             for chatid in targets:
-                key = f"{campaign.id}:{scheduled.astimezone(SHANGHAI):%Y%m%dT%H%M}:{chatid}"
+                key = occurrence_key(campaign.id, scheduled, chatid)
                 due = scheduled + jitter(key, campaign.jitter_minutes)
                 if after < due <= until:
                     found.append(Occurrence(campaign.id, chatid, scheduled, due,

@@ -36,6 +36,7 @@ class Rendered:
 
     text: str
     mention: tuple[str, ...] = ()
+    instead_of: SkipReason | None = None  # the fallback text went out, for this reason
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,26 @@ class LiveData:
         try:
             if campaign.condition is not None:
                 await self._check_condition(campaign, now)
-            values = {name: await self._value(name, campaign, chatid, now)
-                      for name in _used(campaign)}
-            mention = await self._mentions(campaign, chatid, now) if campaign.mention_top3 else ()
         except Missing as missing:
             return Skipped(missing.reason)
-        return Rendered(campaign.text.format_map(values), mention)
+        try:
+            text = await self._fill(campaign.text, campaign, chatid, now)
+        except Missing as missing:
+            if campaign.fallback_text is None:
+                return Skipped(missing.reason)
+            try:
+                fallback = await self._fill(campaign.fallback_text, campaign, chatid, now)
+            except Missing:
+                return Skipped(missing.reason)
+            return Rendered(fallback, instead_of=missing.reason)
+        mention = await self._mentions(campaign, chatid, now) if campaign.mention_top3 else ()
+        return Rendered(text, mention)
+
+    async def _fill(self, template: str, campaign: Campaign, chatid: str, now: datetime) -> str:
+        """The template with every placeholder it uses; Missing when one has no value."""
+        values = {name: await self._value(name, campaign, chatid, now)
+                  for name in dict.fromkeys(placeholders(template))}
+        return template.format_map(values)
 
     # ------------------------------------------------------------------ values
     async def _value(self, name: str, campaign: Campaign, chatid: str, now: datetime) -> str:
@@ -171,10 +186,6 @@ class LiveData:
         ids = (await self._top_ids(chatid, [yesterday]))[:TOP]
         out = await OptOuts(self._r, self._brand().id).which(ids)
         return tuple(u for u in ids if u not in out)
-
-
-def _used(campaign: Campaign) -> list[str]:
-    return list(dict.fromkeys(placeholders(campaign.text)))
 
 
 def _last_week(today: date) -> list[date]:

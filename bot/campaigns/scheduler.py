@@ -244,7 +244,8 @@ class Scheduler:
         post = Post(occurrence.chatid, "text", rendered.text, rendered.mention,
                     source=campaign.id)
         post_id = await self._enqueue(post, f"campaign:{occurrence.id}")
-        return await self._outcome(occurrence, "sent", "ok", now, post=post_id)
+        reason = f"fallback:{rendered.instead_of}" if rendered.instead_of else "ok"
+        return await self._outcome(occurrence, "sent", reason, now, post=post_id)
 
     async def _hold(self, occurrence: Occurrence, verdict: Verdict, now: datetime,
                     limits: Limits) -> State:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -64,7 +65,7 @@ async def bridge(tmp_path: Path, redis_url: str,
     await server.close()
 
 
-async def get(url: str, auth: bool = True) -> tuple[int, dict[str, object]]:
+async def get(url: str, auth: bool = True) -> tuple[int, dict[str, Any]]:
     async with aiohttp.ClientSession() as session, session.get(
             url, headers=AUTH if auth else {}) as resp:
         return resp.status, await resp.json()
@@ -81,22 +82,22 @@ async def test_a_campaigns_outcomes_per_group_with_reasons(
 
     status, listing = await get(f"{base}/api/campaigns")
     assert status == 200
-    rows = {c["id"]: c for c in listing["campaigns"]}  # type: ignore[union-attr]
+    rows = {c["id"]: c for c in listing["campaigns"]}
     assert rows["noon"]["today"] == {"sent": 2, "deferred": 0, "dropped": 0, "skipped": 0}
     assert rows["noon"]["next"] == "2026-11-26T12:00:00+08:00"
     assert rows["ended"]["next"] is None, "a campaign past its end date does not run again"
-    assert listing["ceiling"]["promo_per_day"] == 3  # type: ignore[index]
+    assert listing["ceiling"]["promo_per_day"] == 3
 
     status, one = await get(f"{base}/api/campaigns/afternoon")
     assert status == 200
     assert one["totals"] == {"sent": 0, "deferred": 2, "dropped": 0, "skipped": 0}
     assert one["reasons"] == {"deferred:spacing": 2}
-    g1 = one["groups_detail"]["g1"]  # type: ignore[index]
+    g1 = one["groups_detail"]["g1"]
     assert g1["name"] == "g1群" and g1["deferred"] == 1
     assert g1["last"]["reason"] == "spacing" and g1["last"]["retry"] == at(DAY, 14, 0)
 
     status, only = await get(f"{base}/api/campaigns/afternoon?group=g2&days=1")
-    assert status == 200 and list(only["groups_detail"]) == ["g2"]  # type: ignore[arg-type]
+    assert status == 200 and list(only["groups_detail"]) == ["g2"]
 
 
 async def test_bad_requests_get_a_clear_answer(bridge: tuple[str, VirtualClock, Path]) -> None:

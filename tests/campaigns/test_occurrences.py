@@ -6,8 +6,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 from itertools import pairwise
 
-from bot.campaigns.occurrences import due_between, jitter
-from qunzhu.campaigns import CampaignsFile
+from bot.campaigns.occurrences import due_between
+from qunzhu.campaigns import CampaignsFile, jitter
 from qunzhu.config import SHANGHAI
 
 DAY = datetime(2026, 11, 25, tzinfo=SHANGHAI)
