@@ -17,7 +17,7 @@ from bot.campaigns import api as campaigns_api
 from bot.campaigns.render import LiveData
 from bot.campaigns.scheduler import Scheduler
 from bot.common import appkeys, legacy, spooled
-from bot.common.clock import Clock, RealClock
+from bot.common.clock import Clock, FollowedClock, RealClock
 from bot.common.configwatch import ConfigWatch, OperatorFiles
 from bot.common.groups import Directory
 from bot.common.names import NameResolver
@@ -177,10 +177,12 @@ def create_app(
                                     reclaim_idle_ms=settings.reclaim_idle_ms)
             runners.append((aggregator.stop, asyncio.create_task(aggregator.run())))
         if background.campaigns:
+            scheduler_clock = _scheduler_clock(settings, clock, session)
             live = LiveData(app[appkeys.REDIS], lambda: brand.value, lambda: files.games.value,
                             groups, store.member_count)
             scheduler = Scheduler(app[appkeys.REDIS], brand.value.id, app[appkeys.CAMPAIGNS],
-                                  groups, live, post, clock, owner=settings.consumer)
+                                  groups, live, post, scheduler_clock,
+                                  owner=settings.consumer)
             runners.append((scheduler.stop, asyncio.create_task(scheduler.run())))
         yield
         for stop, _task in runners:
@@ -221,6 +223,20 @@ def create_app(
     api.add_routes(app)
     campaigns_api.add_routes(app)
     return app
+
+
+def _scheduler_clock(settings: BridgeSettings, clock: Clock,
+                     session: aiohttp.ClientSession) -> Clock:
+    """The bridge's clock; in the sandbox, the simulator's simulated time (fast-forward)."""
+    if not settings.sandbox_clock_url:
+        return clock
+    url = settings.sandbox_clock_url
+
+    async def offset() -> float:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+            return float((await resp.json())["offset_s"])
+
+    return FollowedClock(clock, offset)
 
 
 def _add_callback_routes(app: web.Application, settings: BridgeSettings, clock: Clock) -> None:

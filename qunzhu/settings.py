@@ -71,6 +71,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BRIDGE_ROLES", "turns,sender,handoff,events,campaigns", "background loops this "
             "bridge process runs (events = the aggregator of the console's numbers, campaigns = "
             "the campaign scheduler)"),
+    Setting("BRIDGE_SANDBOX_CLOCK_URL", "", "the sandbox only (`make run` sets it): the "
+            "simulator's /sim/clock, whose simulated time the campaign scheduler follows so a "
+            "demo can fast-forward to the next post; a loopback URL, never set in production"),
     Setting("BRIDGE_RECLAIM_IDLE_MS", "60000", "how long an entry a process took sits "
             "untouched before another process takes it over (that one died)"),
     Setting("QZ_BRIDGE_PROCESSES", "2", "bridge processes `make run` starts on BRIDGE_PORT "

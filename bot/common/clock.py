@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 
 class Clock(Protocol):
@@ -49,3 +53,34 @@ class VirtualClock:
         """Advance by the requested time and let other tasks run."""
         self.advance(seconds)
         await asyncio.sleep(0)
+
+
+class FollowedClock:
+    """Another clock's time plus an offset someone else sets (the sandbox's simulated time).
+
+    `refresh` asks for the current offset; until it answers, and whenever it fails, the
+    last known offset holds. Time shown by it never runs backwards.
+    """
+
+    def __init__(self, base: Clock, offset: Callable[[], Awaitable[float]]) -> None:
+        self._base = base
+        self._offset_of = offset
+        self._offset = 0.0
+        self._last = 0.0
+
+    def now(self) -> float:
+        """The base time plus the offset (never earlier than the last answer)."""
+        self._last = max(self._last, self._base.now() + self._offset)
+        return self._last
+
+    async def refresh(self) -> None:
+        """Fetch the offset; keep the old one on any failure."""
+        try:
+            self._offset = float(await self._offset_of())
+        except Exception as exc:  # the sandbox's simulator may be restarting
+            log.debug("simulated time not refreshed: %s", type(exc).__name__)
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait on the base clock, then refresh the offset."""
+        await self._base.sleep(seconds)
+        await self.refresh()

@@ -7,6 +7,7 @@ import secrets
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from qunzhu import settings as env
 from qunzhu.redisconn import cluster_mode
@@ -42,6 +43,7 @@ class BridgeSettings:
     spool_dir: Path | None = None  # None: no spool, a Redis outage answers 503 (tests)
     spool_max_bytes: int = 64 * 1024 * 1024
     inbox_wait_s: float = 2.0  # how long a callback waits on Redis before spooling instead
+    sandbox_clock_url: str = ""  # the simulator's /sim/clock (sandbox only)
 
     @classmethod
     def from_env(cls) -> BridgeSettings:
@@ -71,6 +73,7 @@ class BridgeSettings:
             reclaim_idle_ms=int(env.get("BRIDGE_RECLAIM_IDLE_MS")),
             spool_dir=env.project_path("BRIDGE_SPOOL_DIR") / re.sub(r"[^\w.-]", "_", consumer),
             spool_max_bytes=int(float(env.get("BRIDGE_SPOOL_MAX_MB")) * 1024 * 1024),
+            sandbox_clock_url=sandbox_clock_url(env.get("BRIDGE_SANDBOX_CLOCK_URL")),
         )
 
 
@@ -80,6 +83,15 @@ def rasa_urls(value: str) -> tuple[str, ...]:
     if not urls or not all(u.startswith(("http://", "https://")) for u in urls):
         raise ValueError("RASA_URL must be one or more http(s):// URLs, comma-separated")
     return urls
+
+
+def sandbox_clock_url(value: str) -> str:
+    """BRIDGE_SANDBOX_CLOCK_URL: empty, or the local simulator's clock (loopback only)."""
+    value = value.strip()
+    if value and urlsplit(value).hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError("BRIDGE_SANDBOX_CLOCK_URL must point at the local simulator "
+                         "(http://127.0.0.1:<port>/sim/clock) or be empty")
+    return value
 
 
 ROLES = ("turns", "sender", "handoff", "events", "campaigns")

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.simulator import directory
+from bot.simulator import directory, simclock
 from bot.simulator.callbacks import CallbackSender
 from bot.simulator.keys import STATE
 from bot.simulator.state import SimMember, SimState
@@ -363,6 +363,7 @@ def create_sim_app(state: SimState, callbacks: CallbackSender, *, bot_name: str,
     r.add_post("/cgi-bin/message/send", message_send)
     r.add_post("/cgi-bin/aibot/response", aibot_response)
     directory.add_routes(app)
+    simclock.add_routes(app)
     r.add_get("/", page)
     r.add_get("/sandbox/config", sandbox_config)
     r.add_get("/sandbox/feed", sandbox_feed)

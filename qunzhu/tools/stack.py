@@ -234,6 +234,7 @@ def start_bridge(stack: Stack, env: dict[str, str]) -> str | None:
     if simulate:
         env.update(sandbox_credentials())
         env["WECOM_API_BASE"] = f"http://127.0.0.1:{sim_port}"
+        env["BRIDGE_SANDBOX_CLOCK_URL"] = f"http://127.0.0.1:{sim_port}/sim/clock"
         _require_free(sim_port, "WeCom simulator", "QZ_SIM_PORT")
         sim = stack.start("simulator", [sys.executable, "-m", "bot.simulator"], env)
         _wait("WeCom simulator", lambda: _http_ok(page + "sandbox/config"), sim, 60)
