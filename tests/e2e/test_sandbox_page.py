@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -132,6 +133,39 @@ def test_three_members_check_in_and_the_leaderboard_shows_their_names_in_order(
     assert rows == [("阿强", "5"), ("小红", "5"), ("莉莉", "5")], board  # tied: first come first
     for userid, _name in members:
         assert userid not in board, board  # names, not ids
+
+
+def campaign_posts(sandbox: str) -> list[dict[str, Any]]:
+    """Posts the bridge sent into the sandbox group through its robot (not replies)."""
+    return [i for i in feed(sandbox) if i["sender"] == "bot" and i["via"] == "webhook"]
+
+
+def posts_after(sandbox: str, before: int, expected: str) -> list[dict[str, Any]]:
+    """The campaign posts that came after the first `before` (waiting for one)."""
+    return wait_for(lambda: campaign_posts(sandbox)[before:], 30, explain=lambda: expected)
+
+
+def test_fast_forward_to_tomorrows_reminder_names_todays_check_ins(
+        stack_up: Running, browser: Browser) -> None:
+    """After the three check-ins above: ⏩ until the 09:00 reminder, which names them."""
+    assert "下一条：" in wait_for(lambda: browser.seen("#clock-next"))
+    reminder = None
+    for _press in range(4):  # the next posts may be the noon rush or Monday's recap first
+        before = len(campaign_posts(stack_up.sandbox))
+        upcoming = browser.seen("#clock-next")
+        browser.click("#ff")
+        posts = posts_after(stack_up.sandbox, before, f"{upcoming} · {browser.seen('#clock-now')}")
+        if "每日打卡提醒" in upcoming:
+            reminder = posts[0]
+            break
+    assert reminder is not None, "the 09:00 reminder came within four fast-forwards"
+    assert "阿强、小红、莉莉" in reminder["content"], reminder
+    assert set(reminder["mentions"]) == {"aqiang", "xiaohong", "lili"}, reminder
+    shown = wait_for(lambda: [t for t in browser.run(
+        "return [...document.querySelectorAll('#feed .msg.bot .bubble')].map(e => e.innerText)")
+        if "阿强、小红、莉莉" in t])
+    assert "xiaohong" not in shown[0], "people are shown by name"
+    browser.screenshot(RESULTS / "sandbox-campaign-reminder.png")
 
 
 # ------------------------------------------------------------------ offers of a person
