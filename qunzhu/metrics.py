@@ -4,7 +4,8 @@ Layout (one brand; days are Asia/Shanghai calendar days):
 
 - `qz:{<brand>:d:<day>}:b` / `:g:<group>` — hashes of counters for the brand and for each group
   on that day (`turns`, `checkins`, …, plus distributions as prefixed fields: `i:<intent>`,
-  `s:<streak bucket>`, `p:<prize>`, `c:<campaign>` claims, `r:<campaign>` redemptions);
+  `s:<streak bucket>`, `p:<prize>`, `c:<campaign>` claims, `r:<campaign>` redemptions,
+  `h:checkins:<HH>` and `h:claims:<HH>` by local hour, for what followed a campaign post);
 - `qz:{<brand>:d:<day>}:gsum` — every group's health counters of the day in one hash
   (`<group>|checkins` …), so the group list reads two hashes a day, not two per group;
 - `qz:{<brand>:d:<day>}:seen` — event ids already counted (kept 3 days): one event, once;
@@ -144,6 +145,11 @@ class MetricKeys:
         return f"{base}:{group}" if group else base
 
 
+def hour_of(at: float) -> int:
+    """The local hour of the day (0–23) a moment falls in."""
+    return datetime.fromtimestamp(at, TZ).hour
+
+
 def streak_bucket(streak: int) -> str:
     """Streak lengths grouped the way operators talk about them."""
     for upper, name in STREAK_BUCKETS:
@@ -172,9 +178,11 @@ def increments(event: Event) -> dict[str, int]:
             return out
         case Kind.CHECKIN:
             return {"checkins": 1, "points_earned": _int(d.get("points")),
-                    f"s:{streak_bucket(_int(d.get('streak')) or 1)}": 1}
+                    f"s:{streak_bucket(_int(d.get('streak')) or 1)}": 1,
+                    f"h:checkins:{hour_of(event.at):02d}": 1}
         case Kind.CLAIM:
-            return {"claims": 1, f"c:{d.get('campaign', '')}": 1}
+            return {"claims": 1, f"c:{d.get('campaign', '')}": 1,
+                    f"h:claims:{hour_of(event.at):02d}": 1}
         case Kind.REDEEMED:
             return {"redeemed": 1, f"r:{d.get('campaign', '')}": 1}
         case Kind.DRAW:

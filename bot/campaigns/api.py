@@ -2,7 +2,8 @@
 
 `GET /api/campaigns` lists the campaigns with their next scheduled time and today's tally;
 `GET /api/campaigns/{id}?days=7&group=<chatid>` gives one campaign's sent / deferred /
-dropped / skipped counts, the reasons, and each group's tally and last outcome. Both need
+dropped / skipped counts, the reasons, each group's tally and last outcome, and what
+followed its posts (`effect.py`). Both need
 the bridge's bearer token, like the rest of its API.
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.campaigns.effect import effect
 from bot.campaigns.status import StatusBook
 from bot.common import appkeys
 from bot.common.auth import authorised
@@ -95,6 +97,8 @@ async def campaign_status(request: web.Request) -> web.Response:
     book = StatusBook(app[appkeys.REDIS], app[appkeys.BRAND_ID])
     try:
         summary = await book.summary(campaign.id, now.date(), days)
+        helped = await effect(app[appkeys.REDIS], app[appkeys.BRAND_ID], campaign, book,
+                              now.date(), now, days)
     except REDIS_DOWN:
         return _problem(503, "campaign status unavailable, retry")
     directory = app[appkeys.GROUPS]()
@@ -107,7 +111,7 @@ async def campaign_status(request: web.Request) -> web.Response:
         row["name"] = robot.name if robot and robot.name else chatid
     return web.json_response(_describe(campaign, app, now) | {
         "days": days, "totals": summary["totals"], "reasons": summary["reasons"],
-        "groups_total": len(groups), "groups_detail": listed})
+        "groups_total": len(groups), "groups_detail": listed, "effect": helped.to_json()})
 
 
 def add_routes(app: web.Application) -> None:

@@ -92,6 +92,7 @@ async def test_a_campaigns_outcomes_per_group_with_reasons(
     assert status == 200
     assert one["totals"] == {"sent": 0, "deferred": 2, "dropped": 0, "skipped": 0}
     assert one["reasons"] == {"deferred:spacing": 2}
+    assert one["effect"]["measure"] == "checkins" and one["effect"]["posts_measured"] == 0
     g1 = one["groups_detail"]["g1"]
     assert g1["name"] == "g1群" and g1["deferred"] == 1
     assert g1["last"]["reason"] == "spacing" and g1["last"]["retry"] == at(DAY, 14, 0)
