@@ -62,7 +62,8 @@ class BridgePoster:
     async def post(self, group: str, text: str, idem: str) -> str | None:
         """Queue a markdown post; a few quick retries, then give up without failing the turn."""
         doc = await self._send(f"/api/groups/{group}/messages",
-                               {"msgtype": "markdown", "content": text}, idem)
+                               {"msgtype": "markdown", "content": text, "kind": "reaction"},
+                               idem)
         return None if doc is None else str(doc.get("id", ""))
 
     async def handoff(self, request: dict[str, Any], idem: str) -> bool:

@@ -17,6 +17,7 @@ from bot.campaigns import api as campaigns_api
 from bot.campaigns.render import LiveData
 from bot.campaigns.scheduler import Scheduler
 from bot.common import appkeys, legacy, spooled
+from bot.common.budget import Budget, Gate
 from bot.common.clock import Clock, FollowedClock, RealClock
 from bot.common.configwatch import ConfigWatch, OperatorFiles
 from bot.common.groups import Directory
@@ -35,6 +36,7 @@ from bot.outbound.sender import Sender, SenderConfig
 from bot.wecom.api import WeComApi
 from bot.wecom.crypto import WeComCrypto
 from bot.wecom.webhook import WebhookClient
+from qunzhu.campaigns import Limits
 from qunzhu.models import ModelRegistry
 from qunzhu.names import NameBook
 from qunzhu.redisconn import REDIS_DOWN, REDIS_DOWN_OR_SLOW, async_client
@@ -113,12 +115,23 @@ def create_app(
         [f for f in files.all() if directory is None or f is not files.groups],
         app[appkeys.TEXTS], groups, post)
 
+    def tags_of(chatid: str) -> list[str]:
+        robot = groups().robot(chatid)
+        return list(robot.tags) if robot else []
+
+    def limits(chatid: str) -> Limits:
+        return files.campaigns.value.limits(chatid, tags_of(chatid))
+
+    def welcome_text(chatid: str) -> str | None:
+        return files.campaigns.value.welcome_for(chatid, tags_of(chatid))
+
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         client = async_client(
             settings.redis_url, cluster=settings.redis_cluster, timeout_s=5,
             max_connections=settings.send_concurrency + settings.workers + 32)
         app[appkeys.REDIS] = client
         app[appkeys.STORE] = BridgeStore(client)
+        app[appkeys.GATE] = Gate(Budget(client), limits, lambda: groups().staff_chatid)
         try:
             await client.ping()
         except REDIS_DOWN as exc:  # serve anyway: callbacks are spooled until it is back
@@ -139,7 +152,8 @@ def create_app(
         texts_ = app[appkeys.TEXTS]
         names = NameResolver(NameBook(app[appkeys.REDIS], brand.value.id), wecom, groups)
         newcomers = Newcomers(store, wecom, groups, texts_, post,
-                              lambda: brand.value.bot_name, names, brand=brand.value.id)
+                              lambda: brand.value.bot_name, names, brand=brand.value.id,
+                              welcome_text=welcome_text, gate=app[appkeys.GATE], clock=clock)
         try:
             await legacy.migrate(store, brand.value.id, settings.dedupe_ttl_s)
         except REDIS_DOWN as exc:  # Redis is not there yet: the next start moves them

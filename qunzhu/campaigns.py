@@ -325,6 +325,39 @@ class Campaign(Strict):
         return [chatid for chatid in self.groups if chatid in groups]
 
 
+# What a welcome may say: the newcomers' names, the group, the bot.
+WELCOME_PLACEHOLDERS: dict[str, str] = {
+    "新人": "the newcomers' names (up to five, then …)",
+    "群名": "the group's name",
+    "机器人": "the bot's name, to @-mention it",
+}
+
+
+class Welcome(Strict):
+    """The robot's welcome to newcomers in internal groups, for all groups, a list or tags."""
+
+    text: str = Field(min_length=1, max_length=500)
+    groups: Literal["all"] | list[str] = "all"
+    tags: list[str] = Field(default_factory=list)
+
+    @validator("text")
+    def _template(cls, value: str) -> str:
+        used = placeholders(value)
+        unknown = [n for n in used if n not in WELCOME_PLACEHOLDERS]
+        if unknown:
+            raise ValueError(f"unknown placeholder {{{unknown[0]}}}; use "
+                             + " ".join(f"{{{n}}}" for n in WELCOME_PLACEHOLDERS))
+        if "新人" not in used:
+            raise ValueError("a welcome names the newcomers: put {新人} in it")
+        return value
+
+    def applies(self, chatid: str, tags: list[str]) -> bool:
+        """Whether this welcome is the one for a group."""
+        if self.tags:
+            return bool(set(tags) & set(self.tags))
+        return self.groups == "all" or chatid in self.groups
+
+
 class CampaignsFile(Strict):
     """The whole data/campaigns.yml."""
 
@@ -332,6 +365,7 @@ class CampaignsFile(Strict):
     budget_by_tag: dict[str, BudgetOverride] = Field(default_factory=dict)
     budget_by_group: dict[str, BudgetOverride] = Field(default_factory=dict)
     campaigns: list[Campaign] = Field(default_factory=list)
+    welcomes: list[Welcome] = Field(default_factory=list)  # the first that applies is used
 
     @root_validator(skip_on_failure=True)
     def _checked(cls, values: dict[str, Any]) -> dict[str, Any]:
@@ -346,6 +380,10 @@ class CampaignsFile(Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return values
+
+    def welcome_for(self, chatid: str, tags: list[str]) -> str | None:
+        """The welcome text for a group (None: the bot's own wording from domain.yml)."""
+        return next((w.text for w in self.welcomes if w.applies(chatid, tags)), None)
 
     def limits(self, chatid: str, tags: list[str]) -> Limits:
         """A group's budget: the ceilings, tightened for all, then its tags, then itself."""

@@ -29,10 +29,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot.campaigns.budget import Budget, Kind, Verdict, plan
 from bot.campaigns.occurrences import Occurrence, due_between
 from bot.campaigns.render import LiveData, Rendered, Skipped
 from bot.campaigns.status import State, StatusBook
+from bot.common.budget import Budget, Kind, Verdict, plan
 from bot.common.clock import Clock
 from bot.common.groups import Directory
 from bot.common.posts import Post

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import aiohttp
 from aiohttp import web
 
+from bot.common.budget import Gate
 from bot.common.clock import Clock
 from bot.common.configwatch import ConfigWatch
 from bot.common.groups import Directory
@@ -24,6 +25,7 @@ GROUPS: web.AppKey[GroupsNow] = web.AppKey("groups")
 CampaignsNow = Callable[[], CampaignsFile]  # the campaigns file now in force
 CAMPAIGNS: web.AppKey[CampaignsNow] = web.AppKey("campaigns")
 BRAND_ID: web.AppKey[str] = web.AppKey("brand_id")
+GATE = web.AppKey("gate", Gate)  # the anti-spam budget for the bridge's own posts
 CONFIG_WATCH = web.AppKey("config_watch", ConfigWatch)
 TEXTS = web.AppKey("texts", Texts)
 REDIS: web.AppKey[AsyncRedis] = web.AppKey("redis")

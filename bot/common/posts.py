@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from bot.wecom import safejson, webhook
 from bot.wecom.webhook import PayloadError
@@ -68,6 +68,21 @@ class Post:
             return None
         mentions = "".join(f"<@{m}>" for m in self.mention)
         return f"{mentions} {self.content}".strip() if mentions else self.content
+
+
+PostKind = Literal["service", "promotional", "reaction"]
+KINDS: tuple[PostKind, ...] = ("service", "promotional", "reaction")
+
+
+def post_kind(doc: Any) -> PostKind:
+    """What the anti-spam budget counts a post as: a service post (the default), a
+    promotion, or a reaction to a member's message in that group (the actions' streak and
+    big-win announcements), which the budget leaves alone like a reply."""
+    kind = doc.get("kind", "service") if isinstance(doc, dict) else "service"
+    for known in KINDS:
+        if kind == known:
+            return known
+    raise PayloadError(f"kind must be one of {', '.join(KINDS)}")
 
 
 def parse_request(group: str, doc: Any) -> tuple[Post, str]:

@@ -12,13 +12,17 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
+from bot.common.budget import Gate
+from bot.common.clock import Clock, RealClock
 from bot.common.groups import Directory
 from bot.common.names import NameResolver
 from bot.common.posts import Post
 from bot.common.store import BridgeStore
 from bot.common.texts import Texts
 from bot.wecom.api import Member, WeComApi, WeComApiError
+from qunzhu.config import SHANGHAI
 from qunzhu.events import Event, Kind, emit
 from qunzhu.redisconn import REDIS_DOWN
 
@@ -41,9 +45,15 @@ class Newcomers:
     def __init__(
         self, store: BridgeStore, api: WeComApi, directory: Callable[[], Directory],
         texts: Texts, post: PostFn, bot_name: Callable[[], str], names: NameResolver,
-        brand: str = "",
+        brand: str = "", *, welcome_text: Callable[[str], str | None] = lambda _chat: None,
+        gate: Gate | None = None, clock: Clock | None = None,
     ) -> None:
-        """`brand` names the analytics streams; "" records no events (tests, tools)."""
+        """`brand` names the analytics streams; "" records no events (tests, tools).
+
+        `welcome_text` is the operators' welcome for a group (campaigns.yml `welcomes:`;
+        None: domain.yml's), and `gate` the anti-spam budget a welcome passes as a service
+        post (a welcome it holds back — quiet hours, the day's cap — is dropped: a late
+        welcome greets nobody)."""
         self._store = store
         self._api = api
         self._directory = directory
@@ -52,6 +62,9 @@ class Newcomers:
         self._bot_name = bot_name
         self._names = names
         self._brand = brand
+        self._welcome_text = welcome_text
+        self._gate = gate
+        self._clock = clock or RealClock()
 
     async def _listed(self, chat_id: str) -> tuple[list[Member], set[str]]:
         """The group's members now (their names kept) and the ids we listed last time."""
@@ -109,10 +122,20 @@ class Newcomers:
         names = "、".join(m.display_name for m in new[:MAX_NAMES])
         if len(new) > MAX_NAMES:
             names += "…"
-        text = self._texts.say("utter_bridge_welcome", names=names, group=robot.name or "",
-                               bot=self._bot_name())
-        await self._post(Post(chat_id, "text", text),
-                         f"welcome:{chat_id}:{event_time}:{','.join(m.userid for m in new)}")
+        idem = f"welcome:{chat_id}:{event_time}:{','.join(m.userid for m in new)}"
+        if self._gate is not None:
+            now = datetime.fromtimestamp(self._clock.now(), SHANGHAI)
+            verdict = await self._gate.allow(chat_id, idem, "service", now)
+            if not verdict.sent:
+                log.info("welcome in %s held back by the budget (%s): not sent", chat_id,
+                         verdict.reason)
+                await self._store.incr("welcomes_held")
+                return
+        own = self._welcome_text(chat_id)
+        group, bot = robot.name or "", self._bot_name()
+        text = (own.format_map({"新人": names, "群名": group, "机器人": bot}) if own
+                else self._texts.say("utter_bridge_welcome", names=names, group=group, bot=bot))
+        await self._post(Post(chat_id, "text", text), idem)
 
     async def farewell(self, chat_id: str, event_time: int) -> None:
         """Record who left a group the bridge serves (nothing is posted: only counted).

@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 
 from aiohttp import web
 
 from bot.common import appkeys, spooled
 from bot.common.auth import authorised
+from bot.common.budget import Kind
 from bot.common.handoffs import parse_handoff
-from bot.common.posts import Post, parse_request
+from bot.common.posts import Post, parse_request, post_kind
 from bot.common.spool import Spool, SpoolFull
 from bot.common.store import new_post_id
 from bot.wecom import safejson
 from bot.wecom.webhook import PayloadError
+from qunzhu.config import SHANGHAI
 from qunzhu.redisconn import REDIS_DOWN, REDIS_DOWN_OR_SLOW
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,28 @@ async def _spool_post(app: web.Application, spool: Spool, post: Post, idem: str,
     return _accepted(post_id, False, "spooled")
 
 
+async def _held_back(app: web.Application, group: str, idem: str,
+                     kind: Kind) -> web.Response | None:
+    """The anti-spam budget's refusal of a post that is not a reaction, or None to go on.
+
+    Without an idempotency key every request counts; with one, asking again is free.
+    While Redis is down the budget cannot be asked: 503, and the caller retries.
+    """
+    now = datetime.fromtimestamp(app[appkeys.CLOCK].now(), SHANGHAI)
+    key = f"api:{idem}" if idem else f"api:{new_post_id()}"
+    try:
+        verdict = await asyncio.wait_for(
+            app[appkeys.GATE].allow(group, key, kind, now), REDIS_WAIT_S)
+    except REDIS_DOWN_OR_SLOW:
+        return _problem(503, "the anti-spam budget is unavailable, retry")
+    if verdict.sent:
+        return None
+    return web.json_response({
+        "error": f"held back by the group's anti-spam budget ({verdict.reason})",
+        "reason": verdict.reason,
+        "retry_at": verdict.retry_at.isoformat() if verdict.retry_at else None}, status=429)
+
+
 async def post_message(request: web.Request) -> web.Response:
     """Accept a post for a group: 202 + id once it is durably queued."""
     if not authorised(request):
@@ -76,9 +101,14 @@ async def post_message(request: web.Request) -> web.Response:
         return _problem(400, f"body must be JSON ({exc})")
     try:
         post, idem = parse_request(group, doc)
+        kind = post_kind(doc)
     except PayloadError as exc:
         return _problem(400, str(exc))
     idem = request.headers.get("Idempotency-Key", "") or idem
+    if kind != "reaction":
+        held = await _held_back(request.app, group, idem, kind)
+        if held is not None:
+            return held
     spool = request.app[appkeys.SPOOL]
     waiting = spool.find(f"idem:{idem}") if spool is not None and idem else None
     if waiting is not None:

@@ -149,7 +149,7 @@ async def test_invalid_key_is_dead_lettered_and_counted(
         sender_config=SenderConfig(heartbeat_s=0.2),
     )
     async with aiohttp.ClientSession() as s, s.post(f"{bridge.url}/api/groups/gone/messages",
-                      json={"content": "hello"},
+                      json={"content": "hello", "kind": "reaction"},  # (the budget aside)
                       headers={"Authorization": f"Bearer {API_TOKEN}"}) as r:
         assert r.status == 202
         post_id = (await r.json())["id"]

@@ -200,12 +200,18 @@ async def test_redis_down_callbacks_and_posts_are_spooled_then_moved_in_exactly_
     query, body = sealed_aibot(aibot_message("outage-1"))
     for _ in range(3):  # WeCom's retries of the same message while Redis is down
         assert (await post(f"{bridge.url}/wecom/aibot", query, body))[0] == 200
-    status, doc = await api_post(bridge, {"content": "今晚直播"}, {"Idempotency-Key": "live-1"})
+    # The actions' announcements (reactions to a member's message) are spooled; a post the
+    # anti-spam budget must count cannot be decided without Redis: 503, the caller retries.
+    shout = {"content": "今晚直播", "kind": "reaction"}
+    status, doc = await api_post(bridge, shout, {"Idempotency-Key": "live-1"})
     assert status == 202 and doc["state"] == "spooled"
-    again, doc2 = await api_post(bridge, {"content": "今晚直播"}, {"Idempotency-Key": "live-1"})
+    again, doc2 = await api_post(bridge, shout, {"Idempotency-Key": "live-1"})
     assert again == 202 and doc2["id"] == doc["id"] and doc2["duplicate"]
-    plain_status, plain = await api_post(bridge, {"content": "没有幂等键的帖子"})
+    plain_status, plain = await api_post(bridge, {"content": "没有幂等键的帖子",
+                                                  "kind": "reaction"})
     assert plain_status == 202 and plain["state"] == "spooled"
+    budgeted, refusal = await api_post(bridge, {"content": "今日上新"}, {"Idempotency-Key": "p"})
+    assert budgeted == 503 and "budget" in refusal["error"]
     assert (await api_get(bridge, doc["status_url"]))[1]["state"] == "spooled"
     handoff = {"user": "alice", "group": "g1", "text": "转人工"}
     for duplicate in (False, True):

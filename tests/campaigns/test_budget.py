@@ -7,7 +7,7 @@ from datetime import datetime, time, timedelta
 
 import pytest
 
-from bot.campaigns.budget import Budget, Verdict, clamp, first_allowed, plan
+from bot.common.budget import Budget, Verdict, clamp, first_allowed, plan
 from qunzhu.campaigns import CEILING, Limits
 from qunzhu.config import SHANGHAI
 from qunzhu.redisconn import AsyncRedis

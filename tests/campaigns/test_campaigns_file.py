@@ -120,3 +120,17 @@ def test_targets_by_list_tag_or_all() -> None:
     assert Campaign.parse_obj({**base, "tags": ["vip"]}).targets(groups) == ["g1", "g3"]
     window = Campaign.parse_obj({**base, "starts": "2026-12-01", "ends": "2026-12-03"})
     assert [window.active_on(date(2026, 12, d)) for d in (1, 3, 4)] == [True, True, False]
+
+
+def test_a_welcome_must_name_the_newcomers_and_use_known_placeholders() -> None:
+    from pydantic import ValidationError
+
+    from qunzhu.campaigns import Welcome
+    with pytest.raises(ValidationError, match="新人"):
+        Welcome.parse_obj({"text": "欢迎加入！"})
+    with pytest.raises(ValidationError, match="unknown placeholder"):
+        Welcome.parse_obj({"text": "欢迎 {新人}，{生日}快乐"})
+    file = CampaignsFile.parse_obj({"welcomes": [
+        {"text": "北区欢迎 {新人}", "tags": ["north"]}, {"text": "欢迎 {新人} 来到{群名}"}]})
+    assert file.welcome_for("g1", ["north"]) == "北区欢迎 {新人}"
+    assert file.welcome_for("g2", []) == "欢迎 {新人} 来到{群名}"

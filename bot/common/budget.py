@@ -15,6 +15,7 @@ tag, so on a Redis Cluster groups spread over every node.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -157,3 +158,21 @@ def plan(verdict: Verdict, now: datetime, deadline: datetime, limits: Limits) ->
     if at > deadline:
         return Plan("drop", verdict.reason)
     return Plan("defer", verdict.reason, at)
+
+
+class Gate:
+    """The budget for the posts the bridge makes on its own (welcomes, operators' posts
+    through the API): a group's limits from the campaigns file; the staff group is exempt
+    (alerts and handoff cards for staff, not posts to members)."""
+
+    def __init__(self, budget: Budget, limits: Callable[[str], Limits],
+                 staff: Callable[[], str]) -> None:
+        self._budget = budget
+        self._limits = limits
+        self._staff = staff
+
+    async def allow(self, chatid: str, key: str, kind: Kind, now: datetime) -> Verdict:
+        """Let the post through (recording it under `key`) or say why not."""
+        if chatid and chatid == self._staff():
+            return Verdict(True, "ok")
+        return await self._budget.decide(chatid, key, kind, now, self._limits(chatid))
