@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -14,8 +15,11 @@ from aiohttp.typedefs import Handler
 
 from bot.analytics.aggregator import Aggregator
 from bot.campaigns import api as campaigns_api
+from bot.campaigns import customer_api as customer_groups_api
+from bot.campaigns.customer import CustomerSends
 from bot.campaigns.render import LiveData
 from bot.campaigns.scheduler import Scheduler
+from bot.campaigns.welcome_sync import WelcomeSync
 from bot.common import appkeys, legacy, spooled
 from bot.common.budget import Budget, Gate
 from bot.common.clock import Clock, FollowedClock, RealClock
@@ -37,6 +41,8 @@ from bot.wecom.api import WeComApi
 from bot.wecom.crypto import WeComCrypto
 from bot.wecom.webhook import WebhookClient
 from qunzhu.campaigns import Limits
+from qunzhu.customergroups import customer_groups_file, load_customer_groups
+from qunzhu.liveconfig import LiveFile
 from qunzhu.models import ModelRegistry
 from qunzhu.names import NameBook
 from qunzhu.redisconn import REDIS_DOWN, REDIS_DOWN_OR_SLOW, async_client
@@ -111,8 +117,12 @@ def create_app(
         post_id, _new = await api.enqueue(app, item, idem)
         return post_id
 
+    customer_file = LiveFile("customer_groups", customer_groups_file(), load_customer_groups,
+                             check_every_s=math.inf)  # ConfigWatch reloads it
+    app[customer_groups_api.CUSTOMER_GROUPS] = lambda: customer_file.value
     app[appkeys.CONFIG_WATCH] = ConfigWatch(
-        [f for f in files.all() if directory is None or f is not files.groups],
+        [*(f for f in files.all() if directory is None or f is not files.groups),
+         customer_file],
         app[appkeys.TEXTS], groups, post)
 
     def tags_of(chatid: str) -> list[str]:
@@ -198,6 +208,15 @@ def create_app(
                                   groups, live, post, scheduler_clock,
                                   owner=settings.consumer)
             runners.append((scheduler.stop, asyncio.create_task(scheduler.run())))
+            # Customer groups: WeCom's own welcome templates and owner-confirmed 群发, on
+            # the real clock (finding a lost task compares WeCom's timestamps).
+            customer_groups = app[customer_groups_api.CUSTOMER_GROUPS]
+            welcome = WelcomeSync(app[appkeys.REDIS], brand.value.id, customer_groups, wecom,
+                                  clock, owner=settings.consumer)
+            sends = CustomerSends(app[appkeys.REDIS], brand.value.id, customer_groups, wecom,
+                                  clock, owner=settings.consumer)
+            runners.append((welcome.stop, asyncio.create_task(welcome.run())))
+            runners.append((sends.stop, asyncio.create_task(sends.run())))
         yield
         for stop, _task in runners:
             stop()
@@ -236,6 +255,7 @@ def create_app(
     _add_callback_routes(app, settings, clock)
     api.add_routes(app)
     campaigns_api.add_routes(app)
+    customer_groups_api.add_routes(app)
     return app
 
 

@@ -21,3 +21,17 @@ def member_id(name_or_id: str) -> str | None:
         if wanted in (userid, name):
             return userid
     return None
+
+
+# Customer groups (外部群) in the simulator. No robot can be in them: their owners, employees,
+# confirm the brand's 群发 in their WeCom client, and WeCom sends the welcome templates itself.
+# (chat id, name after the brand's, owner's userid); data/customer_groups.yml names these.
+CUSTOMER_OWNERS: tuple[tuple[str, str], ...] = (("zhangdian", "张店长"), ("lidian", "李店长"))
+CUSTOMER_GROUPS: tuple[tuple[str, str, str], ...] = (
+    ("wrSandboxVip0001", "会员福利群①", "zhangdian"),
+    ("wrSandboxVip0002", "会员福利群②", "zhangdian"),
+    ("wrSandboxStore03", "静安寺店顾客群", "lidian"),
+)
+CUSTOMER_MEMBERS: tuple[tuple[str, str], ...] = (
+    ("wmSandboxGuest01", "阿花"), ("wmSandboxGuest02", "大伟"), ("wmSandboxGuest03", "Coco"),
+)

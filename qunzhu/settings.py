@@ -42,6 +42,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("QZ_GAMES_FILE", "data/games.yml", "check-in, coupon, lucky-draw and shop rules"),
     Setting("QZ_CAMPAIGNS_FILE", "data/campaigns.yml",
             "campaigns: scheduled group posts and their anti-spam budget"),
+    Setting("QZ_CUSTOMER_GROUPS_FILE", "data/customer_groups.yml",
+            "customer groups (外部群): welcome templates synced to WeCom and owner-confirmed "
+            "群发"),
     Setting("QZ_DOMAIN_FILE", "domain.yml",
             "where the action server reads FAQ answers' wordings live (the console edits them)"),
     Setting("QZ_REDIS_TIMEOUT_S", "2", "socket timeout of the actions' Redis client"),

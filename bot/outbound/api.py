@@ -214,7 +214,8 @@ def spool_state(app: web.Application) -> dict[str, int]:
 def config_state(app: web.Application) -> dict[str, str]:
     """Each operator file: "ok", or its error while the last good version serves."""
     problems = {p.name: p.message for p in app[appkeys.CONFIG_WATCH].problems()}
-    return {name: problems.get(name, "ok") for name in ("brand", "games", "groups", "campaigns")}
+    return {name: problems.get(name, "ok") for name in ("brand", "games", "groups", "campaigns",
+                                                     "customer_groups")}
 
 
 async def health(request: web.Request) -> web.Response:

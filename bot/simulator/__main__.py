@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bot.common.clock import RealClock
 from bot.simulator.callbacks import CallbackSender
+from bot.simulator.customer import add_sandbox_customer_groups
 from bot.simulator.server import create_sim_app
 from bot.simulator.state import SimMember, SimState
 from qunzhu import settings as env
@@ -34,6 +35,7 @@ def build(bridge_url: str, public_url: str) -> web.Application:
                             os.environ.get("QZ_SANDBOX_STAFF_WEBHOOK_KEY", ""))
     for userid, name in STAFF_MEMBERS:
         staff.members[userid] = SimMember(userid, name, now, type=1)
+    add_sandbox_customer_groups(state, brand.name)  # 外部群: owner-confirmed 群发 only
     callbacks = CallbackSender(state, bridge_url)
     app = create_sim_app(state, callbacks, bot_name=brand.bot_name, public_url=public_url)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.simulator import directory, simclock
+from bot.simulator import customer, directory, simclock
 from bot.simulator.callbacks import CallbackSender
 from bot.simulator.keys import STATE
 from bot.simulator.state import SimMember, SimState
@@ -153,7 +153,8 @@ async def groupchat_get(request: web.Request) -> web.Response:
                 "name": m.name, "group_nickname": m.group_nickname}
                for m in group.members.values()]
     return web.json_response({"errcode": 0, "errmsg": "ok", "group_chat": {
-        "chat_id": group.chatid, "name": group.name, "member_list": members}})
+        "chat_id": group.chatid, "name": group.name, "owner": group.owner,
+        "member_list": members}})
 
 
 async def message_send(request: web.Request) -> web.Response:
@@ -203,7 +204,8 @@ async def sandbox_config(request: web.Request) -> web.Response:
         "groups": [{"chatid": g.chatid, "name": g.name,
                     "members": [{"userid": m.userid, "name": m.name}
                                 for m in g.members.values()]}
-                   for g in state.groups.values() if g.chatid != "staff"],
+                   for g in state.groups.values()
+                   if g.chatid != "staff" and not g.owner],  # no robot in customer groups
         "staff": [{"chatid": g.chatid, "name": g.name}
                   for g in state.groups.values() if g.chatid == "staff"],
     })
@@ -364,6 +366,7 @@ def create_sim_app(state: SimState, callbacks: CallbackSender, *, bot_name: str,
     r.add_post("/cgi-bin/aibot/response", aibot_response)
     directory.add_routes(app)
     simclock.add_routes(app)
+    customer.add_routes(app)
     r.add_get("/", page)
     r.add_get("/sandbox/config", sandbox_config)
     r.add_get("/sandbox/feed", sandbox_feed)

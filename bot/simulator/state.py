@@ -29,6 +29,7 @@ class SimGroup:
     name: str
     webhook_key: str
     members: dict[str, SimMember] = field(default_factory=dict)
+    owner: str = ""  # a customer group's 群主 (an employee); internal groups have none here
 
 
 @dataclass

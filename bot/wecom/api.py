@@ -18,11 +18,17 @@ TOKEN_EXPIRED = frozenset({40014, 42001})
 
 
 class WeComApiError(Exception):
-    """An API call failed; carries the errcode (never the secret or token)."""
+    """An API call failed; carries the errcode (never the secret or token).
 
-    def __init__(self, what: str, errcode: int) -> None:
+    `maybe_applied`: the request may have reached WeCom and taken effect although no answer
+    came back (a timeout, a reset, a garbled reply). It matters only for calls that are not
+    idempotent, such as creating a 群发 task: asking again could create a second one.
+    """
+
+    def __init__(self, what: str, errcode: int, *, maybe_applied: bool = False) -> None:
         super().__init__(f"{what} failed (errcode {errcode})")
         self.errcode = errcode
+        self.maybe_applied = maybe_applied
 
     @property
     def transient(self) -> bool:
@@ -53,6 +59,7 @@ class GroupChat:
     chat_id: str
     name: str
     members: list[Member]
+    owner: str = ""  # the 群主's userid (an employee): who confirms a 群发 to this group
 
 
 EXTERNAL_ID_PREFIXES = ("wm", "wo")  # external contacts' ids; internal userids are the rest
@@ -89,12 +96,18 @@ class WeComApi:
         return f"WeComApi(base_url={self._base!r}, corp_id={self._corp_id!r})"
 
     async def _json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        what = url.rsplit("/", 1)[-1]
         try:
             async with self._session.request(method, url, timeout=self._timeout, **kwargs) as r:
                 doc = await r.json(content_type=None)
+        except aiohttp.ClientConnectorError as exc:  # never connected: nothing was sent
+            raise WeComApiError(f"{what} ({type(exc).__name__})", -2) from None
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
-            raise WeComApiError(f"{url.rsplit('/', 1)[-1]} ({type(exc).__name__})", -2) from None
-        return doc if isinstance(doc, dict) else {"errcode": -2}
+            raise WeComApiError(f"{what} ({type(exc).__name__})", -2,
+                                maybe_applied=True) from None
+        if not isinstance(doc, dict):
+            raise WeComApiError(f"{what} (not a JSON object)", -2, maybe_applied=True)
+        return doc
 
     async def access_token(self, *, refresh: bool = False) -> str:
         """The app's access_token, fetched once and reused until shortly before it expires."""
@@ -112,11 +125,19 @@ class WeComApi:
             self._token_expires = time.monotonic() + int(doc.get("expires_in", 7200)) - 300
             return self._token
 
+    async def call(self, path: str, body: dict[str, Any] | None = None,
+                   query: dict[str, str] | None = None) -> dict[str, Any]:
+        """Any other API under /cgi-bin/ (bot.wecom.customer_api builds on this)."""
+        return await self._call(path, body, query)
+
     async def _call(self, path: str, body: dict[str, Any] | None = None,
                     query: dict[str, str] | None = None) -> dict[str, Any]:
         """POST a body (or GET with a query) with the access token, refreshed once if stale."""
         for attempt in range(2):
-            token = await self.access_token(refresh=attempt > 0)
+            try:
+                token = await self.access_token(refresh=attempt > 0)
+            except WeComApiError as exc:  # the call itself was never sent
+                raise WeComApiError(path, exc.errcode) from None
             if body is None:
                 doc = await self._json("GET", f"{self._base}/cgi-bin/{path}",
                                        params={"access_token": token, **(query or {})})
@@ -146,6 +167,7 @@ class WeComApi:
         return GroupChat(
             chat_id=chat_id,
             name=str(chat.get("name") or ""),
+            owner=str(chat.get("owner") or ""),
             members=[
                 Member(
                     userid=str(m.get("userid", "")),

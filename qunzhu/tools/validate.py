@@ -15,6 +15,7 @@ from qunzhu import settings
 from qunzhu.campaign_templates import WORDINGS, builtin_examples, validated
 from qunzhu.campaigns import CampaignsFile, campaigns_file, load_campaigns
 from qunzhu.config import Games, brand_file, games_file, load_brand, load_games
+from qunzhu.customergroups import customer_groups_file, load_customer_groups
 from qunzhu.groupsfile import GroupsFile
 from qunzhu.settings import shown_path
 from qunzhu.yamlconfig import ConfigError, load_yaml, validate
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     files: list[tuple[Path, Callable[[Path], Any]]] = [
         (brand_file(), load_brand), (games_file(), load_games),
         (groups_path, _load_groups), (campaigns_file(), load_campaigns),
+        (customer_groups_file(), load_customer_groups),
         (WORDINGS, lambda _path: validated(builtin_examples()))]
     problems = check(files)
     if not problems:
