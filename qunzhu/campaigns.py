@@ -58,6 +58,7 @@ class Limits:
     quiet_start: time  # no post from here …
     quiet_end: time  # … until here (wrapping past midnight when start > end)
     service_per_day: int
+    reaction_per_day: int = 30  # posts a member's own message caused (streaks, big wins)
 
     def quiet_minutes(self) -> tuple[int, int]:
         """The quiet window as minutes of the local day: [start, end)."""
@@ -120,7 +121,8 @@ class BudgetOverride(Strict):
                                   _or(self.promo_gap_minutes, base.promo_gap_minutes)),
             quiet_start=quiet_start, quiet_end=quiet_end,
             service_per_day=min(base.service_per_day,
-                                _or(self.service_per_day, base.service_per_day)))
+                                _or(self.service_per_day, base.service_per_day)),
+            reaction_per_day=base.reaction_per_day)
 
     def looser_than(self, ceiling: Limits) -> list[str]:
         """What in this override exceeds the ceilings (empty: it only tightens)."""

@@ -24,13 +24,17 @@ from qunzhu.campaigns import CEILING, Limits, next_day
 from qunzhu.config import SHANGHAI
 from qunzhu.redisconn import AsyncRedis, script_arg, text_of
 
-Kind = Literal["promotional", "service"]
-Reason = Literal["ok", "again", "late", "quiet_hours", "daily_cap", "spacing", "service_cap"]
+Kind = Literal["promotional", "service", "reaction"]
+Reason = Literal["ok", "again", "late", "quiet_hours", "daily_cap", "spacing", "service_cap",
+                 "reaction_cap"]
 DAY_TTL_S = 3 * 24 * 3600
 
 # KEYS[1] the group's day hash (promo, service, occ:<id>)  KEYS[2] the group's last promo (ms)
-# ARGV[1] {occ, promo (bool), now (ms), minute (local minute of the day), quiet [start, end)
-#          (minutes), promo_cap, gap (ms), service_cap, ttl (s), late (bool: past its time)}
+# ARGV[1] {occ, kind (promotional|service|reaction), now (ms), minute (local minute of the
+#          day), quiet [start, end) (minutes), promo_cap, gap (ms), service_cap, reaction_cap,
+#          ttl (s), late (bool: past its time)}
+# A reaction (a post a member's own message caused) is not held by the quiet hours — the
+# member is there, talking — but has a daily cap of its own, so it cannot become a channel.
 # returns {'sent'|'wait'|'skip', reason, retry_at (ms, 0 unless spacing)}: an occurrence
 # let through before is 'sent' again (its post must still be queued), even when late
 DECIDE = """
@@ -41,8 +45,13 @@ if a.late then return {'skip', 'late', 0} end
 local qs, qe, m = a.quiet_start, a.quiet_end, a.minute
 local quiet = false
 if qs < qe then quiet = (m >= qs and m < qe) elseif qs > qe then quiet = (m >= qs or m < qe) end
-if quiet then return {'wait', 'quiet_hours', 0} end
-if a.promo then
+if quiet and a.kind ~= 'reaction' then return {'wait', 'quiet_hours', 0} end
+if a.kind == 'reaction' then
+  if tonumber(redis.call('HGET', KEYS[1], 'reaction') or '0') >= a.reaction_cap then
+    return {'wait', 'reaction_cap', 0}
+  end
+  redis.call('HINCRBY', KEYS[1], 'reaction', 1)
+elseif a.kind == 'promotional' then
   if tonumber(redis.call('HGET', KEYS[1], 'promo') or '0') >= a.promo_cap then
     return {'wait', 'daily_cap', 0}
   end
@@ -89,7 +98,8 @@ def clamp(limits: Limits) -> Limits:
     return Limits(promo_per_day=min(limits.promo_per_day, CEILING.promo_per_day),
                   promo_gap_minutes=max(limits.promo_gap_minutes, CEILING.promo_gap_minutes),
                   quiet_start=quiet.quiet_start, quiet_end=quiet.quiet_end,
-                  service_per_day=min(limits.service_per_day, CEILING.service_per_day))
+                  service_per_day=min(limits.service_per_day, CEILING.service_per_day),
+                  reaction_per_day=min(limits.reaction_per_day, CEILING.reaction_per_day))
 
 
 def _minutes(limits: Limits) -> set[int]:
@@ -123,7 +133,7 @@ class Budget:
         local = now.astimezone(SHANGHAI)
         quiet_start, quiet_end = limits.quiet_minutes()
         raw = await self._decide(keys=keys(chatid, local), args=[script_arg({
-            "occ": occurrence, "promo": kind == "promotional",
+            "occ": occurrence, "kind": kind, "reaction_cap": limits.reaction_per_day,
             "now": int(now.timestamp() * 1000), "minute": local.hour * 60 + local.minute,
             "quiet_start": quiet_start, "quiet_end": quiet_end,
             "promo_cap": limits.promo_per_day, "gap": limits.promo_gap_minutes * 60_000,
@@ -149,7 +159,7 @@ def plan(verdict: Verdict, now: datetime, deadline: datetime, limits: Limits) ->
     """When a held-back post may go: the next moment the reason no longer holds, if that is
     before its deadline; else it is dropped (a stale post helps nobody)."""
     limits = clamp(limits)
-    if verdict.reason in ("daily_cap", "service_cap"):
+    if verdict.reason in ("daily_cap", "service_cap", "reaction_cap"):
         at = first_allowed(next_day(now), limits)
     elif verdict.reason == "spacing" and verdict.retry_at is not None:
         at = first_allowed(verdict.retry_at, limits)

@@ -77,7 +77,7 @@ KINDS: tuple[PostKind, ...] = ("service", "promotional", "reaction")
 def post_kind(doc: Any) -> PostKind:
     """What the anti-spam budget counts a post as: a service post (the default), a
     promotion, or a reaction to a member's message in that group (the actions' streak and
-    big-win announcements), which the budget leaves alone like a reply."""
+    big-win announcements): not held by the quiet hours, but capped per day on its own."""
     kind = doc.get("kind", "service") if isinstance(doc, dict) else "service"
     for known in KINDS:
         if kind == known:

@@ -66,10 +66,11 @@ async def _spool_post(app: web.Application, spool: Spool, post: Post, idem: str,
 
 async def _held_back(app: web.Application, group: str, idem: str,
                      kind: Kind) -> web.Response | None:
-    """The anti-spam budget's refusal of a post that is not a reaction, or None to go on.
+    """The anti-spam budget's refusal of a post, or None to go on.
 
     Without an idempotency key every request counts; with one, asking again is free.
-    While Redis is down the budget cannot be asked: 503, and the caller retries.
+    While Redis is down the budget cannot be asked: a reaction (a member is waiting for it)
+    goes on to the disk spool uncounted; anything else gets 503, and the caller retries.
     """
     now = datetime.fromtimestamp(app[appkeys.CLOCK].now(), SHANGHAI)
     key = f"api:{idem}" if idem else f"api:{new_post_id()}"
@@ -77,6 +78,8 @@ async def _held_back(app: web.Application, group: str, idem: str,
         verdict = await asyncio.wait_for(
             app[appkeys.GATE].allow(group, key, kind, now), REDIS_WAIT_S)
     except REDIS_DOWN_OR_SLOW:
+        if kind == "reaction":
+            return None
         return _problem(503, "the anti-spam budget is unavailable, retry")
     if verdict.sent:
         return None
@@ -105,10 +108,9 @@ async def post_message(request: web.Request) -> web.Response:
     except PayloadError as exc:
         return _problem(400, str(exc))
     idem = request.headers.get("Idempotency-Key", "") or idem
-    if kind != "reaction":
-        held = await _held_back(request.app, group, idem, kind)
-        if held is not None:
-            return held
+    held = await _held_back(request.app, group, idem, kind)
+    if held is not None:
+        return held
     spool = request.app[appkeys.SPOOL]
     waiting = spool.find(f"idem:{idem}") if spool is not None and idem else None
     if waiting is not None:

@@ -66,12 +66,18 @@ async def test_operators_posts_count_against_the_groups_budget(
     assert status == 400 and "kind" in doc["error"]
 
 
-async def test_nothing_but_reactions_goes_out_in_quiet_hours(make_bridge: BridgeFactory) -> None:
+async def test_in_quiet_hours_only_reactions_go_out_and_they_have_a_cap_of_their_own(
+    make_bridge: BridgeFactory,
+) -> None:
     bridge = await make_bridge(clock=VirtualClock(local(23, 30)),
                                background=Background(False, False, False))
     status, doc = await send(bridge.url, "g2", {"content": "晚安福利"})
     assert status == 429 and doc["reason"] == "quiet_hours"
-    assert (await send(bridge.url, "g2", {"content": "恭喜！", "kind": "reaction"}))[0] == 202
+    for n in range(CEILING.reaction_per_day):
+        assert (await send(bridge.url, "g2", {"content": f"恭喜 {n}！",
+                                              "kind": "reaction"}))[0] == 202
+    status, doc = await send(bridge.url, "g2", {"content": "再恭喜！", "kind": "reaction"})
+    assert status == 429 and doc["reason"] == "reaction_cap", "no way around the budget"
 
 
 @pytest.fixture
