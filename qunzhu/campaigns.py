@@ -18,10 +18,11 @@ import string
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 from pydantic import Field, root_validator, validator
 
 from qunzhu import settings
@@ -31,6 +32,8 @@ from qunzhu.yamlconfig import ConfigError, Strict, load_yaml, validate
 __all__ = ["CEILING", "Campaign", "CampaignsFile", "Limits", "Schedule", "campaigns_file",
            "jitter", "load_campaigns", "next_due", "occurrence_key"]
 
+MIN_GAP = timedelta(minutes=30)  # a schedule firing more often helps no group (and costs)
+MIN_GAP_CHECKS = 200  # fires of a cron expression looked at for its smallest gap
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _WEEKDAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 0,
              "周一": 1, "周二": 2, "周三": 3, "周四": 4, "周五": 5, "周六": 6, "周日": 0,
@@ -175,6 +178,16 @@ class Schedule(Strict):
         text = " ".join(str(value).split())
         if len(text.split()) != 5 or not croniter.is_valid(text):
             raise ValueError("expected a cron expression of five fields, like 0 9 * * 1-5")
+        start = datetime(2026, 1, 1, tzinfo=SHANGHAI)
+        try:  # valid syntax can still never fire (30 February)
+            times = croniter(text, start, ret_type=datetime, max_years_between_matches=5)
+            fires = [times.get_next(datetime) for _ in range(MIN_GAP_CHECKS)]
+        except CroniterError:
+            raise ValueError("this cron expression never fires") from None
+        gaps = [later - earlier for earlier, later in pairwise(fires)]
+        if min(gaps) < MIN_GAP:
+            raise ValueError(f"fires too often: campaigns may run at most every "
+                             f"{MIN_GAP.seconds // 60} minutes")
         return text
 
     @validator("once", pre=True)
@@ -421,7 +434,11 @@ def next_due(file: CampaignsFile, chatid: str, tags: list[str], after: datetime,
         if not campaign.enabled or chatid not in campaign.targets({chatid: tags}):
             continue
         spread = timedelta(minutes=campaign.jitter_minutes)
-        for scheduled in campaign.schedule.between(after - spread, after + horizon):
+        try:
+            moments = list(campaign.schedule.between(after - spread, after + horizon))
+        except CroniterError:
+            continue
+        for scheduled in moments:
             if not campaign.active_on(scheduled.astimezone(SHANGHAI).date()):
                 continue
             due = scheduled + jitter(occurrence_key(campaign.id, scheduled, chatid),

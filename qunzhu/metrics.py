@@ -206,7 +206,9 @@ def increments(event: Event) -> dict[str, int]:
         case Kind.LEFT:
             return {"leaves": 1}
         case Kind.OPTOUT:
-            return {"optouts": 1 if d.get("on", True) else -1}
+            # the net number of members opted out, and how many asked to be (effects)
+            return ({"optouts": 1, "optout_asks": 1} if d.get("on", True)
+                    else {"optouts": -1})
     return {}  # pragma: no cover - every kind is matched above
 
 

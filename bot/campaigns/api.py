@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+from croniter import CroniterError
 
 from bot.campaigns.effect import effect
 from bot.campaigns.status import StatusBook
@@ -20,6 +21,7 @@ from bot.common import appkeys
 from bot.common.auth import authorised
 from qunzhu.campaigns import CEILING, Campaign
 from qunzhu.config import SHANGHAI
+from qunzhu.names import masked
 from qunzhu.redisconn import REDIS_DOWN
 
 MAX_DAYS = 35
@@ -46,11 +48,14 @@ def _describe(campaign: Campaign, app: web.Application, now: datetime) -> dict[s
 
 def _next(campaign: Campaign, now: datetime) -> str | None:
     """The next time it runs (None: over, off, or not within a year of runs)."""
-    for n, moment in enumerate(campaign.schedule.between(now, now + timedelta(days=366))):
-        if campaign.active_on(moment.date()):
-            return moment.isoformat()
-        if n >= NEXT_TRIES or (campaign.ends is not None and moment.date() > campaign.ends):
-            return None
+    try:
+        for n, moment in enumerate(campaign.schedule.between(now, now + timedelta(days=366))):
+            if campaign.active_on(moment.date()):
+                return moment.isoformat()
+            if n >= NEXT_TRIES or (campaign.ends is not None and moment.date() > campaign.ends):
+                return None
+    except CroniterError:
+        return None
     return None
 
 
@@ -64,7 +69,7 @@ async def list_campaigns(request: web.Request) -> web.Response:
     out = []
     try:
         for campaign in file.campaigns:
-            counts, _outcomes = await book.day(campaign.id, now.date())
+            counts = await book.counts(campaign.id, now.date())
             out.append(_describe(campaign, app, now)
                        | {"today": {s: counts.get(s, 0) for s in ("sent", "deferred",
                                                                   "dropped", "skipped")}})
@@ -108,7 +113,7 @@ async def campaign_status(request: web.Request) -> web.Response:
     listed = dict(sorted(groups.items())[:MAX_GROUPS])
     for chatid, row in listed.items():
         robot = directory.robot(chatid)
-        row["name"] = robot.name if robot and robot.name else chatid
+        row["name"] = robot.name if robot and robot.name else masked(chatid, "群聊")
     return web.json_response(_describe(campaign, app, now) | {
         "days": days, "totals": summary["totals"], "reasons": summary["reasons"],
         "groups_total": len(groups), "groups_detail": listed, "effect": helped.to_json()})

@@ -4,7 +4,9 @@ For every post a campaign sent (from its status records), the 2 hours from the h
 queued are read from the group's hourly counters (`qunzhu.metrics`: `h:checkins:<HH>`,
 `h:claims:<HH>`): check-ins after a reminder, claims after a coupon post. The baseline is
 the same group, the same hours, on the days of the last four weeks when this campaign posted
-nothing there (a daily reminder's baseline is the days before it started, or it skipped).
+nothing there and it did anything at all (a daily reminder's baseline is the days before
+it started, or it skipped). The window starts at the top of the post's hour (the counters
+are hourly), so check-ins earlier in that hour count as after it.
 For promotional campaigns, opt-outs and "too many posts" signals in the group on days with
 a post are set against days without. A sample of groups keeps it one quick read for 30,000
 groups; the answer says how many groups and posts it rests on.
@@ -77,8 +79,9 @@ async def effect(r: AsyncRedis, brand: str, campaign: Campaign, book: StatusBook
     for day in span:
         _counts, outcomes = await book.day(campaign.id, day)
         for outcome in outcomes:
-            if outcome.state == "sent":
-                sent.setdefault((outcome.chatid, day), outcome)
+            if outcome.state == "sent":  # on the day it went out (a deferral: the next)
+                went = datetime.fromtimestamp(outcome.at, SHANGHAI).date()
+                sent.setdefault((outcome.chatid, went), outcome)
     groups = sorted({g for g, _d in sent})
     if len(groups) > SAMPLE_GROUPS:
         groups = sorted(random.Random(campaign.id).sample(groups, SAMPLE_GROUPS))
@@ -89,13 +92,16 @@ async def effect(r: AsyncRedis, brand: str, campaign: Campaign, book: StatusBook
     measured = 0
     quiet: set[tuple[str, date]] = set()
     for (group, day), outcome in sent.items():
-        if (group not in counts or day not in recent
+        if (group not in counts or day not in recent or day not in counts[group]
                 or now.timestamp() < outcome.at + WINDOW_HOURS * 3600):
             continue  # not sampled, older than asked, or its window has not ended yet
         hours = _hours(outcome.at)
         measured += 1
         after.append(sum(counts[group][day].get(f"h:{measure}:{h:02d}", 0) for h in hours))
-        quiet_days = [d for d in span if (group, d) not in sent and d < today]
+        # days without a post on which the group did anything at all (a day with no data —
+        # before the group was served, or the counters were not kept — says nothing)
+        quiet_days = [d for d in span if (group, d) not in sent and d < today
+                      and sum(counts[group][d].values()) > 0]
         for other in quiet_days:
             baseline.append(sum(counts[group][other].get(f"h:{measure}:{h:02d}", 0)
                                 for h in hours))
@@ -105,18 +111,18 @@ async def effect(r: AsyncRedis, brand: str, campaign: Campaign, book: StatusBook
     out = Effect(measure, days, len(groups), measured, mean_after, mean_base, len(quiet), lift)
     if not campaign.promotional:
         return out
-    with_post: dict[str, list[float]] = {"optouts": [], "too_many": []}
-    without: dict[str, list[float]] = {"optouts": [], "too_many": []}
+    with_post: dict[str, list[float]] = {"optout_asks": [], "too_many": []}
+    without: dict[str, list[float]] = {"optout_asks": [], "too_many": []}
     for group in groups:
         for day in span:
-            if day >= today:
-                continue  # today's signals are still coming in
+            if day >= today or not sum(counts[group][day].values()):
+                continue  # today's signals are still coming in; a day with no data is none
             bucket = with_post if (group, day) in sent else without
             for field in bucket:
                 bucket[field].append(counts[group][day].get(field, 0))
     return Effect(**{**asdict(out),
-                     "optouts_per_day_with": _mean(with_post["optouts"]),
-                     "optouts_per_day_without": _mean(without["optouts"]),
+                     "optouts_per_day_with": _mean(with_post["optout_asks"]),
+                     "optouts_per_day_without": _mean(without["optout_asks"]),
                      "too_many_per_day_with": _mean(with_post["too_many"]),
                      "too_many_per_day_without": _mean(without["too_many"])})
 

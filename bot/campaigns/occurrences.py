@@ -13,12 +13,17 @@ falls in (after, until]: consecutive windows never list one twice, and together 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from croniter import CroniterError
+
 from qunzhu.campaigns import CampaignsFile, jitter, occurrence_key
 from qunzhu.config import SHANGHAI
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,12 @@ def due_between(campaigns: CampaignsFile, groups: Mapping[str, list[str]], after
         spread = timedelta(minutes=campaign.jitter_minutes)
         timely = timedelta(minutes=max(campaign.grace_minutes, campaign.timely_minutes))
         targets = campaign.targets(dict(groups))
-        for scheduled in campaign.schedule.between(after - spread, until + spread):
+        try:
+            moments = list(campaign.schedule.between(after - spread, until + spread))
+        except CroniterError:  # refused at load; an old copy must not stop the others
+            log.error("campaign %s: its schedule cannot be computed; skipped", campaign.id)
+            continue
+        for scheduled in moments:
             if not campaign.active_on(scheduled.astimezone(SHANGHAI).date()):
                 continue
             for chatid in targets:

@@ -36,7 +36,7 @@ from bot.common.budget import Budget, Kind, Verdict, plan
 from bot.common.clock import Clock
 from bot.common.groups import Directory
 from bot.common.posts import Post
-from qunzhu.campaigns import Campaign, CampaignsFile, Limits
+from qunzhu.campaigns import Campaign, CampaignsFile, Limits, jitter
 from qunzhu.config import SHANGHAI
 from qunzhu.redisconn import REDIS_DOWN, AsyncRedis, script_arg, text_of
 
@@ -204,8 +204,17 @@ class Scheduler:
             await self._r.zrem(self._deferred_key, member)  # deferred again: its new time stays
 
     async def _guarded(self, occurrence: Occurrence, now: datetime, *, deferred: bool) -> State:
+        """One occurrence; a bug in it is recorded against it, never blocks the others
+        (Redis trouble still raises: the window is done again)."""
         async with self._limit:
-            return await self._one(occurrence, now, deferred=deferred)
+            try:
+                return await self._one(occurrence, now, deferred=deferred)
+            except REDIS_DOWN:
+                raise
+            except Exception:
+                log.exception("campaign %s → %s failed", occurrence.campaign,
+                              occurrence.chatid)
+                return await self._outcome(occurrence, "skipped", "error", now)
 
     async def _one(self, occurrence: Occurrence, now: datetime, *, deferred: bool) -> State:
         """Render, decide, queue — or defer, drop or skip; each outcome recorded."""
@@ -252,9 +261,18 @@ class Scheduler:
         decision = plan(verdict, now, occurrence.deadline, limits)
         if decision.action == "drop" or decision.at is None:
             return await self._outcome(occurrence, "dropped", decision.reason, now)
-        await self._r.zadd(self._deferred_key, {_to_json(occurrence): _ms(decision.at)})
-        return await self._outcome(occurrence, "deferred", decision.reason, now,
-                                   retry=decision.at)
+        # Held-back posts keep their spread: 30,000 deferrals to 08:00 must not all go at
+        # 08:00:00 (the jitter's size, forward only, from the occurrence's own hash).
+        at = decision.at + abs(jitter(occurrence.id, self._jitter_of(occurrence)))
+        if at > occurrence.deadline:
+            at = decision.at
+        await self._r.zadd(self._deferred_key, {_to_json(occurrence): _ms(at)})
+        return await self._outcome(occurrence, "deferred", decision.reason, now, retry=at)
+
+    def _jitter_of(self, occurrence: Occurrence) -> int:
+        campaign = next((c for c in self._campaigns().campaigns
+                         if c.id == occurrence.campaign), None)
+        return campaign.jitter_minutes if campaign else 0
 
     async def _outcome(self, occurrence: Occurrence, state: State, reason: str, now: datetime,
                        *, post: str = "", retry: datetime | None = None) -> State:

@@ -32,7 +32,10 @@ local a = cjson.decode(ARGV[1])
 local old = redis.call('HGET', KEYS[1], a.field)
 if old then
   local prev = cjson.decode(old)
-  if prev.state ~= 'deferred' then return 0 end
+  -- a deferral may end any way; a skip for lateness may still turn out sent (the deferred
+  -- copy of an occurrence a restarted leader found late); other outcomes are final
+  local late_then_sent = prev.state == 'skipped' and prev.reason == 'late' and a.state == 'sent'
+  if prev.state ~= 'deferred' and not late_then_sent then return 0 end
   if a.state == 'deferred' and prev.reason == a.reason and prev.retry == a.retry then
     return 0
   end
@@ -94,6 +97,12 @@ class StatusBook:
                                        "retry": round(retry.timestamp(), 3) if retry else 0,
                                        "ttl": KEEP_DAYS * 86400})])
         return bool(int(moved))
+
+    async def counts(self, campaign: str, day: date) -> Counter[str]:
+        """One local day's counters only (state and state:reason): one small hash."""
+        _occ_key, count_key = day_keys(self._brand, campaign, day)
+        raw = await self._r.hgetall(count_key)
+        return Counter({text_of(k): int(v) for k, v in raw.items() if int(v)})
 
     async def day(self, campaign: str, day: date) -> tuple[Counter[str], list[Outcome]]:
         """One local day of a campaign: counters (state and state:reason) and each outcome."""

@@ -468,7 +468,9 @@ async def set_usage(request: web.Request) -> web.Response:
     state = request.app[STATE]
     doc = await _json_body(request)
     count = doc.get("count") if doc else None
-    if (doc is None or doc.get("chat_id") not in state.groups or not isinstance(count, int)
+    chat_id = doc.get("chat_id") if doc else None
+    if (doc is None or not isinstance(chat_id, str) or chat_id not in state.groups
+            or not isinstance(count, int)
             or isinstance(count, bool) or count < 0):
         return _problem(400, "need a known chat_id and a count ≥ 0")
     request.app[CUSTOMER].usage[(doc["chat_id"], f"{_local(state):%Y%m}")] = count

@@ -134,3 +134,14 @@ def test_a_welcome_must_name_the_newcomers_and_use_known_placeholders() -> None:
         {"text": "北区欢迎 {新人}", "tags": ["north"]}, {"text": "欢迎 {新人} 来到{群名}"}]})
     assert file.welcome_for("g1", ["north"]) == "北区欢迎 {新人}"
     assert file.welcome_for("g2", []) == "欢迎 {新人} 来到{群名}"
+
+
+@pytest.mark.parametrize("cron, problem", [
+    ("0 10 30 2 *", "never fires"),  # 30 February: valid syntax, no date
+    ("* * * * *", "fires too often"),
+    ("*/20 9 * * *", "fires too often"),
+])
+def test_a_schedule_that_never_fires_or_fires_too_often_is_refused(cron: str,
+                                                                    problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        Schedule.parse_obj({"cron": cron})

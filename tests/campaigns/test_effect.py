@@ -55,9 +55,9 @@ async def test_check_ins_after_the_reminder_against_the_same_hours_without_one(
     result = (await effect(redis_client, BRAND.id, campaign(), book, TODAY, NOW, 7)).to_json()
     assert result["measure"] == "checkins" and result["posts_measured"] == 4
     assert result["after"] == 2.0, "09:00–10:59 on the four days with a reminder"
-    assert result["baseline_days"] == 24, "28 days back, less the four with a post"
-    assert result["baseline"] == round(7 / 24, 2)
-    assert result["lift"] == round(2.0 - 7 / 24, 2)
+    assert result["baseline_days"] == 7, "the week before: days with no data say nothing"
+    assert result["baseline"] == 1.0
+    assert result["lift"] == 1.0
     assert result["optouts_per_day_with"] is None, "only asked of promotional campaigns"
 
 
@@ -83,9 +83,12 @@ async def test_claims_after_a_coupon_post_and_opt_outs_on_days_with_a_promotion(
         Event(Kind.CLAIM, "c2", "g1", "u2", moment(date(2026, 11, 24), 10, 5).timestamp(),
               {"campaign": "cut_30_5"}),
         Event(Kind.OPTOUT, "o1", "g1", "u3", moment(date(2026, 11, 24), 9, 30).timestamp(),
-              {"on": True})])
+              {"on": True}),
+        Event(Kind.CLAIM, "c0", "g1", "u4", moment(date(2026, 11, 20), 9, 40).timestamp(),
+              {"campaign": "cut_30_5"})])
 
     result = await effect(redis_client, BRAND.id, rush, book, TODAY, NOW, 7)
-    assert result.measure == "claims" and result.after == 2.0 and result.baseline == 0.0
+    assert result.measure == "claims" and result.after == 2.0 and result.baseline == 1.0
+    assert result.baseline_days == 1, "the one day without a post on which anything happened"
     assert result.optouts_per_day_with == 1.0
     assert result.optouts_per_day_without == 0.0

@@ -4,13 +4,16 @@ gets one outcome — queued once, deferred, dropped or skipped — with its reas
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 import pytest
 
 from bot.campaigns.scheduler import scheduler_keys
+from bot.campaigns.status import StatusBook
 from bot.common.clock import VirtualClock
 from bot.common.posts import Post
 from qunzhu import metrics
+from qunzhu.config import SHANGHAI
 from qunzhu.events import Event, Kind
 from qunzhu.names import NameBook
 from qunzhu.optouts import OptOuts
@@ -234,3 +237,53 @@ async def test_days_left_counts_down_to_the_date_and_stops_after_it(
         f"本群将在 {n} 天后解散，新群见～" for n in (2, 1, 0)]
     after = await scheduler.status.summary("move", date(2026, 11, 28), 1)
     assert after["reasons"] == {"skipped:countdown_over": 1}
+
+
+async def test_a_bug_in_one_groups_post_is_recorded_and_never_blocks_the_others(
+    redis_client: AsyncRedis,
+) -> None:
+    clock = VirtualClock(at(DAY, 8, 59))
+    file = campaigns({"id": "morning", "text": "早", "schedule": {"daily": "09:00"}})
+    scheduler = make_scheduler(redis_client, file, directory(["g1", "g2", "g3"]), clock)
+    real_render = scheduler._live.render
+
+    async def broken_for_g2(campaign: Any, chatid: str, now: datetime) -> Any:
+        if chatid == "g2":
+            raise KeyError("a bug")
+        return await real_render(campaign, chatid, now)
+
+    scheduler._live.render = broken_for_g2  # type: ignore[method-assign]
+    await scheduler.tick()
+    await run_until(scheduler, clock, at(DAY, 9, 2))
+    assert sorted(p["group"] for p in await outbox(redis_client)) == ["g1", "g3"]
+    summary = await scheduler.status.summary("morning", DAY.date(), 1)
+    assert summary["reasons"] == {"sent:ok": 2, "skipped:error": 1}
+
+
+async def test_posts_held_back_to_the_same_moment_keep_their_spread(
+    redis_client: AsyncRedis,
+) -> None:
+    clock = VirtualClock(at(DAY, 7, 20))
+    file = campaigns({"id": "early", "text": "早", "schedule": {"daily": "07:40"},
+                      "jitter_minutes": 10, "timely_minutes": 120})
+    groups = [f"g{n}" for n in range(50)]
+    scheduler = make_scheduler(redis_client, file, directory(groups), clock)
+    await scheduler.tick()
+    await run_until(scheduler, clock, at(DAY, 7, 55))
+    _lease, _cursor, deferred = scheduler_keys(BRAND.id)
+    times = [score for _m, score in await redis_client.zrange(deferred, 0, -1, withscores=True)]
+    assert len(times) == 50 and min(times) >= at(DAY, 8, 0) * 1000, "after the quiet hours"
+    assert len(set(times)) > 40 and max(times) - min(times) > 5 * 60_000, "not all at 08:00:00"
+
+
+async def test_a_skip_for_lateness_gives_way_when_the_deferred_copy_is_sent(
+    redis_client: AsyncRedis,
+) -> None:
+    book = StatusBook(redis_client, BRAND.id)
+    when = datetime(2026, 11, 25, 9, 0, tzinfo=SHANGHAI)
+    await book.record("c", "g1", when, "deferred", "spacing", when)
+    await book.record("c", "g1", when, "skipped", "late", when)  # a restarted leader's view
+    assert await book.record("c", "g1", when, "sent", "ok", when, post="p1")
+    assert not await book.record("c", "g1", when, "skipped", "late", when), "sent is final"
+    counts = await book.counts("c", when.date())
+    assert counts["sent"] == 1 and counts["skipped"] == 0 and counts["deferred"] == 0
