@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -201,20 +202,23 @@ def create_app(
                                     reclaim_idle_ms=settings.reclaim_idle_ms)
             runners.append((aggregator.stop, asyncio.create_task(aggregator.run())))
         if background.campaigns:
+            # a lease holder is one process: a token beside the consumer name, in case two
+            # processes were given the same BRIDGE_CONSUMER
+            process_owner = f"{settings.consumer}:{secrets.token_hex(3)}"
             scheduler_clock = _scheduler_clock(settings, clock, session)
             live = LiveData(app[appkeys.REDIS], lambda: brand.value, lambda: files.games.value,
                             groups, store.member_count)
             scheduler = Scheduler(app[appkeys.REDIS], brand.value.id, app[appkeys.CAMPAIGNS],
                                   groups, live, post, scheduler_clock,
-                                  owner=settings.consumer)
+                                  owner=process_owner)
             runners.append((scheduler.stop, asyncio.create_task(scheduler.run())))
             # Customer groups: WeCom's own welcome templates and owner-confirmed 群发, on
             # the real clock (finding a lost task compares WeCom's timestamps).
             customer_groups = app[customer_groups_api.CUSTOMER_GROUPS]
             welcome = WelcomeSync(app[appkeys.REDIS], brand.value.id, customer_groups, wecom,
-                                  clock, owner=settings.consumer)
+                                  clock, owner=process_owner)
             sends = CustomerSends(app[appkeys.REDIS], brand.value.id, customer_groups, wecom,
-                                  clock, owner=settings.consumer)
+                                  clock, owner=process_owner)
             runners.append((welcome.stop, asyncio.create_task(welcome.run())))
             runners.append((sends.stop, asyncio.create_task(sends.run())))
         yield

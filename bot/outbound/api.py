@@ -73,7 +73,7 @@ async def _held_back(app: web.Application, group: str, idem: str,
     goes on to the disk spool uncounted; anything else gets 503, and the caller retries.
     """
     now = datetime.fromtimestamp(app[appkeys.CLOCK].now(), SHANGHAI)
-    key = f"api:{idem}" if idem else f"api:{new_post_id()}"
+    key = idem or f"api:{new_post_id()}"
     try:
         verdict = await asyncio.wait_for(
             app[appkeys.GATE].allow(group, key, kind, now), REDIS_WAIT_S)
@@ -108,6 +108,9 @@ async def post_message(request: web.Request) -> web.Response:
     except PayloadError as exc:
         return _problem(400, str(exc))
     idem = request.headers.get("Idempotency-Key", "") or idem
+    # The API's keys have a namespace of their own: a caller's key can never take the place
+    # of the bridge's own posts (campaign:…, welcome:…) in the outbox.
+    idem = f"api:{idem}" if idem else ""
     held = await _held_back(request.app, group, idem, kind)
     if held is not None:
         return held

@@ -37,7 +37,8 @@ def build(bridge_url: str, public_url: str) -> web.Application:
         staff.members[userid] = SimMember(userid, name, now, type=1)
     add_sandbox_customer_groups(state, brand.name)  # 外部群: owner-confirmed 群发 only
     callbacks = CallbackSender(state, bridge_url)
-    app = create_sim_app(state, callbacks, bot_name=brand.bot_name, public_url=public_url)
+    app = create_sim_app(state, callbacks, bot_name=brand.bot_name, public_url=public_url,
+                         clock_file=env.project_path("QZ_DATA_DIR") / "sim-clock-offset")
 
     async def close_session(app: web.Application) -> AsyncIterator[None]:
         yield

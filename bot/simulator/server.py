@@ -351,8 +351,8 @@ async def replies(request: web.Request) -> web.Response:
 
 
 def create_sim_app(state: SimState, callbacks: CallbackSender, *, bot_name: str,
-                   public_url: str) -> web.Application:
-    """Build the simulator's app."""
+                   public_url: str, clock_file: Path | None = None) -> web.Application:
+    """Build the simulator's app (`clock_file`: where the simulated time is kept)."""
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app[STATE] = state
     app[CALLBACKS] = callbacks
@@ -365,7 +365,7 @@ def create_sim_app(state: SimState, callbacks: CallbackSender, *, bot_name: str,
     r.add_post("/cgi-bin/message/send", message_send)
     r.add_post("/cgi-bin/aibot/response", aibot_response)
     directory.add_routes(app)
-    simclock.add_routes(app)
+    simclock.add_routes(app, clock_file)
     customer.add_routes(app)
     r.add_get("/", page)
     r.add_get("/sandbox/config", sandbox_config)

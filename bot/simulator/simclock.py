@@ -8,8 +8,11 @@ signatures) keep the real time. Production never sets the URL.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -21,15 +24,21 @@ from qunzhu.sandbox import SANDBOX_GROUP
 from qunzhu.settings import project_path
 from qunzhu.yamlconfig import ConfigError, load_yaml, validate
 
+log = logging.getLogger(__name__)
 LEAD_S = 5  # a fast-forward lands this long before the post is due
 MAX_ADVANCE_S = 8 * 24 * 3600
 
 
 class SimClock:
-    """Wall clock + a forward-only offset."""
+    """Wall clock + a forward-only offset, kept in a file so a restarted simulator goes on
+    from the same simulated time (the scheduler's cursor in Redis already went there)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: Path | None = None) -> None:
+        self._keep = keep
         self.offset_s = 0.0
+        if keep is not None:
+            with contextlib.suppress(OSError, ValueError):  # none kept yet: real time
+                self.offset_s = max(0.0, float(keep.read_text(encoding="utf-8")))
 
     def now(self) -> datetime:
         """The simulated time."""
@@ -38,6 +47,12 @@ class SimClock:
     def advance(self, seconds: float) -> None:
         """Move time forward (never back: a scheduler's cursor only moves forward)."""
         self.offset_s += max(0.0, seconds)
+        if self._keep is not None:
+            try:
+                self._keep.parent.mkdir(parents=True, exist_ok=True)
+                self._keep.write_text(f"{self.offset_s:.3f}", encoding="utf-8")
+            except OSError as exc:  # a demo aid: the time still moves in memory
+                log.warning("simulated time not kept: %s", type(exc).__name__)
 
 
 CLOCK: web.AppKey[SimClock] = web.AppKey("sim_clock", SimClock)
@@ -102,9 +117,9 @@ async def set_clock(request: web.Request) -> web.Response:
     return await get_clock(request)
 
 
-def add_routes(app: web.Application) -> None:
-    """Mount /sim/clock."""
-    app[CLOCK] = SimClock()
+def add_routes(app: web.Application, keep: Path | None = None) -> None:
+    """Mount /sim/clock (`keep`: where the offset survives a restart)."""
+    app[CLOCK] = SimClock(keep)
     app.router.add_get("/sim/clock", get_clock)
     app.router.add_post("/sim/clock", set_clock)
 

@@ -4,6 +4,7 @@ bridge's scheduler follows it, and nothing lets time run backwards or take bad i
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -11,6 +12,7 @@ import pytest
 
 from bot.common.clock import FollowedClock, VirtualClock
 from bot.common.settings import sandbox_clock_url
+from bot.simulator.simclock import SimClock
 from qunzhu.campaigns import load_campaigns, next_due
 from tests.bridge.conftest import Sim
 
@@ -75,3 +77,12 @@ def test_the_bridge_follows_only_a_local_simulator() -> None:
     assert sandbox_clock_url("http://127.0.0.1:5090/sim/clock").endswith("/sim/clock")
     with pytest.raises(ValueError, match="local simulator"):
         sandbox_clock_url("https://example.com/sim/clock")
+
+
+def test_a_restarted_simulator_goes_on_from_the_same_simulated_time(tmp_path: Path) -> None:
+    keep = tmp_path / "data" / "sim-clock-offset"
+    first = SimClock(keep)
+    first.advance(7200)
+    assert SimClock(keep).offset_s == 7200.0
+    keep.write_text("not a number", encoding="utf-8")
+    assert SimClock(keep).offset_s == 0.0, "a damaged file is real time, not a crash"
