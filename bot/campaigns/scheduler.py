@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot.campaigns.occurrences import Occurrence, due_between
+from bot.campaigns.occurrences import Occurrence, SpreadCache, due_between
 from bot.campaigns.render import LiveData, Rendered, Skipped
 from bot.campaigns.status import State, StatusBook
 from bot.common.budget import Budget, Kind, Verdict, plan
@@ -119,6 +119,7 @@ class Scheduler:
         self._advance = client.register_script(ADVANCE)
         self._stopping = asyncio.Event()
         self.tally = Tally()
+        self._spreads: SpreadCache = {}
 
     # ------------------------------------------------------------------ the loop
     def stop(self) -> None:
@@ -183,7 +184,7 @@ class Scheduler:
     async def _window(self, after: datetime, until: datetime, now: datetime) -> None:
         """Give every occurrence due in (after, until] its outcome (raises: do it again)."""
         campaigns = self._campaigns()
-        due = due_between(campaigns, self._groups().tags(), after, until)
+        due = due_between(campaigns, self._groups().tags(), after, until, self._spreads)
         await asyncio.gather(*(self._guarded(o, now, deferred=False) for o in due))
 
     async def _deferred(self, now: datetime) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from qunzhu.groupsfile import GroupEntry, GroupsFile, StaffEntry
@@ -53,6 +54,11 @@ class Directory:
 
     def tags(self) -> dict[str, list[str]]:
         """Every group the bridge can post into, with its tags (what campaigns target)."""
+        return self._tags
+
+    @cached_property
+    def _tags(self) -> dict[str, list[str]]:
+        """Built once per loaded file (the scheduler asks every second)."""
         return {chatid: list(robot.tags) for chatid, robot in self.robots.items()}
 
 

@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from itertools import pairwise
 
-from bot.campaigns.occurrences import due_between
+from bot.campaigns.occurrences import SpreadCache, due_between
 from qunzhu.campaigns import CampaignsFile, jitter
 from qunzhu.config import SHANGHAI
 
@@ -65,3 +65,16 @@ def test_an_occurrence_knows_its_id_deadline_and_when_it_was_missed() -> None:
     assert found.deadline == DAY + timedelta(hours=10)
     assert not found.missed(found.due + timedelta(minutes=15), timedelta(minutes=15))
     assert found.missed(found.due + timedelta(minutes=16), timedelta(minutes=15))
+
+
+def test_the_scheduler_s_cache_of_spreads_changes_no_answer() -> None:
+    groups: dict[str, list[str]] = {f"g{i}": [] for i in range(300)}
+    file = campaigns(jitter_minutes=10)
+    cache: SpreadCache = {}
+    start = DAY + timedelta(hours=8, minutes=45)
+    for step in range(60):
+        after = start + timedelta(seconds=30 * step)
+        until = after + timedelta(seconds=30)
+        assert due_between(file, groups, after, until, cache) == due_between(
+            file, groups, after, until)
+    assert len(cache) == 1, "one scheduled time, computed once"
