@@ -22,7 +22,7 @@ export RASA_TELEMETRY_ENABLED := false
 SUDO      := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: help install install-dev browser redis-server console-assets run chat train validate test test-unit test-rasa fuzz lint \
-        bench-nlu bench-bridge bench-console chaos clean
+        bench-nlu bench-bridge bench-console bench-campaigns chaos clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -111,6 +111,9 @@ bench-bridge: install-dev train  ## end-to-end turns vs stock Rasa, 30,000 group
 
 bench-console: install-dev redis-server train  ## console numbers: aggregation events/s, a year × 1,000 groups, dashboard query p99, publish under 20 turns/s
 	$(PY) -m bench.console $(BENCH_ARGS)
+
+bench-campaigns: install-dev redis-server  ## campaign scheduler, 30,000 groups × reminder + promotion (QZ_BENCH_GROUPS): per-robot rate, budget, exactly once, cost vs plain enqueue
+	$(PY) -m bench.campaigns $(BENCH_ARGS)
 
 fuzz: install-dev redis-server  ## 25,000 new generated inputs per bridge route (make test sends the same 4,000)
 	QZ_FUZZ_EXAMPLES=25000 QZ_FUZZ_RANDOM=1 $(PY) -m pytest -q tests/bridge/test_fuzz.py

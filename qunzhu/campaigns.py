@@ -241,19 +241,36 @@ class Schedule(Strict):
 # What a campaign's text may say, filled in at send time for each group. A value that is
 # missing for a group (nobody checked in yesterday, no member count yet) skips that group
 # with the reason recorded; a half-rendered post never goes out.
+class P:
+    """The placeholders' names as operators write them (Chinese: the file is theirs)."""
+
+    GROUP = "群名"
+    BRAND = "品牌"
+    TOP3_YESTERDAY = "昨日前三"
+    TOP3_WEEK = "上周前三"
+    CHECKINS_TODAY = "今日打卡人数"
+    CHECKINS_WEEK = "上周打卡次数"
+    MEMBERS = "群人数"
+    COUPON = "券名"
+    LEFT = "剩余张数"
+    DAYS_LEFT = "剩余天数"
+    NEWCOMERS = "新人"
+    BOT = "机器人"
+
+
 PLACEHOLDERS: dict[str, str] = {
-    "群名": "the group's name",
-    "品牌": "the brand's name",
-    "昨日前三": "yesterday's three longest check-in streaks in this group, by name",
-    "上周前三": "the last seven days' three longest check-in streaks in this group, by name",
-    "今日打卡人数": "how many members of this group checked in today so far",
-    "上周打卡次数": "check-ins in this group over the last seven days",
-    "群人数": "the group's member count",
-    "券名": "the campaign's coupon (coupon:), its name",
-    "剩余张数": "how many of the campaign's coupon are left",
-    "剩余天数": "days left until countdown_to (or ends)",
+    P.GROUP: "the group's name",
+    P.BRAND: "the brand's name",
+    P.TOP3_YESTERDAY: "yesterday's three longest check-in streaks in this group, by name",
+    P.TOP3_WEEK: "the last seven days' three longest check-in streaks in this group, by name",
+    P.CHECKINS_TODAY: "how many members of this group checked in today so far",
+    P.CHECKINS_WEEK: "check-ins in this group over the last seven days",
+    P.MEMBERS: "the group's member count",
+    P.COUPON: "the campaign's coupon (coupon:), its name",
+    P.LEFT: "how many of the campaign's coupon are left",
+    P.DAYS_LEFT: "days left until countdown_to (or ends)",
 }
-NEEDS_COUPON = {"券名", "剩余张数"}
+NEEDS_COUPON = {P.COUPON, P.LEFT}
 Condition = Literal["in_stock", "sold_out"]
 
 
@@ -318,7 +335,7 @@ class Campaign(Strict):
         used |= set(placeholders(values.get("fallback_text") or ""))
         if (used & NEEDS_COUPON or values.get("condition")) and not values.get("coupon"):
             raise ValueError("{券名}, {剩余张数} and condition need coupon: <a coupon id>")
-        if "剩余天数" in used and not (values.get("countdown_to") or ends):
+        if P.DAYS_LEFT in used and not (values.get("countdown_to") or ends):
             raise ValueError("{剩余天数} needs countdown_to: <date> (or ends)")
         return values
 
@@ -342,10 +359,15 @@ class Campaign(Strict):
 
 # What a welcome may say: the newcomers' names, the group, the bot.
 WELCOME_PLACEHOLDERS: dict[str, str] = {
-    "新人": "the newcomers' names (up to five, then …)",
-    "群名": "the group's name",
-    "机器人": "the bot's name, to @-mention it",
+    P.NEWCOMERS: "the newcomers' names (up to ten, then …)",
+    P.GROUP: "the group's name",
+    P.BOT: "the bot's name, to @-mention it",
 }
+
+
+def fill_welcome(text: str, *, newcomers: str, group: str, bot: str) -> str:
+    """An operator's welcome with the newcomers' names, the group and the bot filled in."""
+    return text.format_map({P.NEWCOMERS: newcomers, P.GROUP: group, P.BOT: bot})
 
 
 class Welcome(Strict):
@@ -362,7 +384,7 @@ class Welcome(Strict):
         if unknown:
             raise ValueError(f"unknown placeholder {{{unknown[0]}}}; use "
                              + " ".join(f"{{{n}}}" for n in WELCOME_PLACEHOLDERS))
-        if "新人" not in used:
+        if P.NEWCOMERS not in used:
             raise ValueError("a welcome names the newcomers: put {新人} in it")
         return value
 

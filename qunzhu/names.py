@@ -31,6 +31,11 @@ def masked(userid: str, label: str = "群友") -> str:
 _MARKDOWN_SAFE = str.maketrans("[]()<>*#`_~|", "［］（）＜＞＊＃｀＿～｜")
 
 
+def masked_group(chatid: str) -> str:
+    """A group nobody has named yet, as people are shown it."""
+    return masked(chatid, "群聊")
+
+
 def clean_name(name: object) -> str:
     """A display name as people see it: one line, trimmed, bounded, inert in markdown."""
     text = " ".join(str(name or "").split()).translate(_MARKDOWN_SAFE)
@@ -115,7 +120,7 @@ class NameBook:
         """A group's name (masked when unknown)."""
         if not chatid:
             return ""
-        return _text(await self._r.hget(self.keys.groups, chatid)) or masked(chatid, "群聊")
+        return _text(await self._r.hget(self.keys.groups, chatid)) or masked_group(chatid)
 
     # ------------------------------------------------------------ writes (the bridge)
     async def remember_group(self, chatid: str, name: str, members: Mapping[str, str],

@@ -21,7 +21,7 @@ from bot.common import appkeys
 from bot.common.auth import authorised
 from qunzhu.campaigns import CEILING, Campaign
 from qunzhu.config import SHANGHAI
-from qunzhu.names import masked
+from qunzhu.names import masked_group
 from qunzhu.redisconn import REDIS_DOWN
 
 MAX_DAYS = 35
@@ -113,7 +113,7 @@ async def campaign_status(request: web.Request) -> web.Response:
     listed = dict(sorted(groups.items())[:MAX_GROUPS])
     for chatid, row in listed.items():
         robot = directory.robot(chatid)
-        row["name"] = robot.name if robot and robot.name else masked(chatid, "群聊")
+        row["name"] = robot.name if robot and robot.name else masked_group(chatid)
     return web.json_response(_describe(campaign, app, now) | {
         "days": days, "totals": summary["totals"], "reasons": summary["reasons"],
         "groups_total": len(groups), "groups_detail": listed, "effect": helped.to_json()})

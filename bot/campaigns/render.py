@@ -16,7 +16,7 @@ from typing import Literal
 
 from bot.common.groups import Directory
 from qunzhu import metrics
-from qunzhu.campaigns import Campaign, placeholders
+from qunzhu.campaigns import Campaign, P, placeholders
 from qunzhu.config import SHANGHAI, Brand, CouponCampaign, Games
 from qunzhu.coupons import issued_key
 from qunzhu.names import NameBook
@@ -100,41 +100,41 @@ class LiveData:
         local = now.astimezone(SHANGHAI)
         brand = self._brand()
         match name:
-            case "群名":
+            case P.GROUP:
                 robot = self._groups().robot(chatid)
                 return (robot.name if robot and robot.name else
                         await NameBook(self._r, brand.id).group(chatid))
-            case "品牌":
+            case P.BRAND:
                 return brand.name
-            case "昨日前三":
+            case P.TOP3_YESTERDAY:
                 names = await self._top_names(chatid, [local.date() - timedelta(days=1)])
                 if not names:
                     raise Missing("no_checkins_yesterday")
                 return "、".join(names)
-            case "上周前三":
+            case P.TOP3_WEEK:
                 names = await self._top_names(chatid, _last_week(local.date()))
                 if not names:
                     raise Missing("no_checkins_last_week")
                 return "、".join(names)
-            case "今日打卡人数":
+            case P.CHECKINS_TODAY:
                 counts = await metrics.group_day_counts(self._r, brand.id, local.date(), chatid)
                 return str(counts.get("checkins", 0))
-            case "上周打卡次数":
+            case P.CHECKINS_WEEK:
                 total = 0
                 for day in _last_week(local.date()):
                     total += (await metrics.group_day_counts(self._r, brand.id, day,
                                                              chatid)).get("checkins", 0)
                 return str(total)
-            case "群人数":
+            case P.MEMBERS:
                 count = await self._member_count(chatid)
                 if count <= 0:
                     raise Missing("member_count_unknown")
                 return str(count)
-            case "券名":
+            case P.COUPON:
                 return self._coupon(campaign, now).name
-            case "剩余张数":
+            case P.LEFT:
                 return str(await self._left(campaign, now))
-            case "剩余天数":
+            case P.DAYS_LEFT:
                 target = campaign.countdown_to or campaign.ends
                 assert target is not None  # checked when the file was loaded
                 days = (target - local.date()).days

@@ -22,6 +22,7 @@ from bot.common.posts import Post
 from bot.common.store import BridgeStore
 from bot.common.texts import Texts
 from bot.wecom.api import Member, WeComApi, WeComApiError
+from qunzhu.campaigns import fill_welcome
 from qunzhu.config import SHANGHAI
 from qunzhu.events import Event, Kind, emit
 from qunzhu.redisconn import REDIS_DOWN
@@ -133,7 +134,7 @@ class Newcomers:
                 return
         own = self._welcome_text(chat_id)
         group, bot = robot.name or "", self._bot_name()
-        text = (own.format_map({"新人": names, "群名": group, "机器人": bot}) if own
+        text = (fill_welcome(own, newcomers=names, group=group, bot=bot) if own
                 else self._texts.say("utter_bridge_welcome", names=names, group=group, bot=bot))
         await self._post(Post(chat_id, "text", text), idem)
 

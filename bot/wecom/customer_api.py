@@ -55,9 +55,11 @@ EMPTY_PARAMETERS = 40063  # "some parameters are empty"
 TEMPLATE_LIMIT = 41063  # the corp's 100 welcome templates are used (code not documented)
 
 # get_groupmsg_send_result statuses (doc 93338)
+# 0 未发送 not sent, 1 已发送 sent, 2 因客户不是好友导致发送失败 not a contact,
+# 3 因客户已经收到其他群发消息导致发送失败 already had another mass send (the month's cap)
 NOT_SENT, SENT, NOT_FRIEND, OTHER_MASS_SEND = 0, 1, 2, 3
-SEND_STATUSES = {NOT_SENT: "未发送", SENT: "已发送", NOT_FRIEND: "因客户不是好友导致发送失败",
-                 OTHER_MASS_SEND: "因客户已经收到其他群发消息导致发送失败"}
+SEND_STATUSES = {NOT_SENT: "not sent", SENT: "sent", NOT_FRIEND: "not a contact",
+                 OTHER_MASS_SEND: "already had another mass send"}
 
 
 def utf8_len(text: str) -> int:
