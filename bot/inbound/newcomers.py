@@ -52,9 +52,10 @@ class Newcomers:
         """`brand` names the analytics streams; "" records no events (tests, tools).
 
         `welcome_text` is the operators' welcome for a group (campaigns.yml `welcomes:`;
-        None: domain.yml's), and `gate` the anti-spam budget a welcome passes as a service
-        post (a welcome it holds back — quiet hours, the day's cap — is dropped: a late
-        welcome greets nobody)."""
+        None: domain.yml's), and `gate` the anti-spam budget a welcome passes as a reaction
+        to the people who just joined: under the group's daily cap of reactions, never at
+        the expense of its service posts; one it holds back is dropped (a late welcome
+        greets nobody)."""
         self._store = store
         self._api = api
         self._directory = directory
@@ -126,7 +127,7 @@ class Newcomers:
         idem = f"welcome:{chat_id}:{event_time}:{','.join(m.userid for m in new)}"
         if self._gate is not None:
             now = datetime.fromtimestamp(self._clock.now(), SHANGHAI)
-            verdict = await self._gate.allow(chat_id, idem, "service", now)
+            verdict = await self._gate.allow(chat_id, idem, "reaction", now)
             if not verdict.sent:
                 log.info("welcome in %s held back by the budget (%s): not sent", chat_id,
                          verdict.reason)

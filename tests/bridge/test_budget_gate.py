@@ -112,9 +112,14 @@ async def test_the_operators_welcome_names_the_newcomer(
     assert post.content == "欢迎 新来的朵朵 来到测试群g5，@福利官 说「打卡」试试～"
 
 
-async def test_a_welcome_in_quiet_hours_is_held_back_not_sent_at_dawn(
+async def test_welcomes_use_the_groups_reactions_not_its_service_posts(
     live: Sim, redis_client: AsyncRedis,
 ) -> None:
-    welcomes = await welcome_with(live, redis_client, 23)
+    when = datetime(2026, 11, 25, 10, 0, tzinfo=SHANGHAI)
+    budget = Budget(redis_client)
+    for n in range(CEILING.reaction_per_day):  # the day's reactions are used up
+        assert (await budget.decide("g5", f"r{n}", "reaction", when, CEILING)).sent
+    welcomes = await welcome_with(live, redis_client, 10)
     assert welcomes.posts == []
     assert int(await redis_client.hget("qz:bridge:metrics", "welcomes_held") or 0) == 1
+    assert (await budget.decide("g5", "svc", "service", when, CEILING)).sent, "untouched"
