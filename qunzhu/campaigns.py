@@ -62,6 +62,7 @@ class Limits:
     quiet_end: time  # … until here (wrapping past midnight when start > end)
     service_per_day: int
     reaction_per_day: int = 30  # posts a member's own message caused (streaks, big wins)
+    service_gap_minutes: int = 30  # between two service posts
 
     def quiet_minutes(self) -> tuple[int, int]:
         """The quiet window as minutes of the local day: [start, end)."""
@@ -79,7 +80,8 @@ class Limits:
 
 # The hard ceilings, in one place: nothing in the YAML can loosen them.
 CEILING = Limits(promo_per_day=3, promo_gap_minutes=120, quiet_start=time(22, 0),
-                 quiet_end=time(8, 0), service_per_day=10)
+                 quiet_end=time(8, 0), service_per_day=10, reaction_per_day=30,
+                 service_gap_minutes=30)
 
 
 def _quiet_set(limits: Limits) -> set[int]:
@@ -125,7 +127,8 @@ class BudgetOverride(Strict):
             quiet_start=quiet_start, quiet_end=quiet_end,
             service_per_day=min(base.service_per_day,
                                 _or(self.service_per_day, base.service_per_day)),
-            reaction_per_day=base.reaction_per_day)
+            reaction_per_day=base.reaction_per_day,
+            service_gap_minutes=base.service_gap_minutes)
 
     def looser_than(self, ceiling: Limits) -> list[str]:
         """What in this override exceeds the ceilings (empty: it only tightens)."""
@@ -333,6 +336,10 @@ class Campaign(Strict):
             raise ValueError("give groups or tags, not both")
         used = set(placeholders(values["text"]))
         used |= set(placeholders(values.get("fallback_text") or ""))
+        if (values.get("coupon") and not values.get("promotional")
+                and not values.get("condition")):
+            raise ValueError("a post about a coupon is a promotion (promotional: true), unless "
+                             "it follows the coupon's stock (condition: in_stock or sold_out)")
         if (used & NEEDS_COUPON or values.get("condition")) and not values.get("coupon"):
             raise ValueError("{券名}, {剩余张数} and condition need coupon: <a coupon id>")
         if P.DAYS_LEFT in used and not (values.get("countdown_to") or ends):

@@ -26,12 +26,14 @@ from qunzhu.redisconn import AsyncRedis, script_arg, text_of
 
 Kind = Literal["promotional", "service", "reaction"]
 Reason = Literal["ok", "again", "late", "quiet_hours", "daily_cap", "spacing", "service_cap",
-                 "reaction_cap"]
+                 "service_spacing", "reaction_cap"]
 DAY_TTL_S = 3 * 24 * 3600
 
 # KEYS[1] the group's day hash (promo, service, occ:<id>)  KEYS[2] the group's last promo (ms)
 # ARGV[1] {occ, kind (promotional|service|reaction), now (ms), minute (local minute of the
-#          day), quiet [start, end) (minutes), promo_cap, gap (ms), service_cap, reaction_cap,
+#          day), quiet [start, end) (minutes), promo_cap, gap (ms), service_cap,
+#          service_gap (ms; the day's service posts are spaced too: quiet hours span
+#          midnight, so the day hash is enough), reaction_cap,
 #          ttl (s), late (bool: past its time)}
 # A reaction (a post a member's own message caused) is not held by the quiet hours — the
 # member is there, talking — but has a daily cap of its own, so it cannot become a channel.
@@ -63,7 +65,12 @@ else
   if tonumber(redis.call('HGET', KEYS[1], 'service') or '0') >= a.service_cap then
     return {'wait', 'service_cap', 0}
   end
+  local last = tonumber(redis.call('HGET', KEYS[1], 'last_service') or '-1')
+  if last >= 0 and a.now - last < a.service_gap then
+    return {'wait', 'service_spacing', last + a.service_gap}
+  end
   redis.call('HINCRBY', KEYS[1], 'service', 1)
+  redis.call('HSET', KEYS[1], 'last_service', a.now)
 end
 redis.call('HSET', KEYS[1], occ, a.now)
 redis.call('EXPIRE', KEYS[1], a.ttl)
@@ -99,7 +106,9 @@ def clamp(limits: Limits) -> Limits:
                   promo_gap_minutes=max(limits.promo_gap_minutes, CEILING.promo_gap_minutes),
                   quiet_start=quiet.quiet_start, quiet_end=quiet.quiet_end,
                   service_per_day=min(limits.service_per_day, CEILING.service_per_day),
-                  reaction_per_day=min(limits.reaction_per_day, CEILING.reaction_per_day))
+                  reaction_per_day=min(limits.reaction_per_day, CEILING.reaction_per_day),
+                  service_gap_minutes=max(limits.service_gap_minutes,
+                                          CEILING.service_gap_minutes))
 
 
 def _minutes(limits: Limits) -> set[int]:
@@ -137,7 +146,8 @@ class Budget:
             "now": int(now.timestamp() * 1000), "minute": local.hour * 60 + local.minute,
             "quiet_start": quiet_start, "quiet_end": quiet_end,
             "promo_cap": limits.promo_per_day, "gap": limits.promo_gap_minutes * 60_000,
-            "service_cap": limits.service_per_day, "ttl": DAY_TTL_S, "late": late})])
+            "service_cap": limits.service_per_day,
+            "service_gap": limits.service_gap_minutes * 60_000, "ttl": DAY_TTL_S, "late": late})])
         verdict, reason, retry = text_of(raw[0]), text_of(raw[1]), int(raw[2])
         retry_at = (datetime.fromtimestamp(retry / 1000, tz=SHANGHAI) if retry else None)
         return Verdict(verdict == "sent", reason, retry_at)  # type: ignore[arg-type]
@@ -161,7 +171,7 @@ def plan(verdict: Verdict, now: datetime, deadline: datetime, limits: Limits) ->
     limits = clamp(limits)
     if verdict.reason in ("daily_cap", "service_cap", "reaction_cap"):
         at = first_allowed(next_day(now), limits)
-    elif verdict.reason == "spacing" and verdict.retry_at is not None:
+    elif verdict.reason in ("spacing", "service_spacing") and verdict.retry_at is not None:
         at = first_allowed(verdict.retry_at, limits)
     else:  # quiet hours
         at = first_allowed(now, limits)

@@ -43,12 +43,16 @@ async def send(url: str, group: str, body: dict[str, Any],
 async def test_operators_posts_count_against_the_groups_budget(
     make_bridge: BridgeFactory,
 ) -> None:
-    clock = VirtualClock(local(14))
+    clock = VirtualClock(local(8))
     bridge = await make_bridge(clock=clock, background=Background(False, False, False))
     for n in range(CEILING.service_per_day):
         assert (await send(bridge.url, "g1", {"content": f"通知 {n}"}))[0] == 202
+        status, doc = await send(bridge.url, "g1", {"content": "紧跟着一条"})
+        assert status == 429 and doc["reason"] in ("service_spacing", "service_cap")
+        clock.advance(CEILING.service_gap_minutes * 60)
     status, doc = await send(bridge.url, "g1", {"content": "第十一条"})
     assert status == 429 and doc["reason"] == "service_cap"
+    clock.advance(local(14) - clock.now())
 
     status, first = await send(bridge.url, "g1", {"content": "上新", "kind": "promotional"},
                                "promo-1")

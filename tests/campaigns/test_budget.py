@@ -79,12 +79,24 @@ async def test_service_posts_have_their_own_cap_and_leave_promotions_alone(
     redis_client: AsyncRedis,
 ) -> None:
     budget = Budget(redis_client)
-    sent = [(await budget.decide("g1", f"s{i}", "service", at(9, i), CEILING)).sent
+    sent = [(await budget.decide("g1", f"s{i}", "service", at(8 + i), CEILING)).sent
             for i in range(11)]
     assert sent == [True] * 10 + [False]
-    assert (await budget.decide("g1", "s10", "service", at(9, 30), CEILING)).reason == \
+    assert (await budget.decide("g1", "s10", "service", at(19, 30), CEILING)).reason == \
         "service_cap"
-    assert (await budget.decide("g1", "promo", "promotional", at(9, 30), CEILING)).sent
+    assert (await budget.decide("g1", "promo", "promotional", at(19, 30), CEILING)).sent
+
+
+async def test_service_posts_are_spaced_too_and_a_held_one_waits_for_its_slot(
+    redis_client: AsyncRedis,
+) -> None:
+    budget = Budget(redis_client)
+    assert (await budget.decide("g1", "a", "service", at(9), CEILING)).sent
+    held = await budget.decide("g1", "b", "service", at(9, 10), CEILING)
+    assert not held.sent and held.reason == "service_spacing"
+    assert held.retry_at == at(9, CEILING.service_gap_minutes)
+    assert plan(held, at(9, 10), at(12), CEILING).at == at(9, 30)
+    assert (await budget.decide("g1", "b", "service", at(9, 30), CEILING)).sent
 
 
 async def test_asking_again_for_the_same_occurrence_sends_it_once_and_counts_once(

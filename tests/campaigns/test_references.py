@@ -20,11 +20,11 @@ def test_missing_coupons_groups_and_tags_are_named_with_the_campaign() -> None:
         "budget_by_group": {"gone": {"promo_per_day": 1}},
         "campaigns": [
             {"id": "a", "name": "A", "text": "{券名}", "coupon": "no_such_coupon",
-             "schedule": {"daily": "09:00"}, "promotional": False, "groups": ["g1", "g9"]},
+             "schedule": {"daily": "09:00"}, "promotional": True, "groups": ["g1", "g9"]},
             {"id": "b", "name": "B", "text": "hi", "schedule": {"daily": "09:00"},
              "promotional": False, "tags": ["north", "south"]},
             {"id": "c", "name": "C", "text": "{券名}", "coupon": "cut_30_5",
-             "schedule": {"daily": "09:00"}, "promotional": False}]})
+             "schedule": {"daily": "09:00"}, "promotional": True}]})
     problems = campaign_references(campaigns, load_games(), GROUPS, Path("data/campaigns.yml"))
     assert problems == [
         "data/campaigns.yml: campaigns[0] (a): coupon: no coupon 'no_such_coupon' in games.yml",
