@@ -21,3 +21,11 @@ def event_for(svc: Services, who: Speaker, kind: Kind, data: dict[str, Value]) -
 async def record(svc: Services, who: Speaker, kind: Kind, data: dict[str, Value]) -> None:
     """Emit one event (one XADD); a Redis failure is logged by `emit`, never raised."""
     await svc.store.record(event_for(svc, who, kind, data))
+
+
+async def record_daily(svc: Services, who: Speaker, kind: Kind, day: str, at: float,
+                       data: dict[str, Value]) -> None:
+    """Emit an event that counts once per group, member and local day, whichever message says
+    it: eid `<kind>:<group>:<user>:<day>` (the aggregator keeps the first it sees)."""
+    await svc.store.record(Event(kind, f"{kind.value}:{who.group}:{who.user}:{day}",
+                                 who.group, who.user, at, data))

@@ -1,4 +1,4 @@
-"""The services actions share: game store, names, clock and operator config, swappable in tests."""
+"""The services actions share (game store, names, opt-outs, clock, config), swappable in tests."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from actions import config
 from actions.clock import Clock, SystemClock
 from actions.posts import GroupPoster, bridge_poster
+from actions.preferences import Preferences
 from actions.store import GameStore, client
 from qunzhu.names import NameBook
 
@@ -20,6 +21,7 @@ class Services:
     clock: Clock
     poster: GroupPoster
     names: NameBook
+    preferences: Preferences
     brand_now: Callable[[], config.Brand] = config.brand
     games_now: Callable[[], config.Games] = config.games
 
@@ -47,6 +49,7 @@ def services() -> Services:
             clock=SystemClock(),
             poster=bridge_poster(brand.id),
             names=NameBook(client(), brand.id),
+            preferences=Preferences(client(), brand.id),
         )
     return _current
 

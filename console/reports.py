@@ -18,7 +18,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("turns", "对话"), ("fallbacks", "未答上"), ("checkins", "打卡"), ("claims", "领券"),
     ("redeemed", "核销"), ("draws", "抽奖"), ("prizes", "中奖"), ("points_earned", "积分发放"),
     ("points_spent", "积分消耗"), ("handoffs_opened", "转人工"), ("posts_sent", "群发消息"),
-    ("joins", "入群"), ("leaves", "退群"),
+    ("joins", "入群"), ("leaves", "退群"), ("optouts", "关闭@提醒（净增）"),
+    ("too_many", "嫌消息多"),
 )
 STREAK_ORDER = [name for _upper, name in metrics.STREAK_BUCKETS] + ["31+"]
 

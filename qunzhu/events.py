@@ -44,6 +44,9 @@ class Kind(str, Enum):
     JOINED = "joined"  # (group, user)
     LEFT = "left"  # (group, user)
     OPTOUT = "optout"  # on (bool): a member asked not to be @-mentioned by campaigns
+    # (group, user): a member said the group gets too many posts; the eid names the group,
+    # the member and the local day, so one member's complaints count once a day
+    TOO_MANY = "too_many"
 
 
 Value = str | int | float | bool

@@ -42,6 +42,7 @@ COUNTERS = (
     "turns", "fallbacks", "low_confidence", "checkins", "claims", "redeemed", "draws", "prizes",
     "points_earned", "points_spent", "shop", "handoffs_opened", "handoffs_taken",
     "handoff_wait_s", "handoffs_closed", "posts_sent", "joins", "leaves", "optouts",
+    "too_many",
 )
 STREAK_BUCKETS = ((1, "1"), (3, "2-3"), (7, "4-7"), (14, "8-14"), (30, "15-30"))
 ACTIVE_KINDS = {Kind.TURN, Kind.CHECKIN, Kind.CLAIM, Kind.DRAW, Kind.SHOP, Kind.HANDOFF_OPENED}
@@ -209,6 +210,8 @@ def increments(event: Event) -> dict[str, int]:
             # the net number of members opted out, and how many asked to be (effects)
             return ({"optouts": 1, "optout_asks": 1} if d.get("on", True)
                     else {"optouts": -1})
+        case Kind.TOO_MANY:
+            return {"too_many": 1}  # once per member, group and day: the eid names all three
     return {}  # pragma: no cover - every kind is matched above
 
 

@@ -15,6 +15,7 @@ from redis.asyncio.cluster import RedisCluster
 from actions import runtime
 from actions.clock import SHANGHAI, FixedClock
 from actions.posts import BridgePoster
+from actions.preferences import Preferences
 from actions.store import GameStore
 from bot.app import Background, create_app
 from bot.common.groups import Directory, Robot
@@ -144,7 +145,8 @@ async def services(
     """Install services for the actions: real Redis, fixed clock, shipped YAML, real bridge."""
     poster = BridgePoster(str(bridge_api.make_url("")), API_TOKEN, TEST_BRAND)
     svc = runtime.Services(store=store, clock=clock, poster=poster,
-                           names=NameBook(store._r, TEST_BRAND))
+                           names=NameBook(store._r, TEST_BRAND),
+                           preferences=Preferences(store._r, TEST_BRAND))
     runtime.use(svc)
     yield svc
     runtime.use(None)

@@ -18,6 +18,7 @@ from actions.fallback import ActionAffirm, ActionDeny, ActionFallback, offer_is_
 from actions.faq import ActionAnswerFaq
 from actions.handoff import ActionHumanHandoff
 from actions.points import ActionLeaderboard, ActionMyPoints
+from actions.preferences import Preferences
 from actions.redeem import ActionRedeemPoints
 from actions.store import GameStore
 from bot.common.store import HANDOFFS, OUTBOX
@@ -114,7 +115,8 @@ async def test_terminal_or_rest_without_metadata_still_works(
 async def test_redis_down_gets_a_polite_reply(services: runtime.Services) -> None:
     dead = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     runtime.use(runtime.Services(store=GameStore(dead, "x"), clock=services.clock,
-                                 poster=services.poster, names=services.names))
+                                 poster=services.poster, names=services.names,
+                                 preferences=Preferences(dead, "x")))
     msgs, events = await run(ActionCheckIn(), tracker("打卡"))
     assert responses(msgs) == ["utter_busy"] and events == []
 

@@ -38,6 +38,7 @@ def _key_facts() -> dict[str, list[str]]:
         "lucky_draw_rules": [f"{games.lucky_draw.daily_limit} 次", *prizes],
         "store_location": [s.address for s in brand.stores],
         "invoice": [brand.invoice],
+        "campaign_posts": ["别@我了", "恢复提醒"],
     }
 
 
