@@ -53,11 +53,11 @@ from bot.campaigns import scheduler as scheduler_module
 from bot.campaigns.occurrences import Occurrence, SpreadCache, due_between
 from bot.campaigns.render import LiveData
 from bot.campaigns.scheduler import Scheduler
-from bot.campaigns.status import day_keys
 from bot.common.clock import VirtualClock
 from bot.common.groups import Directory, Robot
 from bot.common.posts import Post
 from bot.common.store import OUTBOX, BridgeStore
+from qunzhu.campaign_status import day_keys
 from qunzhu.campaigns import CampaignsFile, load_campaigns, occurrence_key
 from qunzhu.config import SHANGHAI, Brand, Games, load_brand, load_games
 from qunzhu.redisconn import AsyncRedis, async_client, text_of

@@ -23,6 +23,7 @@ from console.views import (
     answers,
     api,
     brand,
+    campaigns,
     dashboard,
     games,
     groupsettings,
@@ -114,7 +115,7 @@ def create_app(settings: ConsoleSettings, client: AsyncRedis | None = None) -> w
     app.router.add_static("/static/", HERE / "static")
     for table in (login.routes, dashboard.routes, admin.routes, api.routes, redeem.routes,
                   inbox.routes, teach.routes, handoffs.routes, brand.routes, publish.routes,
-                  answers.routes, games.routes, groupsettings.routes):
+                  answers.routes, games.routes, groupsettings.routes, campaigns.routes):
         app.add_routes(table)
 
     async def close_redis(app: web.Application) -> AsyncIterator[None]:

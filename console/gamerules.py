@@ -14,7 +14,6 @@ import secrets
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from ruamel.yaml.error import YAMLError
 
 from console import yamlform
 from console.trainingdata import Change, TeachError
-from console.yamlform import Field, Section
+from console.yamlform import Field, Form, Section
 from qunzhu.config import load_games
 from qunzhu.yamlconfig import ConfigError
 
@@ -134,14 +133,6 @@ def _titles(doc: Any) -> dict[str, str]:
     return out
 
 
-@dataclass(frozen=True)
-class Form:
-    """The page's sections and the values to show in them."""
-
-    sections: tuple[Section, ...]
-    values: dict[str, str]
-
-
 @contextmanager
 def _readable() -> Iterator[None]:
     """A file edited by hand into a shape the form cannot show is said so, not a 500."""
@@ -223,17 +214,6 @@ def _new_id(taken: set[str], name: str) -> str:
             return candidate
 
 
-def _append_keeping_spacing(items: CommentedSeq, entry: CommentedMap) -> None:
-    """Append after the last item, moving the lines that ended it to the new one."""
-    last = items[-1] if len(items) else None
-    tokens = None
-    if isinstance(last, CommentedMap) and len(last) and len(entry):
-        tokens = yamlform.detach_trailing(last, list(last.keys())[-1])
-    items.append(entry)
-    if tokens is not None:
-        entry.ca.items[list(entry.keys())[-1]] = tokens
-
-
 def add_coupon(root: Path, values: dict[str, str]) -> tuple[Change, dict[str, list[str]]]:
     """games.yml with a new claimable coupon appended, checked; and its fields for the audit."""
     with _readable():
@@ -262,7 +242,7 @@ def add_coupon(root: Path, values: dict[str, str]) -> tuple[Change, dict[str, li
             entry[key] = value
     if isinstance(entry.get("aliases"), list):
         entry["aliases"] = yamlform.as_written(None, list(entry["aliases"]))
-    _append_keeping_spacing(coupons, entry)
+    yamlform.append_item(coupons, entry)
     added = {NEW_ID: ["", str(entry["id"])],
              **{f.label: ["", yamlform.show(entry.get(f.path[0]), f.kind)] for f in NEW_COUPON
                 if f.path[0] in entry}}

@@ -25,6 +25,7 @@ class ConsoleSettings:
     session_hours: int
     secure_cookie: bool
     project_root: Path = settings.PROJECT_ROOT  # whose data/ and domain.yml operators edit
+    campaigns_file: Path | None = None  # the scheduler's (QZ_CAMPAIGNS_FILE); None: the project's
 
     @classmethod
     def from_env(cls) -> ConsoleSettings:
@@ -37,6 +38,7 @@ class ConsoleSettings:
             brand=brand.id,
             brand_name=brand.name,
             groups_file=settings.project_path("BRIDGE_GROUPS_FILE"),
+            campaigns_file=settings.project_path("QZ_CAMPAIGNS_FILE"),
             first_login_file=settings.project_path("QZ_DATA_DIR") / "console-first-login.txt",
             session_hours=int(settings.get("QZ_CONSOLE_SESSION_HOURS")),
             secure_cookie=settings.get("QZ_CONSOLE_SECURE_COOKIE").strip() in ("1", "true"),

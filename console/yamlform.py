@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from ruamel.yaml import YAML
@@ -27,8 +27,10 @@ from qunzhu.config import SHANGHAI
 from qunzhu.yamlconfig import ConfigError
 
 # text / long (a textarea) / int / number / time / words (names, 、-separated) / numbers
-# (integers, 、-separated) / ids (account names: spaces separate too) / flag (a checkbox)
-Kind = Literal["text", "long", "int", "number", "time", "words", "numbers", "ids", "flag"]
+# (integers, 、-separated) / ids (account names: spaces separate too) / flag (a checkbox) /
+# date (a local day, 2026-12-01)
+Kind = Literal["text", "long", "int", "number", "time", "words", "numbers", "ids", "flag",
+               "date"]
 PathPart = str | int
 MAX_VALUE = 2000
 ID_KEYS = ("id", "chatid")  # what names a list item: a coupon's id, a group's chatid
@@ -46,6 +48,7 @@ class Field:
     short: str = ""  # the name inside its section of the form: "库存"
     optional: bool = False  # may be left empty (for a number: removed, meaning "no limit")
     help: str = ""
+    default: Any = None  # what the bot takes when the key is absent (a campaign is enabled)
 
     @property
     def key(self) -> str:
@@ -74,6 +77,14 @@ class Section:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class Form:
+    """A page's sections and the values to show in them."""
+
+    sections: tuple[Section, ...]
+    values: dict[str, str]
+
+
 def yaml() -> YAML:
     """A round-trip YAML that writes lines as wide as the team does."""
     y = YAML()
@@ -83,11 +94,21 @@ def yaml() -> YAML:
     return y
 
 
+# ruamel.yaml before 0.17.22 (Rasa 3.6 pins <0.17.22) escapes every character beyond the
+# BMP in a double-quoted scalar: "🎉" would be written back as "\U0001F389".
+_ESCAPED_ASTRAL = re.compile(r"(?<!\\)((?:\\\\)*)\\U(0001[0-9A-Fa-f]{4}"
+                             r"|000[2-9A-Fa-f][0-9A-Fa-f]{4}|0010[0-9A-Fa-f]{4})")
+
+
 def dump(doc: Any) -> str:
-    """The document as text."""
+    """The document as text, emoji written as themselves (the same data either way)."""
     out = io.StringIO()
     yaml().dump(doc, out)
-    return out.getvalue()
+    text = out.getvalue()
+    if "\\U" not in text:
+        return text
+    kept = _ESCAPED_ASTRAL.sub(lambda m: m[1] + chr(int(m[2], 16)), text)
+    return kept if YAML(typ="safe").load(kept) == YAML(typ="safe").load(text) else text
 
 
 def _step(node: Any, part: PathPart) -> Any:
@@ -146,7 +167,8 @@ def read(base: Any, fields: Iterable[Field]) -> dict[str, str]:
     out = {}
     for f in fields:
         holder = parent_of(base, f.path)
-        out[f.key] = show(holder.get(f.path[-1]) if isinstance(holder, Mapping) else None,
+        out[f.key] = show(holder.get(f.path[-1], f.default) if isinstance(holder, Mapping)
+                          else f.default,
                           f.kind)
     return out
 
@@ -164,7 +186,7 @@ def _time(text: str) -> datetime:
     return when.astimezone(SHANGHAI).replace(tzinfo=None) if when.tzinfo else when
 
 
-def _parse(f: Field, raw: str) -> Any:
+def parse(f: Field, raw: str) -> Any:
     """What the typed text means for this field; a TeachError naming it if it means nothing."""
     raw = raw.replace("\r\n", "\n").replace("\r", "\n")
     text = raw.strip() if f.kind == "long" else " ".join(raw.split())
@@ -172,11 +194,12 @@ def _parse(f: Field, raw: str) -> Any:
         raise TeachError(f"{f.label}：太长了（最多 {MAX_VALUE} 字）")
     if f.kind == "flag":
         return truthy(text)
-    if f.kind in ("int", "number", "time", "numbers"):  # an IME's full-width ５０ and ：
+    if f.kind in ("int", "number", "time", "numbers", "date"):  # an IME's full-width ５０ and ：
         text = unicodedata.normalize("NFKC", text)
     if not text:
         if f.optional:  # an empty number or list means "none": the key goes
-            return None if f.kind in ("int", "number", "words", "numbers", "ids") else ""
+            return (None if f.kind in ("int", "number", "words", "numbers", "ids", "date")
+                    else "")
         raise TeachError(f"{f.label}：不能为空")
     if f.kind == "int":
         if not re.fullmatch(r"-?[0-9]+", text):
@@ -195,6 +218,12 @@ def _parse(f: Field, raw: str) -> Any:
             return _time(text).strftime("%Y-%m-%d %H:%M")
         except ValueError:
             raise TeachError(f"{f.label}：时间请写成 2026-01-01 09:00 这样"
+                             f"（收到：{text[:20]}）") from None
+    if f.kind == "date":
+        try:
+            return date.fromisoformat(text.replace("/", "-").replace(".", "-"))
+        except ValueError:
+            raise TeachError(f"{f.label}：日期请写成 2026-01-01 这样"
                              f"（收到：{text[:20]}）") from None
     if f.kind in ("words", "numbers", "ids"):
         separators = ID_SEPARATORS if f.kind == "ids" else WORD_SEPARATORS
@@ -265,6 +294,17 @@ def detach_trailing(node: CommentedMap, key: Any) -> Any:
     return [None, None, moved, None]
 
 
+def append_item(items: CommentedSeq, entry: CommentedMap) -> None:
+    """Append after the last item, moving the lines that ended it to the new one."""
+    last = items[-1] if len(items) else None
+    tokens = None
+    if isinstance(last, CommentedMap) and len(last) and len(entry):
+        tokens = detach_trailing(last, list(last.keys())[-1])
+    items.append(entry)
+    if tokens is not None:
+        entry.ca.items[list(entry.keys())[-1]] = tokens
+
+
 def add_last(node: CommentedMap, key: Any, value: Any) -> None:
     """Add a key at the end of a mapping, before the blank lines that ended it."""
     last = list(node.keys())[-1] if len(node) else None
@@ -293,8 +333,8 @@ def apply(base: Any, fields: Iterable[Field], values: Mapping[str, str]
             continue
         holder = parent_of(base, f.path)
         name = f.path[-1]
-        before = holder.get(name) if isinstance(holder, Mapping) else None
-        after = _parse(f, str(values.get(f.key, "")))
+        before = holder.get(name, f.default) if isinstance(holder, Mapping) else f.default
+        after = parse(f, str(values.get(f.key, "")))
         if _same(before, after, f.kind):
             continue
         if isinstance(after, list):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import string
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -34,6 +35,7 @@ __all__ = ["CEILING", "Campaign", "CampaignsFile", "Limits", "Schedule", "campai
 
 MIN_GAP = timedelta(minutes=30)  # a schedule firing more often helps no group (and costs)
 MIN_GAP_CHECKS = 200  # fires of a cron expression looked at for its smallest gap
+NEXT_TRIES = 1000  # scheduled times looked at for the next one the campaign is active on
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _WEEKDAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 0,
              "周一": 1, "周二": 2, "周三": 3, "周四": 4, "周五": 5, "周六": 6, "周日": 0,
@@ -45,7 +47,7 @@ def _clock(value: Any) -> time:
     """'09:00' → 09:00 (YAML 1.1 would read 09:00 unquoted as a number of minutes)."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
         return time(value // 60, value % 60)  # ruamel read 9:30 as sexagesimal 570
-    found = _CLOCK.match(str(value).strip().replace("：", ":"))
+    found = _CLOCK.match(unicodedata.normalize("NFKC", str(value)).strip())  # ８：４５ too
     if not found:
         raise ValueError("expected a local time like 09:00")
     return time(int(found[1]), int(found[2]))
@@ -354,6 +356,19 @@ class Campaign(Strict):
         """Whether the campaign runs on this local date."""
         return (self.enabled and (self.starts is None or day >= self.starts)
                 and (self.ends is None or day <= self.ends))
+
+    def next_run(self, now: datetime) -> datetime | None:
+        """The next scheduled time it runs after `now` (None: over, off, or no run within
+        a year)."""
+        try:
+            for n, moment in enumerate(self.schedule.between(now, now + timedelta(days=366))):
+                if self.active_on(moment.date()):
+                    return moment
+                if n >= NEXT_TRIES or (self.ends is not None and moment.date() > self.ends):
+                    return None
+        except CroniterError:
+            return None
+        return None
 
     def targets(self, groups: dict[str, list[str]]) -> list[str]:
         """The chatids it posts into, from each group's tags (chatid → tags)."""

@@ -3,22 +3,21 @@
 `GET /api/campaigns` lists the campaigns with their next scheduled time and today's tally;
 `GET /api/campaigns/{id}?days=7&group=<chatid>` gives one campaign's sent / deferred /
 dropped / skipped counts, the reasons, each group's tally and last outcome, and what
-followed its posts (`effect.py`). Both need
+followed its posts (`qunzhu.campaign_effect`). Both need
 the bridge's bearer token, like the rest of its API.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from croniter import CroniterError
 
-from bot.campaigns.effect import effect
-from bot.campaigns.status import StatusBook
 from bot.common import appkeys
 from bot.common.auth import authorised
+from qunzhu.campaign_effect import effect
+from qunzhu.campaign_status import StatusBook
 from qunzhu.campaigns import CEILING, Campaign
 from qunzhu.config import SHANGHAI
 from qunzhu.names import masked_group
@@ -26,7 +25,6 @@ from qunzhu.redisconn import REDIS_DOWN
 
 MAX_DAYS = 35
 MAX_GROUPS = 500  # groups listed in one answer (the totals count them all)
-NEXT_TRIES = 1000  # scheduled times looked at for the next active one
 
 
 def _problem(status: int, message: str) -> web.Response:
@@ -37,26 +35,17 @@ def _now(app: web.Application) -> datetime:
     return datetime.fromtimestamp(app[appkeys.CLOCK].now(), tz=SHANGHAI)
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
 def _describe(campaign: Campaign, app: web.Application, now: datetime) -> dict[str, Any]:
     """A campaign as operators read it: what, where, when next."""
     groups = app[appkeys.GROUPS]().tags()
     return {"id": campaign.id, "name": campaign.name, "text": campaign.text,
             "promotional": campaign.promotional, "enabled": campaign.enabled,
             "groups": len(campaign.targets(groups)),
-            "next": _next(campaign, now)}
-
-
-def _next(campaign: Campaign, now: datetime) -> str | None:
-    """The next time it runs (None: over, off, or not within a year of runs)."""
-    try:
-        for n, moment in enumerate(campaign.schedule.between(now, now + timedelta(days=366))):
-            if campaign.active_on(moment.date()):
-                return moment.isoformat()
-            if n >= NEXT_TRIES or (campaign.ends is not None and moment.date() > campaign.ends):
-                return None
-    except CroniterError:
-        return None
-    return None
+            "next": _iso(campaign.next_run(now))}
 
 
 async def list_campaigns(request: web.Request) -> web.Response:

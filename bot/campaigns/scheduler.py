@@ -16,7 +16,7 @@ nothing lost, nothing doubled, even when two processes briefly both think they l
 
 A post the budget holds back is deferred (a sorted set by time) if still timely, else
 dropped; an occurrence missed by more than its grace window (the bridge was down) is
-skipped. Every outcome is recorded with its reason (`status.StatusBook`).
+skipped. Every outcome is recorded with its reason (`qunzhu.campaign_status.StatusBook`).
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from datetime import datetime, timedelta
 
 from bot.campaigns.occurrences import Occurrence, SpreadCache, due_between
 from bot.campaigns.render import LiveData, Rendered, Skipped
-from bot.campaigns.status import State, StatusBook
 from bot.common.budget import Budget, Kind, Verdict, plan
 from bot.common.clock import Clock
 from bot.common.groups import Directory
 from bot.common.posts import Post
+from qunzhu.campaign_status import State, StatusBook
 from qunzhu.campaigns import Campaign, CampaignsFile, Limits, jitter
 from qunzhu.config import SHANGHAI
 from qunzhu.redisconn import REDIS_DOWN, AsyncRedis, script_arg, text_of

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from console import gamerules
+from console import gamerules, yamlform
 from console.auth import needs
 from console.history import HistoryError
 from console.keys import SETTINGS
@@ -37,7 +37,7 @@ async def _page(request: web.Request, values: dict[str, str] | None = None, *,
     try:
         form = gamerules.form_for(root, values or {})
     except TeachError as exc:
-        form, error, status = gamerules.Form((), {}), str(exc), max(status, 409)
+        form, error, status = yamlform.Form((), {}), str(exc), max(status, 409)
     return await page(request, "games.html", status=status, form=form, diff=diff, error=error,
                       new_fields=gamerules.NEW_COUPON, new=new or {}, new_diff=new_diff,
                       new_error=new_error,
@@ -110,7 +110,7 @@ async def coupon_save(request: web.Request) -> web.StreamResponse:
 
 
 # ---------------------------------------------------------------------- the API
-def _json(form: gamerules.Form) -> dict[str, Any]:
+def _json(form: yamlform.Form) -> dict[str, Any]:
     return {"sections": [{"title": s.title, "note": s.note,
                           "fields": [{"key": f.key, "label": f.label, "kind": f.kind,
                                       "optional": f.optional, "value": form.values[f.key]}

@@ -7,9 +7,9 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from bot.campaigns.effect import effect
-from bot.campaigns.status import StatusBook
 from qunzhu import metrics
+from qunzhu.campaign_effect import effect
+from qunzhu.campaign_status import StatusBook
 from qunzhu.campaigns import Campaign
 from qunzhu.config import SHANGHAI
 from qunzhu.events import Event, Kind

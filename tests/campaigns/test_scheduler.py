@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from bot.campaigns.scheduler import scheduler_keys
-from bot.campaigns.status import StatusBook
 from bot.common.clock import VirtualClock
 from bot.common.posts import Post
 from qunzhu import metrics
+from qunzhu.campaign_status import StatusBook
 from qunzhu.config import SHANGHAI
 from qunzhu.events import Event, Kind
 from qunzhu.names import NameBook

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from bot.campaigns.scheduler import scheduler_keys
-from bot.campaigns.status import StatusBook
 from bot.common.store import OUTBOX
+from qunzhu.campaign_status import StatusBook
 from qunzhu.redisconn import AsyncRedis, text_of
 from tests.campaigns.scheduling import BRAND, at, outbox
 from tests.conftest import RedisTarget

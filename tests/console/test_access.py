@@ -52,6 +52,12 @@ ROUTES: list[tuple[str, str, dict[str, str], Role]] = [
     ("GET", "/group-settings", {}, Role.VIEWER),
     ("POST", "/group-settings/preview", {"staff.mention": "kefu09"}, Role.EDITOR),
     ("POST", "/group-settings/save", {"staff.mention": "kefu09"}, Role.EDITOR),
+    ("GET", "/campaigns", {}, Role.VIEWER),
+    ("GET", "/campaigns/checkin_reminder", {}, Role.VIEWER),
+    ("POST", "/campaigns/preview", {"budget.promo_per_day": "1"}, Role.EDITOR),
+    ("POST", "/campaigns/save", {"budget.promo_per_day": "x"}, Role.EDITOR),
+    ("POST", "/campaigns/new/preview", {"template": "checkin_reminder"}, Role.EDITOR),
+    ("POST", "/campaigns/new/save", {"template": ""}, Role.EDITOR),
     ("GET", "/handoffs", {}, Role.VIEWER),
     ("POST", "/handoffs/nope/claim", {}, Role.VIEWER),
     ("POST", "/handoffs/nope/note", {"note": "x"}, Role.VIEWER),
@@ -103,7 +109,7 @@ def test_every_route_of_the_console_is_in_the_matrix_and_states_its_role(tmp_pat
         concrete = (path.replace("{group}", "g1").replace("{name}", "nobody")
                     .replace("{code}", "QZNOPE1234").replace("{sha}", "0000000")
                     .replace("{ticket}", "nope").replace("{job}", "nope")
-                    .replace("{key}", "nope"))
+                    .replace("{key}", "nope").replace("{campaign}", "checkin_reminder"))
         assert (route.method, concrete) in listed, f"{route.method} {path} is not tested"
         assert getattr(route.handler, ROLE_ATTR, None) is not None, f"{path} states no role"
 

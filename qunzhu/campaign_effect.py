@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from bot.campaigns.status import Outcome, StatusBook
 from qunzhu import metrics
+from qunzhu.campaign_status import Outcome, StatusBook
 from qunzhu.campaigns import Campaign
 from qunzhu.config import SHANGHAI
 from qunzhu.redisconn import AsyncRedis, batch, text_of

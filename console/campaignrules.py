@@ -1,0 +1,422 @@
+"""群推送: the campaigns, their welcome texts and the anti-spam budget as a form, and new
+campaigns started from the built-in templates.
+
+data/campaigns.yml is edited through console.yamlform (comments and order kept), checked
+with the model the bridge loads it with (qunzhu.campaigns.load_campaigns) and picked up by
+the running scheduler within about a second (qunzhu.liveconfig). The budget's ceilings are
+not the form's to change: a value looser than them is refused by that same check, so no
+form input can make a campaign spam a group. A campaign's id names its occurrences and
+status in Redis, so a new one always gets an id never used before (an added, undone and
+re-added campaign would otherwise find its posts already claimed and stay silent).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+from console import yamlform
+from console.trainingdata import Change, TeachError
+from console.yamlform import Field, Form, Section
+from qunzhu import campaign_templates
+from qunzhu.campaigns import CEILING, Campaign, Schedule, load_campaigns
+from qunzhu.config import SHANGHAI, Games
+from qunzhu.groupsfile import GroupsFile
+from qunzhu.names import masked_group
+from qunzhu.yamlconfig import ConfigError
+
+CAMPAIGNS_FILE = Path("data/campaigns.yml")
+Adder = Callable[[Path], tuple[Change, dict[str, list[str]]]]
+WEEKDAYS = {"mon": "周一", "tue": "周二", "wed": "周三", "thu": "周四", "fri": "周五",
+            "sat": "周六", "sun": "周日"}
+SCHEDULE_HELP = {
+    "daily": ("每天几点发", "北京时间，例如 09:00"),
+    "weekly": ("每周哪天几点发", "例如 周一 10:00"),
+    "cron": ("发送时间（cron 表达式）", "五段，例如 0 9 * * 1-5 = 工作日 9 点；最密 30 分钟一次"),
+    "once": ("发送时间（只发一次）", "北京时间，例如 2026-12-12 12:00"),
+}
+QUOTED = ("daily", "weekly", "cron", "once")  # times kept in quotes, as the file's comments ask
+
+
+def _name(item: Any) -> str:
+    return str(item.get("name") or item.get("id") or "推送")
+
+
+def describe_schedule(schedule: Schedule) -> str:
+    """When a campaign runs, as an operator says it."""
+    if schedule.daily:
+        return f"每天 {schedule.daily}"
+    if schedule.weekly:
+        day, clock = schedule.weekly.split()
+        return f"每{WEEKDAYS.get(day, day)} {clock}"
+    if schedule.once is not None:
+        return f"{schedule.once.astimezone(SHANGHAI):%Y-%m-%d %H:%M}（一次）"
+    return f"按 cron：{schedule.cron}"
+
+
+def describe_targets(campaign: Campaign, groups: GroupsFile) -> str:
+    """Where a campaign posts, by group name or tag."""
+    if campaign.tags:
+        return "标签为 " + "、".join(campaign.tags) + " 的群"
+    if campaign.groups == "all":
+        return "全部群"
+    names = {g.chatid: g.name for g in groups.groups if g.name}
+    return "、".join(names.get(chatid) or masked_group(chatid) for chatid in campaign.groups)
+
+
+# ------------------------------------------------------------------ the form
+def _load(root: Path) -> Any:
+    doc = yamlform.yaml().load((root / CAMPAIGNS_FILE).read_text("utf-8"))
+    return CommentedMap() if doc is None else doc
+
+
+def _budget_fields() -> tuple[Field, ...]:
+    c = CEILING
+    return (
+        Field(("budget", "promo_per_day"), "推送预算 · 每个群每天最多几条推广", "int",
+              short="每个群每天最多几条推广", optional=True,
+              help=f"最多 {c.promo_per_day} 条；空着 = {c.promo_per_day}"),
+        Field(("budget", "promo_gap_minutes"), "推送预算 · 两条推广至少隔几分钟", "int",
+              short="两条推广至少隔几分钟", optional=True,
+              help=f"至少 {c.promo_gap_minutes} 分钟；空着 = {c.promo_gap_minutes}"),
+        Field(("budget", "quiet_hours"), "推送预算 · 免打扰时段", short="免打扰时段",
+              optional=True,
+              help=f"例如 21:30-08:30，要包含 {c.quiet_start:%H:%M}-{c.quiet_end:%H:%M}；"
+                   f"空着 = {c.quiet_start:%H:%M}-{c.quiet_end:%H:%M}"),
+        Field(("budget", "service_per_day"), "推送预算 · 每个群每天最多几条通知", "int",
+              short="每个群每天最多几条通知", optional=True,
+              help=f"打卡提醒、周报这类非推广消息；最多 {c.service_per_day} 条"),
+    )
+
+
+def sections(doc: Any) -> tuple[Section, ...]:
+    """The form as the file is now: the budget, each campaign, each welcome."""
+    out = [Section("推送预算（所有群）", _budget_fields(),
+                   note="只能比上限更严，不能更松：这是为了不把群变成广告群")]
+    for item in doc.get("campaigns") or []:
+        ident, title = item["id"], f"推送 · {_name(item)}"
+        at = ("campaigns", f"#{ident}")
+        kind = next((k for k in QUOTED if k in (item.get("schedule") or {})), "daily")
+        when, when_help = SCHEDULE_HELP[kind]
+        fields = [
+            Field((*at, "enabled"), f"{title} · 开启", "flag", short="开启", default=True),
+            Field((*at, "name"), f"{title} · 名称", short="名称"),
+            Field((*at, "text"), f"{title} · 内容", "long", short="内容",
+                  help="{群名} {昨日前三} {剩余张数} 这类占位会在发送时填上"),
+            Field((*at, "fallback_text"), f"{title} · 备用内容", "long", short="备用内容",
+                  optional=True, help="占位没有数据时（比如昨天没人打卡）发这条；空着 = 那次不发"),
+            Field((*at, "schedule", kind), f"{title} · {when}", "time" if kind == "once"
+                  else "text", short=when, help=when_help),
+            Field((*at, "starts"), f"{title} · 从哪天开始", "date", short="从哪天开始",
+                  optional=True, help="例如 2026-12-01；空着 = 现在就开始"),
+            Field((*at, "ends"), f"{title} · 到哪天结束", "date", short="到哪天结束",
+                  optional=True, help="空着 = 一直发"),
+        ]
+        if "{昨日前三}" in str(item.get("text")) + str(item.get("fallback_text")):
+            fields.append(Field((*at, "mention_top3"), f"{title} · @昨天打卡前三", "flag",
+                                short="@昨天打卡前三（说过“别@我了”的不会被@）"))
+        kind_said = "推广" if item.get("promotional") else "通知"
+        out.append(Section(title, tuple(fields), note=f"编号 {ident} · {kind_said}"))
+    for i in range(len(doc.get("welcomes") or [])):
+        title = f"新人欢迎语 {i + 1}"
+        out.append(Section(title, (
+            Field(("welcomes", i, "text"), f"{title} · 内容", "long", short="内容",
+                  help="{新人} 新人的名字（必须有）、{群名}、{机器人}"),
+        )))
+    return tuple(out)
+
+
+def fields(doc: Any) -> tuple[Field, ...]:
+    """Every field of the form, in order."""
+    return tuple(f for s in sections(doc) for f in s.fields)
+
+
+def _titles(doc: Any) -> dict[str, str]:
+    """Error locations of whole items (a campaign's window or template) → their title."""
+    out = {"budget": "推送预算", "campaigns": "推送"}
+    for i, item in enumerate(doc.get("campaigns") or []):
+        out[f"campaigns[{i}]"] = f"推送 · {_name(item)}"
+        out[f"campaigns[{i}].schedule"] = f"推送 · {_name(item)} · 发送时间"
+    for i, _welcome in enumerate(doc.get("welcomes") or []):
+        out[f"welcomes[{i}]"] = f"新人欢迎语 {i + 1}"
+    return out
+
+
+@contextmanager
+def _readable() -> Iterator[None]:
+    """A file edited by hand into a shape the form cannot show is said so, not a 500."""
+    try:
+        yield
+    except TeachError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError, YAMLError,
+            OSError) as exc:
+        raise TeachError(f"{CAMPAIGNS_FILE} 现在有错误，这里没法显示（{type(exc).__name__}）："
+                         "请在“改动历史”里撤销最近的改动，或请开发同事修好它。"
+                         "群里仍按上一次正确的推送计划发。") from None
+
+
+def _with_budget(doc: Any) -> bool:
+    """Give the document a `budget:` mapping for the form to read; whether it was added."""
+    if isinstance(doc.get("budget"), dict):
+        return False
+    yamlform.add_last(doc, "budget", CommentedMap())
+    return True
+
+
+def form_for(root: Path, values: dict[str, str]) -> Form:
+    """The form filled with what the operator typed (to show it again with an error)."""
+    with _readable():
+        doc = _load(root)
+        _with_budget(doc)
+        shown = yamlform.read(doc, fields(doc))
+        found = sections(doc)
+    shown.update({k: v for k, v in values.items() if k in shown})
+    return Form(found, shown)
+
+
+def _typed_time(value: str, key: str = "") -> str:
+    """A time as the file writes it: ASCII digits (an IME's ０９：００ too), quoted, and for a
+    schedule in the form the bot reads it back as (8:45 → 08:45)."""
+    text = unicodedata.normalize("NFKC", str(value)).strip()
+    if key in QUOTED:
+        try:
+            parsed = getattr(Schedule.parse_obj({key: text}), key)
+        except ValidationError:
+            return _quoted(text)  # the file's check says what is wrong
+        text = f"{parsed:%Y-%m-%d %H:%M}" if isinstance(parsed, datetime) else str(parsed)
+    return _quoted(text)
+
+
+def _quoted(text: str) -> str:
+    quoted: str = DoubleQuotedScalarString(text)
+    return quoted
+
+
+def _tidy(doc: Any, added_budget: bool) -> None:
+    """What the form wrote, in the file's own style: times quoted, an emptied fallback
+    removed (the bot reads no fallback as "skip that group"), no empty budget left behind."""
+    for item in doc.get("campaigns") or []:
+        if item.get("fallback_text") == "":
+            yamlform.remove(item, "fallback_text")
+        schedule = item.get("schedule") or {}
+        for key in QUOTED:
+            value = schedule.get(key)
+            if isinstance(value, str):
+                schedule[key] = _typed_time(value, key)
+    budget = doc.get("budget")
+    if isinstance(budget, dict):
+        if isinstance(budget.get("quiet_hours"), str):
+            budget["quiet_hours"] = _typed_time(budget["quiet_hours"])
+        if added_budget and not budget:
+            yamlform.remove(doc, "budget")
+
+
+# What qunzhu.campaigns says of a value looser than the ceilings, in the whole file's check
+LOOSER = re.compile(r"(budget(?:_by_(?:tag|group)\.[^.;:\s]+)?)\.(\w+): (at most|at least|must "
+                    r"cover) ([^;()]+?) \(the ceiling\)")
+LOOSER_SAID = {"at most": "最多", "at least": "至少", "must cover": "要包含"}
+
+
+def _looser(error: ConfigError) -> str:
+    """The budget values looser than the ceilings, said with the form's labels ("" if none)."""
+    labels = {".".join(map(str, f.path)): f.label for f in _budget_fields()}
+    said = [f"{labels.get(f'{scope}.{key}', f'{scope}.{key}')}：不能比上限更松"
+            f"（{LOOSER_SAID[how]} {limit}）"
+            for scope, key, how, limit in LOOSER.findall(str(error))]
+    return "；".join(said)
+
+
+def _checked(root: Path, doc: Any, summary: str) -> Change:
+    text = yamlform.dump(doc)
+    try:
+        load_campaigns(root / CAMPAIGNS_FILE, text=text)
+    except ConfigError as exc:
+        said = _looser(exc) or yamlform.explain(exc, doc, fields(doc), _titles(doc))
+        raise TeachError("保存前检查没通过：" + said) from None
+    return Change({CAMPAIGNS_FILE: text}, summary)
+
+
+def edit(root: Path, values: dict[str, str]) -> tuple[Change, dict[str, list[str]]]:
+    """The new campaigns file for these values, checked as the bridge will load it; and what
+    changed (label → [before, after]) for the audit log."""
+    with _readable():
+        doc = _load(root)
+        added = _with_budget(doc)
+        changed = yamlform.apply(doc, fields(doc), values)
+        _tidy(doc, added)
+    if not changed:
+        raise TeachError("没有改动：每一项都和现在一样")
+    return _checked(root, doc, "修改群推送：" + "、".join(changed)), changed
+
+
+# ------------------------------------------------------------------ a new campaign
+@dataclass(frozen=True)
+class Template:
+    """A built-in template as the page offers it: what it is, what it asks for."""
+
+    key: str
+    title: str
+    about: str
+    fields: tuple[Field, ...]
+    build: Callable[[dict[str, Any], str | list[str], str], list[dict[str, Any]]]
+
+
+def _field(key: str, label: str, kind: yamlform.Kind = "text", help: str = "") -> Field:
+    return Field((key,), f"新推送 · {label}", kind, short=label, help=help)
+
+
+TEMPLATES: tuple[Template, ...] = (
+    Template("checkin_reminder", "每日打卡提醒",
+             "每天早上提醒大家打卡，点名昨天坚持最久的三位（昨天没人打卡就发一句普通提醒）。",
+             (_field("at", "每天几点发", help="例如 09:00"),),
+             lambda v, groups, ident: campaign_templates.checkin_reminder(
+                 at=v["at"], groups=groups, campaign_id=ident)),
+    Template("weekly_recap", "周报",
+             "每周一次：上周本群打卡次数和坚持最久的三位。",
+             (_field("at", "每周哪天几点发", help="例如 周一 10:00"),),
+             lambda v, groups, ident: campaign_templates.weekly_recap(
+                 at=v["at"], groups=groups, campaign_id=ident)),
+    Template("coupon_rush", "限时抢券",
+             "开抢前 10 分钟预告、准点开抢、半小时后“还剩 N 张”（抢光了就不发）、"
+             "一个半小时后“已抢光”（没抢光就不发）。只有开抢那条算一条推广。",
+             (_field("coupon", "哪张券"),
+              _field("opens", "开抢时间", "time", help="北京时间，例如 2026-12-12 12:00")),
+             lambda v, groups, ident: campaign_templates.coupon_rush(
+                 coupon=v["coupon"], opens=v["opens"], groups=groups, campaign_id=ident)),
+    Template("migration", "迁群",
+             "把群友搬到新群：服务升级通知、每天一条“新群领福利”倒计时、停用前一晚最后提醒。",
+             (_field("new_group", "新群的加入方式", help="新群的邀请链接，或者怎么进新群"),
+              _field("notice_at", "什么时候发通知", "time", help="例如 2026-12-10 10:00"),
+              _field("closes_on", "老群哪天停用", "date", help="例如 2026-12-20")),
+             lambda v, groups, ident: campaign_templates.migration(
+                 new_group=v["new_group"], notice_at=v["notice_at"], closes_on=v["closes_on"],
+                 groups=groups, campaign_id=ident)),
+)
+TARGET = Field(("target",), "新推送 · 发到哪些群", short="发到哪些群")
+NEW_ID = "新推送 · 编号"
+NEW_ID_PATTERN = re.compile(r"[a-z_]+_[0-9a-f]{4}")  # what _new_id makes
+
+
+def template(key: str) -> Template:
+    """The template by its key; a TeachError for any other."""
+    found = next((t for t in TEMPLATES if t.key == key), None)
+    if found is None:
+        raise TeachError("请选一个模板")
+    return found
+
+
+def targets(groups: GroupsFile) -> list[tuple[str, str]]:
+    """What a new campaign may be sent to: all groups, each tag, each group (value, label)."""
+    out = [("all", "全部群")]
+    tags = sorted({tag for g in groups.groups for tag in g.tags})
+    out += [(f"tag:{tag}", f"标签为 {tag} 的群") for tag in tags]
+    out += [(f"group:{g.chatid}", g.name or masked_group(g.chatid)) for g in groups.groups]
+    return out
+
+
+def coupons(games: Games) -> list[tuple[str, str]]:
+    """The coupons a rush may open (value, label)."""
+    return [(c.id, c.name) for c in games.coupons]
+
+
+def _new_id(taken: set[str], key: str) -> str:
+    """An id never used before, even by a campaign added and then undone (see above)."""
+    base = {"checkin_reminder": "checkin", "weekly_recap": "weekly",
+            "coupon_rush": "rush", "migration": "move"}[key]
+    while True:
+        candidate = f"{base}_{secrets.token_hex(2)}"
+        if not any(t == candidate or t.startswith(candidate + "_") for t in taken):
+            return candidate
+
+
+def _parameters(chosen: Template, values: dict[str, str], games: Games) -> dict[str, Any]:
+    """The template's parameters as typed, each checked and named like the form names it."""
+    out: dict[str, Any] = {}
+    for f in chosen.fields:
+        parsed = yamlform.parse(f, values.get(f.key, ""))
+        if f.kind == "time":
+            parsed = datetime.fromisoformat(str(parsed)).replace(tzinfo=SHANGHAI)
+        out[f.key] = parsed
+    if "coupon" in out and out["coupon"] not in {c.id for c in games.coupons}:
+        raise TeachError("新推送 · 哪张券：请从列表里选一张券")
+    notice, closes = out.get("notice_at"), out.get("closes_on")
+    if isinstance(notice, datetime) and isinstance(closes, date) \
+            and closes <= notice.date() + timedelta(days=1):
+        raise TeachError("新推送 · 老群哪天停用：要比发通知那天至少晚两天")
+    return out
+
+
+def _target(values: dict[str, str], groups: GroupsFile) -> tuple[str | list[str], list[str]]:
+    """The chosen target as the file writes it: all, a group list, or tags."""
+    chosen = values.get("target", "")
+    if chosen not in {value for value, _label in targets(groups)}:
+        raise TeachError("新推送 · 发到哪些群：请从列表里选")
+    if chosen.startswith("tag:"):
+        return "all", [chosen[4:]]
+    if chosen.startswith("group:"):
+        return [chosen[6:]], []
+    return "all", []
+
+
+def _as_yaml(doc: dict[str, Any], tags: list[str]) -> CommentedMap:
+    """A template's campaign in the file's style: flow-style schedule and lists, quoted times."""
+    item = CommentedMap()
+    for key, value in doc.items():
+        if key == "groups" and tags:
+            continue
+        if key == "schedule":
+            value = CommentedMap((k, DoubleQuotedScalarString(str(v))) for k, v in value.items())
+            value.fa.set_flow_style()
+        elif isinstance(value, list):
+            value = yamlform.as_written(None, value)
+        elif isinstance(value, datetime):
+            value = DoubleQuotedScalarString(f"{value:%Y-%m-%d %H:%M}")
+        elif isinstance(value, str) and key != "id":
+            value = DoubleQuotedScalarString(value)
+        item[key] = value
+    if tags:
+        item["tags"] = yamlform.as_written(None, tags)
+    return item
+
+
+def add_campaign(root: Path, values: dict[str, str], games: Games, groups: GroupsFile
+                 ) -> tuple[Change, dict[str, list[str]]]:
+    """campaigns.yml with a template's campaigns appended, checked; their fields for the audit."""
+    chosen = template(values.get("template", ""))
+    with _readable():
+        doc = _load(root)
+        fields(doc)  # the file is one the form can show
+    parameters = _parameters(chosen, values, games)
+    target, tags = _target(values, groups)
+    items = doc.get("campaigns")
+    if items is None:
+        items = doc["campaigns"] = CommentedSeq()
+    taken = {str(item.get("id")) for item in items}
+    offered = str(values.get("id") or "")
+    ident = (offered if NEW_ID_PATTERN.fullmatch(offered)
+             and not any(t == offered or t.startswith(offered + "_") for t in taken)
+             else _new_id(taken, chosen.key))
+    try:
+        built = chosen.build(parameters, target, ident)
+    except (ValueError, KeyError) as exc:
+        raise TeachError(f"新推送：{exc}") from None
+    for campaign in built:
+        yamlform.append_item(items, _as_yaml(campaign, tags))
+    added = {NEW_ID: ["", ident], "新推送 · 模板": ["", chosen.title],
+             TARGET.label: ["", dict(targets(groups))[values["target"]]],
+             **{f.label: ["", values.get(f.key, "")] for f in chosen.fields}}
+    return _checked(root, doc, f"新增群推送：{chosen.title}（{ident}）"), added
+
