@@ -274,19 +274,20 @@ class Template:
     build: Callable[[dict[str, Any], str | list[str], str], list[dict[str, Any]]]
 
 
-def _field(key: str, label: str, kind: yamlform.Kind = "text", help: str = "") -> Field:
-    return Field((key,), f"新推送 · {label}", kind, short=label, help=help)
+def _field(key: str, label: str, kind: yamlform.Kind = "text", help: str = "",
+           default: str | None = None) -> Field:
+    return Field((key,), f"新推送 · {label}", kind, short=label, help=help, default=default)
 
 
 TEMPLATES: tuple[Template, ...] = (
     Template("checkin_reminder", "每日打卡提醒",
              "每天早上提醒大家打卡，点名昨天坚持最久的三位（昨天没人打卡就发一句普通提醒）。",
-             (_field("at", "每天几点发", help="例如 09:00"),),
+             (_field("at", "每天几点发", help="例如 09:00", default="09:00"),),
              lambda v, groups, ident: campaign_templates.checkin_reminder(
                  at=v["at"], groups=groups, campaign_id=ident)),
     Template("weekly_recap", "周报",
              "每周一次：上周本群打卡次数和坚持最久的三位。",
-             (_field("at", "每周哪天几点发", help="例如 周一 10:00"),),
+             (_field("at", "每周哪天几点发", help="例如 周一 10:00", default="周一 10:00"),),
              lambda v, groups, ident: campaign_templates.weekly_recap(
                  at=v["at"], groups=groups, campaign_id=ident)),
     Template("coupon_rush", "限时抢券",

@@ -422,6 +422,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qunzhu: {exc}", file=sys.stderr)
         return 1
     finally:
+        # A second Ctrl-C (people press it twice) must not cut the stopping short and
+        # leave Rasa, the actions and Redis running without their launcher.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         stack.stop()
     return 0
 

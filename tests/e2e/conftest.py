@@ -79,6 +79,7 @@ def stack_up(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     mp.setenv("QZ_BRAND_FILE", str(project / "data/brand.yml"))
     mp.setenv("QZ_GAMES_FILE", str(project / "data/games.yml"))
     mp.setenv("QZ_DOMAIN_FILE", str(project / "domain.yml"))
+    mp.setenv("QZ_CAMPAIGNS_FILE", str(project / "data/campaigns.yml"))
     mp.setenv("RASA_URL", f"http://127.0.0.1:{rasa_port}")
     mp.setenv("BRIDGE_API_TOKEN", API_TOKEN)
     redis.Redis.from_url(redis_url).flushdb()

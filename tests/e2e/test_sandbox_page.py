@@ -21,6 +21,7 @@ import redis
 import yaml
 
 from qunzhu.config import SHANGHAI, load_brand
+from qunzhu.groupsfile import group_names
 from qunzhu.models import Keys
 from tests.e2e.conftest import Running, feed, http_json, http_status, wait_for
 from tests.e2e.webdriver import Browser
@@ -447,6 +448,58 @@ def test_an_operator_rewords_an_faq_answer_and_members_read_it_without_a_publish
         assert "我的订单" not in member_turn(stack_up.sandbox, "lili", "发票怎么开")
     finally:
         b.close()
+
+
+def test_an_operator_starts_a_campaign_from_a_template_rewords_it_and_the_group_gets_it(
+        stack_up: Running, browser: Browser) -> None:
+    """群推送 → 每日打卡提醒 at 15:30 for the sandbox group, previewed and saved; reworded in
+    the form; ⏩ in the sandbox page brings the new wording into the group, by its name."""
+    project = Path(os.environ["QZ_CONSOLE_PROJECT_DIR"])
+    b = Browser()
+    try:
+        sign_in(b, stack_up, "/campaigns")
+        wait_for(lambda: "群推送" in b.seen("h1"), 10)
+        card = "form[data-template=checkin_reminder]"
+        b.choose(f"{card} select[name=target]", "group:sandbox")
+        b.fill(f"{card} input[name=at]", "15:30")
+        b.click(f"{card} button[type=submit]")
+        diff = wait_for(lambda: b.seen("#diff"), 10)
+        assert "+  - id: checkin_" in diff and '+    schedule: {daily: "15:30"}' in diff, diff
+        b.click("form[action^='/campaigns/new/save'] button[type=submit]")
+        assert "一两秒内" in wait_for(lambda: b.seen(".notice"), 10)
+
+        b.open(stack_up.console + "/campaigns")
+        box = b.run("return [...document.querySelectorAll('textarea')].map(t => t.name)"
+                    ".find(n => /^campaigns\\.#checkin_[0-9a-f]{4}\\.text$/.test(n))")
+        assert box, "the new campaign is in the form"
+        b.run("document.querySelector(`textarea[name='${arguments[0]}']`).value = arguments[1]",
+              box, "☕ 下午三点半啦，{群名}的伙伴们记得 @我 打卡～")
+        b.click("form.settings-form button[type=submit]")
+        assert "下午三点半" in wait_for(lambda: b.seen("#diff"), 10)
+        b.click("form[action^='/campaigns/save'] button[type=submit]")
+        assert "一两秒内" in wait_for(lambda: b.seen(".notice"), 10)
+        assert "下午三点半" in (project / "data/campaigns.yml").read_text("utf-8")
+        b.open(stack_up.console + "/campaigns")
+        b.screenshot(RESULTS / "console-campaigns.png")
+    finally:
+        b.close()
+    time.sleep(2.0)  # the bridge and the simulator look at the file once a second
+    browser.refresh()
+    group = group_names(Path("data/groups.yml"))["sandbox"]
+    for _press in range(5):  # the noon rush may come first
+        before = len(campaign_posts(stack_up.sandbox))
+        upcoming = wait_for(lambda: browser.seen("#clock-next"))
+        browser.click("#ff")
+        posts = posts_after(stack_up.sandbox, before, f"{upcoming} · {browser.seen('#clock-now')}")
+        if "下午三点半" in posts[0]["content"]:
+            assert f"{group}的伙伴们" in posts[0]["content"], posts[0]
+            break
+    else:
+        raise AssertionError("the new campaign's post came within five fast-forwards")
+    wait_for(lambda: [t for t in browser.run(
+        "return [...document.querySelectorAll('#feed .msg.bot .bubble')].map(e => e.innerText)")
+        if "下午三点半" in t])  # what a member sees in the group
+    browser.screenshot(RESULTS / "sandbox-new-campaign.png")
 
 
 def test_an_offer_accepted_at_once_pages_staff(stack_up: Running) -> None:
