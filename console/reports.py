@@ -95,6 +95,7 @@ SORTS: dict[str, tuple[str, Callable[[GroupHealth], Any]]] = {
     "fallback": ("未答上比例", lambda h: (h.fallback_rate is None, -(h.fallback_rate or 0.0))),
     "handoffs": ("转人工", lambda h: -h.handoffs),
     "leaves": ("退群", lambda h: -h.leaves),
+    "too_many": ("嫌消息多", lambda h: -h.too_many),
 }
 
 
@@ -107,4 +108,4 @@ def health_rows(health: list[GroupHealth], names: dict[str, str],
              "turns": h.turns, "checkins": h.checkins, "checkin_rate": h.checkin_rate,
              "checkin_rate_before": h.checkin_rate_before, "checkin_trend": h.checkin_trend,
              "fallback_rate": h.fallback_rate, "handoffs": h.handoffs, "joins": h.joins,
-             "leaves": h.leaves} for h in rows]
+             "leaves": h.leaves, "too_many": h.too_many} for h in rows]

@@ -87,7 +87,7 @@ if KEYS[2] then
 end
 return 1
 """
-HEALTH = ("turns", "fallbacks", "checkins", "handoffs_opened", "joins", "leaves")
+HEALTH = ("turns", "fallbacks", "checkins", "handoffs_opened", "joins", "leaves", "too_many")
 
 
 # KEYS: HLLs of one slot. PFCOUNT as a script, as redis-py's cluster batches refuse PFCOUNT.
@@ -373,6 +373,7 @@ class GroupHealth:
     handoffs: int
     joins: int
     leaves: int
+    too_many: int = 0  # members who said the group gets too many posts (once a member-day)
 
     @property
     def checkin_trend(self) -> float | None:
@@ -419,7 +420,8 @@ async def group_health(r: AsyncRedis, brand: str, last: date, window_days: int,
             checkin_rate_before=_rate(sum(c["checkins"] for c in per_day[:window_days]),
                                       sum(members[:window_days])),
             fallback_rate=None if not recent["turns"] else recent["fallbacks"] / recent["turns"],
-            handoffs=recent["handoffs_opened"], joins=recent["joins"], leaves=recent["leaves"]))
+            handoffs=recent["handoffs_opened"], joins=recent["joins"], leaves=recent["leaves"],
+            too_many=recent["too_many"]))
     return out
 
 

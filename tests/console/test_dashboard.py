@@ -123,3 +123,22 @@ async def test_echarts_is_served_by_the_console_itself(login: Login) -> None:
     response = await viewer.get("/static/vendor/echarts.min.js")
     assert response.status == 200
     assert b"echarts" in (await response.read())[:2000]
+
+
+async def test_the_group_list_shows_which_groups_say_too_many_posts_and_sorts_by_it(
+    login: Login, redis_client: AsyncRedis,
+) -> None:
+    await a_fortnight(redis_client)
+    said = [Event(Kind.TOO_MANY, f"too_many:g2:{user}:{TODAY}", "g2", user, at(TODAY), {})
+            for user in ("g2u1", "g2u2", "g2u1")]  # g2u1's second is the same member-day
+    await metrics.record(redis_client, BRAND, said)
+    viewer = await login(Role.VIEWER)
+    rows = (await (await viewer.get(f"/api/groups?window=7&to={TODAY}&sort=too_many"))
+            .json())["groups"]
+    assert [(r["name"], r["too_many"]) for r in rows] == [("望京店福利群", 2), ("国贸店福利群", 0)]
+    page = await (await viewer.get(f"/groups?to={TODAY}&sort=too_many")).text()
+    assert "嫌消息多" in page and page.index("望京店福利群") < page.index("国贸店福利群")
+    csv_text = (await (await viewer.get(f"/export.csv?from={TODAY}&to={TODAY}&group=g2"))
+                .read()).decode("utf-8")
+    rows_csv = list(csv.reader(io.StringIO(csv_text[1:])))
+    assert rows_csv[-1][rows_csv[0].index("嫌消息多")] == "2"
