@@ -2,9 +2,10 @@
 
 `qunzhu.optouts.OptOuts` keeps the choices (the campaign scheduler reads them before it
 @-mentions anyone) and each group's "too many posts" count. A message may arrive again
-(WeCom retries, the bridge replays a failed turn), so each message's first view — was the
-member opted out, which local day it came on — is recorded before its effect, on the brand's
-opt-out slot, and every later delivery replays it: the same answer, nothing changed twice.
+(WeCom retries, the bridge replays a failed turn), so each message's first view — did it
+change the choice, which local day it came on — is recorded on the brand's opt-out slot
+(for a choice, in one script with the change itself), and every later delivery replays it:
+the same answer, nothing changed twice.
 One member's complaints count once per group and local day: a marker set only if absent
 (SET NX) on the same slot says the day's complaint was counted.
 """
@@ -13,15 +14,37 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from typing import TypeVar
 
 from actions.clock import local_day
 from actions.results import parse
 from actions.store import IDEMPOTENCY_TTL_S
-from qunzhu.optouts import OptOuts
+from qunzhu.optouts import OptOuts, optouts_key
 from qunzhu.redisconn import AsyncRedis, script_arg
 
 COMPLAINED_TTL_S = 2 * 24 * 3600  # outlives its day: a retry after midnight still finds it
+
+# KEYS[1] the message's record  KEYS[2] the brand's opt-out set (both on {brand:optout})
+# ARGV[1] user  ARGV[2] 1 = opt out, 0 = opt back in  ARGV[3] the record's ttl (s)
+# returns the record as JSON {changed, done}: made by the first delivery, replayed after
+CHOOSE = """
+local function apply()
+  if ARGV[2] == '1' then return redis.call('SADD', KEYS[2], ARGV[1]) end
+  return redis.call('SREM', KEYS[2], ARGV[1])
+end
+local seen = redis.call('GET', KEYS[1])
+local view
+if seen then
+  view = cjson.decode(seen)
+  if view.done then return seen end
+  apply()  -- recorded but not applied (an older version died in between): finish it
+else
+  view = {changed = apply() == 1}
+end
+view.done = true
+local out = cjson.encode(view)
+redis.call('SET', KEYS[1], out, 'EX', ARGV[3])
+return out
+"""
 
 
 @dataclass(frozen=True)
@@ -42,9 +65,6 @@ class Complaint:
     done: bool = False  # counted (or found counted today); later deliveries only replay
 
 
-V = TypeVar("V", Choice, Complaint)
-
-
 class Preferences:
     """One brand's opt-outs and "too many posts" signals, each applied once per message."""
 
@@ -52,6 +72,7 @@ class Preferences:
         self._r = client
         self._brand = brand
         self.optouts = OptOuts(client, brand)
+        self._choose = client.register_script(CHOOSE)
 
     def said(self, op: str, user: str, msgid: str) -> str:
         """A message's first view (per member: message ids are unique per bot, not channel)."""
@@ -62,14 +83,13 @@ class Preferences:
         return f"qz:{{{self._brand}:optout}}:complained:{day}:{group}:{user}"
 
     async def choose(self, user: str, msgid: str, out: bool) -> Choice:
-        """Opt a member out of campaign @-mentions (or back in), once for this message."""
-        key = self.said("out" if out else "in", user, msgid)
-        fresh = Choice(changed=(await self.optouts.is_out(user)) != out)
-        view = await self._first(key, Choice, fresh)
-        if not view.done:
-            await self.optouts.choose(user, out)  # a set add or remove: harmless if repeated
-            await self._finish(key, view)
-        return view
+        """Opt a member out of campaign @-mentions (or back in), once for this message: the
+        record and the choice are one script, so two messages at once (in two groups) cannot
+        both find the choice unchanged-before and both count as the change."""
+        raw = await self._choose(keys=[self.said("out" if out else "in", user, msgid),
+                                       optouts_key(self._brand)],
+                                 args=[user, int(out), IDEMPOTENCY_TTL_S])
+        return parse(Choice, raw)
 
     async def too_many(self, group: str, user: str, msgid: str, now: datetime) -> Complaint:
         """Count a member's "too many posts" in a group, at most once per local day.
@@ -81,7 +101,7 @@ class Preferences:
         key = self.said("too_many", user, msgid)
         fresh = Complaint(day=local_day(now).isoformat(), at=now.timestamp(),
                           out=await self.optouts.is_out(user))
-        view = await self._first(key, Complaint, fresh)
+        view = await self._first(key, fresh)
         if not view.done:
             marker = self.complained(view.day, group, user)
             if group and await self._r.set(marker, msgid, nx=True, ex=COMPLAINED_TTL_S):
@@ -89,7 +109,7 @@ class Preferences:
             await self._finish(key, view)
         return view
 
-    async def _first(self, key: str, cls: type[V], fresh: V) -> V:
+    async def _first(self, key: str, fresh: Complaint) -> Complaint:
         """The view the message's first delivery recorded; `fresh` if this is the first.
 
         `fresh` is read before the record is set and every effect follows the record, so
@@ -99,9 +119,9 @@ class Preferences:
         if await self._r.set(key, script_arg(asdict(fresh)), nx=True, ex=IDEMPOTENCY_TTL_S):
             return fresh
         raw = await self._r.get(key)
-        return fresh if raw is None else parse(cls, raw)
+        return fresh if raw is None else parse(Complaint, raw)
 
-    async def _finish(self, key: str, view: Choice | Complaint) -> None:
+    async def _finish(self, key: str, view: Complaint) -> None:
         """Mark the message's effect as in place: later deliveries only replay it."""
         await self._r.set(key, script_arg(asdict(replace(view, done=True))),
                           ex=IDEMPOTENCY_TTL_S)

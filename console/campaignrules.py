@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -31,7 +31,7 @@ from console import yamlform
 from console.trainingdata import Change, TeachError
 from console.yamlform import Field, Form, Section
 from qunzhu import campaign_templates
-from qunzhu.campaigns import CEILING, Campaign, Schedule, load_campaigns
+from qunzhu.campaigns import CEILING, Campaign, CampaignsFile, Schedule, load_campaigns
 from qunzhu.config import SHANGHAI, Games
 from qunzhu.groupsfile import GroupsFile
 from qunzhu.names import masked_group
@@ -97,16 +97,41 @@ def _budget_fields() -> tuple[Field, ...]:
                    f"空着 = {c.quiet_start:%H:%M}-{c.quiet_end:%H:%M}"),
         Field(("budget", "service_per_day"), "推送预算 · 每个群每天最多几条通知", "int",
               short="每个群每天最多几条通知", optional=True,
-              help=f"打卡提醒、周报这类非推广消息；最多 {c.service_per_day} 条"),
+              help=f"打卡提醒、周报这类非推广消息；最多 {c.service_per_day} 条；"
+                   f"空着 = {c.service_per_day}"),
     )
 
 
-def sections(doc: Any) -> tuple[Section, ...]:
-    """The form as the file is now: the budget, each campaign, each welcome."""
+def _overrides(doc: Any, names: Mapping[str, str]) -> str:
+    """The stricter budgets of single groups (by name) and tags, said in a line."""
+    said = []
+    for where, prefix in (("budget_by_group", "群 "), ("budget_by_tag", "标签 ")):
+        for name, override in (doc.get(where) or {}).items():
+            parts = [f"{BUDGET_SAID[k]} {v}" for k, v in (override or {}).items()
+                     if k in BUDGET_SAID]
+            shown = (names.get(name) or masked_group(str(name)) if where == "budget_by_group"
+                     else f"{prefix}{name}")
+            if parts:
+                said.append(f"{shown}：" + "，".join(parts))
+    return "。另有更严的：" + "；".join(said) if said else ""
+
+
+BUDGET_SAID = {"promo_per_day": "每天推广最多", "promo_gap_minutes": "推广间隔至少（分钟）",
+               "quiet_hours": "免打扰", "service_per_day": "每天通知最多"}
+
+
+def sections(doc: Any, names: Mapping[str, str] = {}) -> tuple[Section, ...]:
+    """The form as the file is now: the budget, each campaign, each welcome (`names`: the
+    groups' names, for the budgets of single groups)."""
     out = [Section("推送预算（所有群）", _budget_fields(),
-                   note="只能比上限更严，不能更松：这是为了不把群变成广告群")]
-    for item in doc.get("campaigns") or []:
-        ident, title = item["id"], f"推送 · {_name(item)}"
+                   note="只能比上限更严，不能更松：这是为了不把群变成广告群"
+                   + _overrides(doc, names))]
+    items = doc.get("campaigns") or []
+    called = [_name(item) for item in items]
+    for item in items:
+        ident = item["id"]
+        # two campaigns of one name are told apart by id in labels, errors and the audit log
+        title = f"推送 · {_name(item)}" + (f"（{ident}）" if called.count(_name(item)) > 1 else "")
         at = ("campaigns", f"#{ident}")
         kind = next((k for k in QUOTED if k in (item.get("schedule") or {})), "daily")
         when, when_help = SCHEDULE_HELP[kind]
@@ -146,9 +171,9 @@ def fields(doc: Any) -> tuple[Field, ...]:
 def _titles(doc: Any) -> dict[str, str]:
     """Error locations of whole items (a campaign's window or template) → their title."""
     out = {"budget": "推送预算", "campaigns": "推送"}
-    for i, item in enumerate(doc.get("campaigns") or []):
-        out[f"campaigns[{i}]"] = f"推送 · {_name(item)}"
-        out[f"campaigns[{i}].schedule"] = f"推送 · {_name(item)} · 发送时间"
+    for i, section in enumerate(s for s in sections(doc) if s.title.startswith("推送 · ")):
+        out[f"campaigns[{i}]"] = section.title
+        out[f"campaigns[{i}].schedule"] = f"{section.title} · 发送时间"
     for i, _welcome in enumerate(doc.get("welcomes") or []):
         out[f"welcomes[{i}]"] = f"新人欢迎语 {i + 1}"
     return out
@@ -176,13 +201,13 @@ def _with_budget(doc: Any) -> bool:
     return True
 
 
-def form_for(root: Path, values: dict[str, str]) -> Form:
+def form_for(root: Path, values: dict[str, str], names: Mapping[str, str] = {}) -> Form:
     """The form filled with what the operator typed (to show it again with an error)."""
     with _readable():
         doc = _load(root)
         _with_budget(doc)
         shown = yamlform.read(doc, fields(doc))
-        found = sections(doc)
+        found = sections(doc, names)
     shown.update({k: v for k, v in values.items() if k in shown})
     return Form(found, shown)
 
@@ -196,7 +221,8 @@ def _typed_time(value: str, key: str = "") -> str:
             parsed = getattr(Schedule.parse_obj({key: text}), key)
         except ValidationError:
             return _quoted(text)  # the file's check says what is wrong
-        text = f"{parsed:%Y-%m-%d %H:%M}" if isinstance(parsed, datetime) else str(parsed)
+        text = (f"{parsed.astimezone(SHANGHAI):%Y-%m-%d %H:%M}" if isinstance(parsed, datetime)
+                else str(parsed))
     return _quoted(text)
 
 
@@ -205,23 +231,46 @@ def _quoted(text: str) -> str:
     return quoted
 
 
-def _tidy(doc: Any, added_budget: bool) -> None:
-    """What the form wrote, in the file's own style: times quoted, an emptied fallback
-    removed (the bot reads no fallback as "skip that group"), no empty budget left behind."""
-    for item in doc.get("campaigns") or []:
-        if item.get("fallback_text") == "":
-            yamlform.remove(item, "fallback_text")
-        schedule = item.get("schedule") or {}
-        for key in QUOTED:
-            value = schedule.get(key)
-            if isinstance(value, str):
-                schedule[key] = _typed_time(value, key)
+def _tidy(doc: Any, touched: list[Field], added_budget: bool) -> None:
+    """What the form wrote, in the file's own style: times quoted and as the bot reads them
+    back, an emptied backup text removed (no backup means "skip that group"), no empty
+    budget left behind. Only what the operator changed: the rest stays as the team wrote it."""
+    for f in touched:
+        holder, key = yamlform.parent_of(doc, f.path), f.path[-1]
+        value = holder.get(key)
+        if key == "fallback_text" and value == "":
+            yamlform.remove(holder, key)
+        elif isinstance(value, str) and (f.path[-2] == "schedule" or key == "quiet_hours"):
+            holder[key] = _typed_time(value, str(key))
     budget = doc.get("budget")
-    if isinstance(budget, dict):
-        if isinstance(budget.get("quiet_hours"), str):
-            budget["quiet_hours"] = _typed_time(budget["quiet_hours"])
-        if added_budget and not budget:
-            yamlform.remove(doc, "budget")
+    if added_budget and isinstance(budget, dict) and not budget:
+        yamlform.remove(doc, "budget")
+
+
+def _sendable(loaded: CampaignsFile, schedules: dict[str, str], now: datetime) -> None:
+    """Refuse a time that can never go out: a one-off in the past, or a time (with its
+    spread) in the quiet hours, where every group's post would wait and then be dropped."""
+    limits = loaded.budget.apply(CEILING)
+    quiet = f"{limits.quiet_start:%H:%M}–{limits.quiet_end:%H:%M}"
+    for campaign in loaded.campaigns:
+        label = schedules.get(campaign.id)
+        if label is None:
+            continue
+        schedule, spread = campaign.schedule, timedelta(minutes=campaign.jitter_minutes)
+        if schedule.once is not None and schedule.once < now:
+            raise TeachError(f"{label}：{schedule.once.astimezone(SHANGHAI):%Y-%m-%d %H:%M} "
+                             "已经过去了，请填一个以后的时间")
+        if schedule.once is not None:
+            moment = schedule.once.astimezone(SHANGHAI)
+        elif schedule.daily or schedule.weekly:
+            clock = (schedule.daily or str(schedule.weekly).split()[1]).split(":")
+            moment = now.astimezone(SHANGHAI).replace(hour=int(clock[0]), minute=int(clock[1]))
+        else:
+            continue  # a cron expression's times vary; the budget defers or drops them
+        if any(limits.is_quiet(moment + offset) for offset in (-spread, timedelta(0), spread)):
+            spread_said = f"（前后 {campaign.jitter_minutes} 分钟错开发）" if spread else ""
+            raise TeachError(f"{label}：{moment:%H:%M}{spread_said}在免打扰时段 {quiet} 里，"
+                             "群里收不到，请换个时间")
 
 
 # What qunzhu.campaigns says of a value looser than the ceilings, in the whole file's check
@@ -239,27 +288,38 @@ def _looser(error: ConfigError) -> str:
     return "；".join(said)
 
 
-def _checked(root: Path, doc: Any, summary: str) -> Change:
+def _checked(root: Path, doc: Any, summary: str, schedules: dict[str, str],
+             now: datetime | None = None) -> Change:
+    """The file as text, checked as the bridge loads it, and every changed schedule as
+    one that can go out (`schedules`: campaign id → the label to name it by)."""
     text = yamlform.dump(doc)
     try:
-        load_campaigns(root / CAMPAIGNS_FILE, text=text)
+        loaded = load_campaigns(root / CAMPAIGNS_FILE, text=text)
     except ConfigError as exc:
         said = _looser(exc) or yamlform.explain(exc, doc, fields(doc), _titles(doc))
         raise TeachError("保存前检查没通过：" + said) from None
+    _sendable(loaded, schedules, now or datetime.now(SHANGHAI))
     return Change({CAMPAIGNS_FILE: text}, summary)
 
 
-def edit(root: Path, values: dict[str, str]) -> tuple[Change, dict[str, list[str]]]:
+def edit(root: Path, values: dict[str, str], now: datetime | None = None
+         ) -> tuple[Change, dict[str, list[str]]]:
     """The new campaigns file for these values, checked as the bridge will load it; and what
     changed (label → [before, after]) for the audit log."""
     with _readable():
         doc = _load(root)
         added = _with_budget(doc)
-        changed = yamlform.apply(doc, fields(doc), values)
-        _tidy(doc, added)
+        shown = fields(doc)
+        before = yamlform.read(doc, shown)
+        changed = yamlform.apply(doc, shown, values)
+        after = yamlform.read(doc, shown)
+        touched = [f for f in shown if before[f.key] != after[f.key]]
+        _tidy(doc, touched, added)
     if not changed:
         raise TeachError("没有改动：每一项都和现在一样")
-    return _checked(root, doc, "修改群推送：" + "、".join(changed)), changed
+    schedules = {str(f.path[1])[1:]: f.label for f in touched if f.path[-2:-1] == ("schedule",)}
+    return (_checked(root, doc, "修改群推送：" + "、".join(changed), schedules, now),
+            changed)
 
 
 # ------------------------------------------------------------------ a new campaign
@@ -350,6 +410,8 @@ def _parameters(chosen: Template, values: dict[str, str], games: Games) -> dict[
         parsed = yamlform.parse(f, values.get(f.key, ""))
         if f.kind == "time":
             parsed = datetime.fromisoformat(str(parsed)).replace(tzinfo=SHANGHAI)
+        elif f.key == "at":  # an IME's ０９：３０, and 9:30 written as the bot reads it
+            parsed = _typed_time(parsed, "weekly" if chosen.key == "weekly_recap" else "daily")
         out[f.key] = parsed
     if "coupon" in out and out["coupon"] not in {c.id for c in games.coupons}:
         raise TeachError("新推送 · 哪张券：请从列表里选一张券")
@@ -393,9 +455,13 @@ def _as_yaml(doc: dict[str, Any], tags: list[str]) -> CommentedMap:
     return item
 
 
-def add_campaign(root: Path, values: dict[str, str], games: Games, groups: GroupsFile
+def add_campaign(root: Path, values: dict[str, str], games: Games, groups: GroupsFile,
+                 issued: Collection[str] = (), now: datetime | None = None,
                  ) -> tuple[Change, dict[str, list[str]]]:
-    """campaigns.yml with a template's campaigns appended, checked; their fields for the audit."""
+    """campaigns.yml with a template's campaigns appended, checked; their fields for the audit.
+
+    `issued`: ids the console gave before (an undone campaign's among them), never given again.
+    """
     chosen = template(values.get("template", ""))
     with _readable():
         doc = _load(root)
@@ -405,19 +471,42 @@ def add_campaign(root: Path, values: dict[str, str], games: Games, groups: Group
     items = doc.get("campaigns")
     if items is None:
         items = doc["campaigns"] = CommentedSeq()
-    taken = {str(item.get("id")) for item in items}
+    taken = {str(item.get("id")) for item in items} | set(issued)
     offered = str(values.get("id") or "")
     ident = (offered if NEW_ID_PATTERN.fullmatch(offered)
              and not any(t == offered or t.startswith(offered + "_") for t in taken)
              else _new_id(taken, chosen.key))
     try:
         built = chosen.build(parameters, target, ident)
-    except (ValueError, KeyError) as exc:
-        raise TeachError(f"新推送：{exc}") from None
+    except (ValueError, KeyError, OverflowError) as exc:
+        raise TeachError(f"新推送：这些时间排不出推送（{type(exc).__name__}），"
+                         "请换个时间") from None
+    names = {str(item.get("name")) for item in items}
+    when = next((f.label for f in chosen.fields if f.key in ("at", "opens", "notice_at")), "")
+    schedules = {}
     for campaign in built:
+        campaign["name"] = _unique(str(campaign["name"]), names)
+        names.add(campaign["name"])
+        schedules[str(campaign["id"])] = when or f"新推送 · {campaign['name']}"
         yamlform.append_item(items, _as_yaml(campaign, tags))
     added = {NEW_ID: ["", ident], "新推送 · 模板": ["", chosen.title],
              TARGET.label: ["", dict(targets(groups))[values["target"]]],
              **{f.label: ["", values.get(f.key, "")] for f in chosen.fields}}
-    return _checked(root, doc, f"新增群推送：{chosen.title}（{ident}）"), added
+    return (_checked(root, doc, f"新增群推送：{chosen.title}（{ident}）", schedules, now),
+            added)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """A campaign name no other has (两条“每日打卡提醒” would be told apart by id alone)."""
+    if name not in taken:
+        return name
+    n = 2
+    while f"{name} {n}" in taken:
+        n += 1
+    return f"{name} {n}"
+
+
+def issued_key(brand: str) -> str:
+    """Redis set of every campaign id the console gave out (kept: ids name Redis state)."""
+    return f"qz:{{{brand}:console}}:campaign_ids"
 

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.tokens import ScalarToken
 
 from console.trainingdata import TeachError
 from qunzhu.config import SHANGHAI
@@ -107,8 +108,21 @@ def dump(doc: Any) -> str:
     text = out.getvalue()
     if "\\U" not in text:
         return text
-    kept = _ESCAPED_ASTRAL.sub(lambda m: m[1] + chr(int(m[2], 16)), text)
+    kept = _unescape_astral(text)
     return kept if YAML(typ="safe").load(kept) == YAML(typ="safe").load(text) else text
+
+
+def _unescape_astral(text: str) -> str:
+    """Each double-quoted scalar's escaped emoji as the emoji (comments and other scalars,
+    where a backslash means itself, are left alone)."""
+    spans = [(token.start_mark.index, token.end_mark.index) for token in YAML().scan(text)
+             if isinstance(token, ScalarToken) and token.style == '"']
+    parts, done = [], 0
+    for start, end in spans:
+        parts += [text[done:start],
+                  _ESCAPED_ASTRAL.sub(lambda m: m[1] + chr(int(m[2], 16)), text[start:end])]
+        done = end
+    return "".join(parts) + text[done:]
 
 
 def _step(node: Any, part: PathPart) -> Any:
@@ -180,9 +194,14 @@ def truthy(value: Any) -> bool:
     return bool(value)
 
 
+YEARS = range(2000, 2101)  # a time an operator means; others are typos (and overflow later)
+
+
 def _time(text: str) -> datetime:
-    """A typed time, in the brand's zone (naive means Asia/Shanghai)."""
+    """A typed time, in the brand's zone (naive means Asia/Shanghai); ValueError if none."""
     when = datetime.fromisoformat(text.strip().replace("/", "-"))
+    if when.year not in YEARS:
+        raise ValueError("year out of range")
     return when.astimezone(SHANGHAI).replace(tzinfo=None) if when.tzinfo else when
 
 
@@ -221,7 +240,10 @@ def parse(f: Field, raw: str) -> Any:
                              f"（收到：{text[:20]}）") from None
     if f.kind == "date":
         try:
-            return date.fromisoformat(text.replace("/", "-").replace(".", "-"))
+            day = date.fromisoformat(text.replace("/", "-").replace(".", "-"))
+            if day.year not in YEARS:
+                raise ValueError("year out of range")
+            return day
         except ValueError:
             raise TeachError(f"{f.label}：日期请写成 2026-01-01 这样"
                              f"（收到：{text[:20]}）") from None
@@ -375,6 +397,27 @@ _MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"value is not a valid list", "要填一串，用顿号隔开"),
         (r"value is not a valid dict", "格式不对"),
         (r"value could not be parsed to a boolean", "要选“是”或“否”"),
+        # the campaigns file's own checks (qunzhu.campaigns)
+        (r"expected a local time like", "时间请写成 09:00 这样"),
+        (r"expected a weekday and a time", "请写成 周一 10:00 这样"),
+        (r"expected a cron expression of five fields", "cron 表达式要五段，例如 0 9 * * 1-5"),
+        (r"this cron expression never fires", "这个 cron 表达式永远不会触发"),
+        (r"fires too often: campaigns may run at most every (\d+) minutes",
+         r"太频繁了：同一条推送最密 \1 分钟一次"),
+        (r"expected a time like 2026", "时间请写成 2026-12-01 12:00 这样"),
+        (r"give exactly one of daily, weekly, cron or once",
+         "发送时间只能选一种：每天、每周、cron 或一次"),
+        (r"expected quiet hours like", "免打扰时段请写成 22:00-08:00 这样"),
+        (r"unknown placeholder \{([^}]*)\}", r"没有 {\1} 这个占位；能用的见说明"),
+        (r"braces must pair", "花括号要成对：写 {群名} 这样的占位"),
+        (r"placeholder \{([^}]*)\} must be a plain name", r"占位 {\1} 只能是名字，例如 {群名}"),
+        (r"ends must be on or after starts", "结束日期不能早于开始日期"),
+        (r"give groups or tags, not both", "发到哪些群：指定群和标签只能选一种"),
+        (r"a post about a coupon is a promotion",
+         "提到券的推送算推广：请标为推广，或者让它只在券有库存/已抢光时发"),
+        (r"need coupon: <a coupon id>", "用了 {券名}/{剩余张数} 就要指定是哪张券"),
+        (r"needs countdown_to", "用了 {剩余天数} 就要有倒计时到哪天（或结束日期）"),
+        (r"a welcome names the newcomers", "欢迎语里要有 {新人}"),
     ))
 _LINE = re.compile(r"^[^:\n]+(?::\d+)?: (?P<field>[^:\n]+): (?P<msg>.*)$")
 

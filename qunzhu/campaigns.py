@@ -276,6 +276,9 @@ PLACEHOLDERS: dict[str, str] = {
     P.DAYS_LEFT: "days left until countdown_to (or ends)",
 }
 NEEDS_COUPON = {P.COUPON, P.LEFT}
+# A text that says 券 is about a coupon, whatever it is labelled: a "service" post offering
+# one would be a promotion outside the promotional budget (the way groups become ad feeds).
+COUPON_WORD = "券"
 Condition = Literal["in_stock", "sold_out"]
 
 
@@ -338,8 +341,9 @@ class Campaign(Strict):
             raise ValueError("give groups or tags, not both")
         used = set(placeholders(values["text"]))
         used |= set(placeholders(values.get("fallback_text") or ""))
-        if (values.get("coupon") and not values.get("promotional")
-                and not values.get("condition")):
+        about_coupon = values.get("coupon") or any(
+            COUPON_WORD in text for text in (values["text"], values.get("fallback_text") or ""))
+        if about_coupon and not values.get("promotional") and not values.get("condition"):
             raise ValueError("a post about a coupon is a promotion (promotional: true), unless "
                              "it follows the coupon's stock (condition: in_stock or sold_out)")
         if (used & NEEDS_COUPON or values.get("condition")) and not values.get("coupon"):
@@ -360,6 +364,8 @@ class Campaign(Strict):
     def next_run(self, now: datetime) -> datetime | None:
         """The next scheduled time it runs after `now` (None: over, off, or no run within
         a year)."""
+        if self.starts is not None:  # a campaign starting later: look from its first day on
+            now = max(now, local_day_start(self.starts) - timedelta(seconds=1))
         try:
             for n, moment in enumerate(self.schedule.between(now, now + timedelta(days=366))):
                 if self.active_on(moment.date()):

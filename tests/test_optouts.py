@@ -106,6 +106,17 @@ async def test_four_deliveries_of_one_message_at_once_answer_alike(
     assert {e.eid for e in await recorded(services, Kind.OPTOUT)} == {"optout:wx-3"}
 
 
+async def test_two_opt_outs_at_once_in_two_groups_change_it_once_and_count_once(
+    services: runtime.Services,
+) -> None:
+    results = await asyncio.gather(*(
+        run(ActionOptOutMentions(), tracker("别@我了", group=group, msgid=f"wx-{group}"))
+        for group in ("g1", "g2", "g3")))
+    said = sorted(responses(msgs)[0] for msgs, _ in results)
+    assert said == ["utter_optout_already", "utter_optout_already", "utter_optout_done"]
+    assert len(await recorded(services, Kind.OPTOUT)) == 1  # the console's net count: +1
+
+
 async def test_a_delivery_cut_off_after_its_record_is_finished_by_the_retry(
     services: runtime.Services,
 ) -> None:

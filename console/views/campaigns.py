@@ -15,7 +15,7 @@ from console.auth import needs
 from console.history import HistoryError
 from console.keys import REDIS, SETTINGS
 from console.roles import Role
-from console.trainingdata import TeachError
+from console.trainingdata import Change, TeachError
 from console.views.dashboard import page
 from console.views.saving import commit, form_values, preview_edit, seen_version, version_of
 from console.yamlform import Form
@@ -25,6 +25,7 @@ from qunzhu.campaigns import Campaign, CampaignsFile, load_campaigns
 from qunzhu.config import SHANGHAI, Games, load_games
 from qunzhu.groupsfile import GroupsFile
 from qunzhu.names import masked_group
+from qunzhu.redisconn import text_of
 from qunzhu.yamlconfig import ConfigError, load_yaml, validate
 
 routes = web.RouteTableDef()
@@ -124,7 +125,8 @@ async def _page(request: web.Request, values: dict[str, str] | None = None, *,
     root = request.app[SETTINGS].project_root
     files = _files(request)
     try:
-        form = campaignrules.form_for(root, values or {})
+        form = campaignrules.form_for(root, values or {},
+                                      {g.chatid: g.name for g in files.groups.groups if g.name})
     except TeachError as exc:
         form, error, status = Form((), {}), str(exc), max(status, 409)
     can_edit = _editable(request)
@@ -180,13 +182,23 @@ async def save(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")
 
 
-def _adder(request: web.Request, values: dict[str, str]) -> campaignrules.Adder:
-    """The template edit for these values, with the groups and games it may name."""
+async def _adder(request: web.Request, values: dict[str, str],
+                 made: dict[str, str]) -> campaignrules.Adder:
+    """The template edit for these values, with the groups and games it may name and the ids
+    given before; the id it gives goes into `made`."""
     files = _files(request)
     games = files.games
     if games is None:
         raise TeachError("活动规则（data/games.yml）现在有错误，先修好它再新建推送")
-    return lambda root: campaignrules.add_campaign(root, values, games, files.groups)
+    settings = request.app[SETTINGS]
+    issued = {text_of(i) for i in await request.app[REDIS].smembers(
+        campaignrules.issued_key(settings.brand))}
+
+    def edit(root: Path) -> tuple[Change, dict[str, list[str]]]:
+        change, added = campaignrules.add_campaign(root, values, games, files.groups, issued)
+        made["id"] = added[campaignrules.NEW_ID][1]
+        return change, added
+    return edit
 
 
 @routes.post("/campaigns/new/preview")
@@ -194,13 +206,14 @@ def _adder(request: web.Request, values: dict[str, str]) -> campaignrules.Adder:
 async def new_preview(request: web.Request) -> web.StreamResponse:
     values = form_values(await request.post())
     root = request.app[SETTINGS].project_root
+    made: dict[str, str] = {}
     try:
         _check_editable(request)
-        change, added = _adder(request, values)(root)
+        change, _added = (await _adder(request, values, made))(root)
     except TeachError as exc:
         return await _page(request, new=values, new_error=str(exc), status=400)
     # The id shown in the diff is the id saved: the confirm form carries it.
-    values["id"] = added[campaignrules.NEW_ID][1]
+    values["id"] = made["id"]
     return await _page(request, new=values, new_diff=change.diff(root))
 
 
@@ -208,12 +221,16 @@ async def new_preview(request: web.Request) -> web.StreamResponse:
 @needs(Role.EDITOR)
 async def new_save(request: web.Request) -> web.StreamResponse:
     values = form_values(await request.post())
+    made: dict[str, str] = {}
     try:
         _check_editable(request)
-        sha = await commit(request, _adder(request, values), what="新增群推送",
+        sha = await commit(request, await _adder(request, values, made), what="新增群推送",
                            target=str(campaignrules.CAMPAIGNS_FILE))
     except (TeachError, HistoryError) as exc:
         return await _page(request, new=values, new_error=str(exc), status=400)
+    # Never given again, not even after an undo: the id names the campaign's posts in Redis.
+    await request.app[REDIS].sadd(campaignrules.issued_key(request.app[SETTINGS].brand),
+                                  made["id"])
     raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")
 
 

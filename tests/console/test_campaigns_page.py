@@ -129,6 +129,12 @@ async def test_an_edit_is_previewed_saved_as_a_commit_and_read_live_by_the_sched
     ({"campaigns.#checkin_reminder.ends": "2020-01-01",
       "campaigns.#checkin_reminder.starts": "2021-01-01"}, "推送 · 每日打卡提醒"),
     ({"campaigns.#checkin_reminder.starts": "下周"}, "日期请写成"),
+    ({"campaigns.#checkin_reminder.schedule.daily": "22:30"}, "在免打扰时段"),
+    ({"campaigns.#checkin_reminder.schedule.daily": "24:00"}, "时间请写成 09:00 这样"),
+    ({"campaigns.#checkin_reminder.text": "今天有满30减5券，快来领券！"}, "提到券的推送算推广"),
+    ({"campaigns.#checkin_reminder.starts": "2027-02-30"}, "日期请写成"),
+    ({"campaigns.#checkin_reminder.ends": "2020-01-01",
+      "campaigns.#checkin_reminder.starts": "2020-02-01"}, "结束日期不能早于开始日期"),
     ({"campaigns.#checkin_reminder.name": "每日打卡提醒"}, "没有改动"),
 ])
 async def test_a_refused_edit_names_the_field_and_changes_nothing(
@@ -202,7 +208,9 @@ async def test_a_campaign_from_a_template_gets_a_fresh_id_and_runs_where_chosen(
                                              "GIT_COMMITTER_EMAIL": "t@e"})
     ids = {c.id for c in load_campaigns(root / FILE).campaigns}
     assert ident.group(1) not in ids
-    again = await editor.post("/campaigns/new/save", data=form, allow_redirects=False)
+    # even the old confirm form, sent again as it was, gets a new id
+    again = await editor.post("/campaigns/new/save", data={**form, "id": ident.group(1)},
+                              allow_redirects=False)
     assert again.status == 303
     new_ids = {c.id for c in load_campaigns(root / FILE).campaigns} - ids
     assert len(new_ids) == 1 and ident.group(1) not in new_ids
@@ -248,6 +256,19 @@ async def test_a_migration_counts_down_to_the_day_the_old_group_closes(login: Lo
     ({"template": "migration", "target": "all", "new_group": "x",
       "notice_at": "2026-12-10 10:00", "closes_on": "2026-12-10"}, "至少晚两天"),
     ({"template": "weekly_recap", "target": "all", "at": "周八 10:00"}, "每周哪天几点发"),
+    ({"template": "coupon_rush", "target": "all", "coupon": "cut_30_5",
+      "opens": "9999-12-31 23:00"}, "开抢时间：时间请写成"),
+    ({"template": "coupon_rush", "target": "all", "coupon": "cut_30_5",
+      "opens": "0999-05-05 10:00"}, "开抢时间：时间请写成"),
+    ({"template": "coupon_rush", "target": "all", "coupon": "cut_30_5",
+      "opens": "2020-01-01 12:00"}, "已经过去了"),
+    ({"template": "coupon_rush", "target": "all", "coupon": "cut_30_5",
+      "opens": "2099-12-12 21:30"}, "在免打扰时段 22:00–08:00 里"),
+    ({"template": "checkin_reminder", "target": "all", "at": "23:30"}, "在免打扰时段"),
+    ({"template": "checkin_reminder", "target": "all", "at": "07:58"},
+     "（前后 5 分钟错开发）在免打扰时段"),
+    ({"template": "migration", "target": "all", "new_group": "x",
+      "notice_at": "2020-01-01 10:00", "closes_on": "2020-01-10"}, "已经过去了"),
 ])
 async def test_a_refused_template_says_why_and_writes_nothing(
     login: Login, form: dict[str, str], reason: str,
@@ -294,3 +315,52 @@ async def test_a_deployment_reading_another_campaigns_file_is_read_only(
 def test_every_template_builds_campaigns_the_bridge_accepts() -> None:
     assert {t.key for t in campaignrules.TEMPLATES} == {
         "checkin_reminder", "weekly_recap", "coupon_rush", "migration"}
+
+
+async def test_a_save_rewrites_only_what_the_operator_changed(login: Login) -> None:
+    editor, root = await editor_and_root(login)
+    path = root / FILE
+    text = path.read_text("utf-8").replace(
+        "campaigns:\n", "campaigns:\n"
+        "  - id: hand_written\n    name: 手写的\n    text: \"写死的 🎉 ☕\"\n"
+        "    schedule: {once: \"2099-12-12T04:00:00+00:00\"}\n    promotional: false\n"
+        "    groups: [sandbox]   # \\U0001F389 stays a comment\n"
+        "  - id: hand_weekly\n    name: 手写周报\n    text: 'hi \\U0001F389'\n"
+        "    schedule: {weekly: 'Mon 10:00'}\n    promotional: false\n", 1)
+    path.write_text(text, "utf-8")
+    subprocess.run(["git", "commit", "-qam", "hand"], cwd=root, check=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"})
+    form = {"campaigns.#weekly_recap.name": "每周回顾",
+            "_csrf": await csrf_of(editor, "/campaigns")}
+    assert (await editor.post("/campaigns/save", data=form,
+                              allow_redirects=False)).status == 303
+    changed = [line for line in difflib.ndiff(text.splitlines(),
+                                              path.read_text("utf-8").splitlines())
+               if line[:1] in "+-" and line[1:2] == " "]
+    assert changed == ["-     name: 周报", "+     name: 每周回顾"]
+    once = next(c for c in load_campaigns(path).campaigns if c.id == "hand_written")
+    assert once.schedule.once is not None
+    assert f"{once.schedule.once.astimezone(SHANGHAI):%H:%M}" == "12:00"
+    assert once.text == "写死的 🎉 ☕"
+
+
+async def test_two_campaigns_of_one_name_are_told_apart(login: Login) -> None:
+    editor, root = await editor_and_root(login)
+    form = {"template": "checkin_reminder", "target": "all", "at": "１０：３０",  # an IME
+            "_csrf": await csrf_of(editor, "/campaigns")}
+    assert (await editor.post("/campaigns/new/save", data=form,
+                              allow_redirects=False)).status == 303
+    added = [c for c in load_campaigns(root / FILE).campaigns
+             if re.fullmatch(r"checkin_[0-9a-f]{4}", c.id)]
+    assert [(c.name, c.schedule.daily) for c in added] == [("每日打卡提醒 2", "10:30")]
+    assert '{daily: "10:30"}' in (root / FILE).read_text("utf-8")
+
+
+def test_a_cron_campaign_starting_later_says_when_it_first_runs() -> None:
+    from qunzhu.campaigns import Campaign
+    now = datetime(2026, 12, 7, 10, 0, tzinfo=SHANGHAI)
+    campaign = Campaign.parse_obj({
+        "id": "later", "name": "晚点开始", "text": "hi", "promotional": False,
+        "schedule": {"cron": "0 * * * *"}, "starts": "2027-02-20"})
+    assert campaign.next_run(now) == datetime(2027, 2, 20, 0, 0, tzinfo=SHANGHAI)
