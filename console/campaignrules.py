@@ -102,6 +102,16 @@ def _budget_fields() -> tuple[Field, ...]:
     )
 
 
+def _where(item: Any, names: Mapping[str, str]) -> str:
+    """The groups an item of the file (a welcome) is for, by name or tag."""
+    if item.get("tags"):
+        return "标签为 " + "、".join(map(str, item["tags"])) + " 的群"
+    groups = item.get("groups", "all")
+    if groups == "all" or not isinstance(groups, list):
+        return "全部群"
+    return "、".join(names.get(str(g)) or masked_group(str(g)) for g in groups)
+
+
 def _overrides(doc: Any, names: Mapping[str, str]) -> str:
     """The stricter budgets of single groups (by name) and tags, said in a line."""
     said = []
@@ -154,12 +164,12 @@ def sections(doc: Any, names: Mapping[str, str] = {}) -> tuple[Section, ...]:
                                 short="@昨天打卡前三（说过“别@我了”的不会被@）"))
         kind_said = "推广" if item.get("promotional") else "通知"
         out.append(Section(title, tuple(fields), note=f"编号 {ident} · {kind_said}"))
-    for i in range(len(doc.get("welcomes") or [])):
+    for i, welcome in enumerate(doc.get("welcomes") or []):
         title = f"新人欢迎语 {i + 1}"
         out.append(Section(title, (
             Field(("welcomes", i, "text"), f"{title} · 内容", "long", short="内容",
                   help="{新人} 新人的名字（必须有）、{群名}、{机器人}"),
-        )))
+        ), note="用在" + _where(welcome, names) + "（按顺序，第一条合适的）"))
     return tuple(out)
 
 

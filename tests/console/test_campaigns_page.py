@@ -57,6 +57,7 @@ async def test_the_list_says_when_where_and_what_happened_today_by_name(login: L
     assert cells[:2] == ["通知", "每天 09:00"]  # after the name's own cell
     assert [c.strip() for c in cells[-4:]] == ["1", "0", "0", "1"]  # sent … skipped
     assert "每周一 10:00" in page and "推广" in page
+    assert "用在全部群" not in page and "新人欢迎语 1" in page  # the sandbox's own welcome
     # a viewer reads the form but has nothing to press
     assert "预览改动" not in page and "从模板新建推送" not in page
 
