@@ -24,12 +24,13 @@ from qunzhu.redisconn import AsyncRedis, script_arg
 COMPLAINED_TTL_S = 2 * 24 * 3600  # outlives its day: a retry after midnight still finds it
 
 # KEYS[1] the message's record  KEYS[2] the brand's opt-out set (both on {brand:optout})
-# ARGV[1] user  ARGV[2] 1 = opt out, 0 = opt back in  ARGV[3] the record's ttl (s)
+# ARGV[1] {user, out (true: opt out, false: back in), ttl (the record's, s)}
 # returns the record as JSON {changed, done}: made by the first delivery, replayed after
 CHOOSE = """
+local a = cjson.decode(ARGV[1])
 local function apply()
-  if ARGV[2] == '1' then return redis.call('SADD', KEYS[2], ARGV[1]) end
-  return redis.call('SREM', KEYS[2], ARGV[1])
+  if a.out then return redis.call('SADD', KEYS[2], a.user) end
+  return redis.call('SREM', KEYS[2], a.user)
 end
 local seen = redis.call('GET', KEYS[1])
 local view
@@ -42,7 +43,7 @@ else
 end
 view.done = true
 local out = cjson.encode(view)
-redis.call('SET', KEYS[1], out, 'EX', ARGV[3])
+redis.call('SET', KEYS[1], out, 'EX', a.ttl)
 return out
 """
 
@@ -88,7 +89,8 @@ class Preferences:
         both find the choice unchanged-before and both count as the change."""
         raw = await self._choose(keys=[self.said("out" if out else "in", user, msgid),
                                        optouts_key(self._brand)],
-                                 args=[user, int(out), IDEMPOTENCY_TTL_S])
+                                 args=[script_arg({"user": user, "out": out,
+                                                   "ttl": IDEMPOTENCY_TTL_S})])
         return parse(Choice, raw)
 
     async def too_many(self, group: str, user: str, msgid: str, now: datetime) -> Complaint:

@@ -11,14 +11,14 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot.common import logsafe
 from bot.common.groups import Directory, load_directory
-from bot.common.posts import Post
+from bot.common.posts import Post, PostFn
 from bot.common.texts import Texts
 from qunzhu.campaigns import CampaignsFile, campaigns_file, load_campaigns
 from qunzhu.config import Brand, Games, brand_file, brand_loader, games_file, load_games
@@ -28,7 +28,6 @@ from qunzhu.settings import shown_path
 
 log = logging.getLogger(__name__)
 
-PostFn = Callable[[Post, str], Awaitable[str]]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -120,3 +121,7 @@ def parse_request(group: str, doc: Any) -> tuple[Post, str]:
     except (ValueError, KeyError, TypeError) as exc:
         raise PayloadError(str(exc)) from None
     return post, idem
+
+
+# How a part of the bridge queues a post: (post, idempotency key) -> the post's id in the outbox
+PostFn = Callable[[Post, str], Awaitable[str]]

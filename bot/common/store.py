@@ -276,18 +276,11 @@ class BridgeStore:
         raw = await self.r.hgetall(post_key(post_id))
         return {text_of(k): text_of(v) for k, v in raw.items()}
 
-    async def take_slot(self, robot_id: str, now: float, window_s: float, limit: int) -> float:
-        """0 when the robot may post now, else seconds to wait (sliding window, all senders)."""
-        wait_ms = await self._take_slot(
-            keys=limit_keys(robot_id),
-            args=[_slot_request(now, window_s, limit)],
-        )
-        return int(wait_ms) / 1000.0
-
     async def take_slots(
         self, robot_ids: list[str], now: float, window_s: float, limit: int
     ) -> list[float]:
-        """take_slot for many robots in one round trip (the sender's lanes ask together)."""
+        """For each robot, 0 when it may post now, else seconds to wait (a sliding window over
+        all senders); many robots in one round trip (the sender's lanes ask together)."""
         replies = await self._many(self._take_slot, [
             (limit_keys(robot_id),
              [_slot_request(now, window_s, limit)])

@@ -17,10 +17,11 @@ from typing import Literal
 
 from aiohttp import web
 
-from bot.common import inbox, spooled
+from bot.common import spooled
 from bot.common.clock import Clock
 from bot.common.spool import Spool, SpoolFull
 from bot.common.store import BridgeStore
+from bot.inbound import inbox
 from bot.wecom import errors
 from bot.wecom.crypto import WeComCrypto
 from bot.wecom.parser import (

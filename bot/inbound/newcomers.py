@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 
 from bot.common.budget import Gate
 from bot.common.clock import Clock, RealClock
 from bot.common.groups import Directory
 from bot.common.names import NameResolver
-from bot.common.posts import Post
+from bot.common.posts import Post, PostFn
 from bot.common.store import BridgeStore
 from bot.common.texts import Texts
 from bot.wecom.api import Member, WeComApi, WeComApiError
@@ -29,7 +29,6 @@ from qunzhu.redisconn import REDIS_DOWN
 
 log = logging.getLogger(__name__)
 
-PostFn = Callable[[Post, str], Awaitable[str]]
 MAX_NAMES = 10
 SNAPSHOT_TTL_S = 90 * 24 * 3600
 

@@ -12,18 +12,16 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import aiohttp
 
-from bot.common import inbox
 from bot.common.clock import Clock
 from bot.common.names import NameResolver
-from bot.common.posts import Post
+from bot.common.posts import Post, PostFn
 from bot.common.store import INBOX, WORKERS, BridgeStore
 from bot.common.streams import Entry, StreamConsumer
 from bot.common.texts import Texts
-from bot.inbound import rasa_client
+from bot.inbound import inbox, rasa_client
 from bot.inbound.newcomers import Newcomers
 from bot.wecom.api import WeComApi, WeComApiError
 from bot.wecom.parser import AibotMessage, AppEvent, AppMessage
@@ -67,7 +65,7 @@ class TurnWorker:
         bot_names: Callable[[], tuple[str, ...]],
         reclaim_idle_ms: int,
         turn_ttl_s: int,
-        post: Any,
+        post: PostFn,
         names: NameResolver,
         fresh_s: float = 90.0,
     ) -> None:

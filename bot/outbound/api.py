@@ -21,10 +21,10 @@ from aiohttp import web
 from bot.common import appkeys, spooled
 from bot.common.auth import authorised
 from bot.common.budget import Kind
-from bot.common.handoffs import parse_handoff
 from bot.common.posts import Post, parse_request, post_kind
 from bot.common.spool import Spool, SpoolFull
 from bot.common.store import new_post_id
+from bot.outbound.handoffs import parse_handoff
 from bot.wecom import safejson
 from bot.wecom.webhook import PayloadError
 from qunzhu.config import SHANGHAI

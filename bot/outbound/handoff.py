@@ -10,21 +10,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from bot.common.groups import Directory
-from bot.common.handoffs import HandoffRequest, HistoryLine
 from bot.common.names import NameResolver
-from bot.common.posts import Post
+from bot.common.posts import Post, PostFn
 from bot.common.store import RELAYS, BridgeStore
 from bot.common.streams import Entry, StreamConsumer
 from bot.common.texts import Texts
+from bot.outbound.handoffs import HandoffRequest, HistoryLine
 from bot.wecom.api import WeComApiError
 
 log = logging.getLogger(__name__)
 
 NAME_WAIT_S = 1.5  # then the card goes out with the name the directory has (or the mask)
-PostFn = Callable[[Post, str], Awaitable[str]]
 
 
 def history_lines(history: tuple[HistoryLine, ...], limit: int = 6) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.wecom.textsplit import split_bytes, utf8_len
+from bot.wecom.textsplit import split_bytes
 
 TEXT_LIMIT = 2048
 MARKDOWN_LIMIT = 4096
@@ -146,16 +146,6 @@ def template_card(card: Any) -> dict[str, Any]:
 def encode(payload: dict[str, Any]) -> bytes:
     """Raw UTF-8 JSON: WeCom refuses \\uXXXX escapes."""
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def payload_size_ok(payload: dict[str, Any]) -> bool:
-    """Whether a text/markdown payload is inside its byte limit."""
-    msgtype = payload.get("msgtype")
-    if msgtype == "text":
-        return utf8_len(payload["text"]["content"]) <= TEXT_LIMIT
-    if msgtype in ("markdown", "markdown_v2"):
-        return utf8_len(payload[msgtype]["content"]) <= MARKDOWN_LIMIT
-    return True
 
 
 # ------------------------------------------------------------------ the client

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bot.common.inbox import Callback, from_fields, to_fields
+from bot.inbound.inbox import Callback, from_fields, to_fields
 from bot.wecom.parser import AibotEvent, AibotMessage, AppEvent, AppMessage
 
 MESSAGES: list[Callback] = [
