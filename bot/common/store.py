@@ -18,6 +18,8 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
+from bot.common.streams import StreamConsumer
+from qunzhu.events import Event, emit
 from qunzhu.redisconn import AsyncRedis, is_cluster, script_arg, text_of
 
 log = logging.getLogger(__name__)
@@ -202,6 +204,14 @@ class BridgeStore:
         self._block = client.register_script(BLOCK)
         self._ack_posts = client.register_script(ACK_POSTS)
         self._snapshot = client.register_script(SNAPSHOT)
+
+    def consumer(self, stream: str, group: str, name: str, **options: Any) -> StreamConsumer:
+        """This process's member of a stream's consumer group (options: StreamConsumer's)."""
+        return StreamConsumer(self.r, stream, group, name, **options)
+
+    async def emit(self, brand: str, event: Event) -> bool:
+        """Record an event for the console's counters; False (logged) when Redis did not."""
+        return await emit(self.r, brand, event)
 
     # ------------------------------------------------------------------ inbound
     async def accept(self, dedupe: str, fields: dict[str, str], ttl_s: int) -> str | None:

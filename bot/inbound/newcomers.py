@@ -24,7 +24,7 @@ from bot.common.texts import Texts
 from bot.wecom.api import Member, WeComApi, WeComApiError
 from qunzhu.campaigns import fill_welcome
 from qunzhu.config import SHANGHAI
-from qunzhu.events import Event, Kind, emit
+from qunzhu.events import Event, Kind
 from qunzhu.redisconn import REDIS_DOWN
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,6 @@ class Newcomers:
     async def _record(self, kind: Kind, chat_id: str, userid: str, at: int) -> None:
         """One JOINED or LEFT event; a Redis failure loses the count, never the welcome."""
         if self._brand:
-            await emit(self._store.r, self._brand,
+            await self._store.emit(self._brand,
                        Event(kind, change_eid(kind, chat_id, userid, at), chat_id, userid,
                              float(at)))

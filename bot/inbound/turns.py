@@ -19,7 +19,7 @@ from bot.common.clock import Clock
 from bot.common.names import NameResolver
 from bot.common.posts import Post, PostFn
 from bot.common.store import INBOX, WORKERS, BridgeStore
-from bot.common.streams import Entry, StreamConsumer
+from bot.common.streams import Entry
 from bot.common.texts import Texts
 from bot.inbound import inbox, rasa_client
 from bot.inbound.newcomers import Newcomers
@@ -77,7 +77,7 @@ class TurnWorker:
         self._clock = clock
         self._rasa = rasa_client.RasaRouter(rasa_client.RasaReplicas.parse(rasa_url), rasa_route)
         self._rasa_timeout_s = rasa_timeout_s
-        self._inbox = StreamConsumer(store.r, INBOX, WORKERS, consumer,
+        self._inbox = store.consumer(INBOX, WORKERS, consumer,
                                      reclaim_idle_ms=reclaim_idle_ms, read_count=64,
                                      block_ms=500)
         self._sem = asyncio.Semaphore(concurrency)

@@ -16,7 +16,7 @@ from bot.common.groups import Directory
 from bot.common.names import NameResolver
 from bot.common.posts import Post, PostFn
 from bot.common.store import RELAYS, BridgeStore
-from bot.common.streams import Entry, StreamConsumer
+from bot.common.streams import Entry
 from bot.common.texts import Texts
 from bot.outbound.handoffs import HandoffRequest, HistoryLine
 from bot.wecom.api import WeComApiError
@@ -38,8 +38,8 @@ class HandoffRelay:
     def __init__(self, store: BridgeStore, stream: str, directory: Callable[[], Directory],
                  texts: Texts, post: PostFn, consumer: str, names: NameResolver,
                  reclaim_idle_ms: int = 60_000) -> None:
-        self._requests = StreamConsumer(store.r, stream, RELAYS, consumer,
-                                        reclaim_idle_ms=reclaim_idle_ms, read_count=50)
+        self._requests = store.consumer(stream, RELAYS, consumer, reclaim_idle_ms=reclaim_idle_ms,
+                                        read_count=50)
         self._stream = stream
         self._directory = directory
         self._names = names

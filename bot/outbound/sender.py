@@ -29,12 +29,12 @@ from bot.common.store import (
     BridgeStore,
     post_key,
 )
-from bot.common.streams import Entry, StreamConsumer
+from bot.common.streams import Entry
 from bot.common.texts import Texts
 from bot.outbound import digest
 from bot.outbound.limiter import RobotLimiter
 from bot.wecom.webhook import Outcome, PayloadError, WebhookClient
-from qunzhu.events import Event, Kind, emit
+from qunzhu.events import Event, Kind
 from qunzhu.redisconn import REDIS_DOWN
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,8 @@ class Sender:
         self._texts = texts
         self._clock = clock
         self.config = config or SenderConfig()
-        self._outbox = StreamConsumer(
-            store.r, OUTBOX, SENDERS, consumer,
+        self._outbox = store.consumer(
+            OUTBOX, SENDERS, consumer,
             reclaim_idle_ms=self.config.reclaim_idle_ms, read_count=self.config.read_count,
             heartbeat_s=self.config.heartbeat_s, dead_stream=DEAD, dead_maxlen=DEAD_MAXLEN,
         )
@@ -293,7 +293,7 @@ class Sender:
         if not self._brand:
             return
         post_id = entry.fields.get("id", "")
-        await emit(self._store.r, self._brand,
+        await self._store.emit(self._brand,
                    Event(Kind.POST_SENT, f"post_sent:{post_id or entry.id}",
                          entry.fields.get("group", ""), "", self._clock.now(),
                          {"post": post_id, "source": entry.fields.get("source", "")}))
