@@ -139,7 +139,8 @@ def create_app(
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         client = async_client(
             settings.redis_url, cluster=settings.redis_cluster, timeout_s=5,
-            max_connections=settings.send_concurrency + settings.workers + 32)
+            max_connections=settings.send_concurrency + settings.workers + 32,
+            decode_responses=True)
         app[appkeys.REDIS] = client
         app[appkeys.STORE] = BridgeStore(client)
         app[appkeys.GATE] = Gate(Budget(client), limits, lambda: groups().staff_chatid)
