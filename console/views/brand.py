@@ -8,12 +8,14 @@ from aiohttp import web
 
 from console import brandfacts
 from console.auth import needs
-from console.history import HistoryError
 from console.keys import SETTINGS
 from console.roles import Role
-from console.trainingdata import TeachError
 from console.views.dashboard import page
-from console.views.saving import commit, form_values, preview_edit, seen_version, version_of
+from console.views.saving import (
+    add_form_routes,
+    form_values,
+    version_of,
+)
 
 routes = web.RouteTableDef()
 
@@ -38,29 +40,5 @@ async def brand_page(request: web.Request) -> web.StreamResponse:
     return await _page(request, brandfacts.current(request.app[SETTINGS].project_root))
 
 
-@routes.post("/brand/preview")
-@needs(Role.EDITOR)
-async def preview(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    values, seen = _values(form), seen_version(form)
-    root = request.app[SETTINGS].project_root
-    try:
-        change = preview_edit(root, lambda root: brandfacts.edit(root, values),
-                              guard=brandfacts.BRAND_FILE, seen=seen)
-    except TeachError as exc:
-        return await _page(request, values, error=str(exc), status=400, seen=seen)
-    return await _page(request, values, diff=change.diff(root), seen=seen)
-
-
-@routes.post("/brand/save")
-@needs(Role.EDITOR)
-async def save(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    values, seen = _values(form), seen_version(form)
-    try:
-        sha = await commit(request, lambda root: brandfacts.edit(root, values),
-                           what="修改品牌信息", target=str(brandfacts.BRAND_FILE),
-                           guard=brandfacts.BRAND_FILE, seen=seen)
-    except (TeachError, HistoryError) as exc:
-        return await _page(request, values, error=str(exc), status=400, seen=seen)
-    raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")
+add_form_routes(routes, "/brand", page=_page, edit=brandfacts.edit,
+                guard=brandfacts.BRAND_FILE, what="修改品牌信息", values_of=_values)

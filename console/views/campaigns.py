@@ -17,7 +17,12 @@ from console.keys import REDIS, SETTINGS
 from console.roles import Role
 from console.trainingdata import Change, TeachError
 from console.views.dashboard import page
-from console.views.saving import commit, form_values, preview_edit, seen_version, version_of
+from console.views.saving import (
+    add_form_routes,
+    commit,
+    form_values,
+    version_of,
+)
 from console.yamlform import Form
 from qunzhu.campaign_effect import effect
 from qunzhu.campaign_status import STATES, StatusBook
@@ -152,34 +157,8 @@ async def campaigns_page(request: web.Request) -> web.StreamResponse:
     return await _page(request)
 
 
-@routes.post("/campaigns/preview")
-@needs(Role.EDITOR)
-async def preview(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    values, seen = form_values(form), seen_version(form)
-    root = request.app[SETTINGS].project_root
-    try:
-        _check_editable(request)
-        change = preview_edit(root, lambda root: campaignrules.edit(root, values),
-                              guard=campaignrules.CAMPAIGNS_FILE, seen=seen)
-    except TeachError as exc:
-        return await _page(request, values, error=str(exc), status=400, seen=seen)
-    return await _page(request, values, diff=change.diff(root), seen=seen)
-
-
-@routes.post("/campaigns/save")
-@needs(Role.EDITOR)
-async def save(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    values, seen = form_values(form), seen_version(form)
-    try:
-        _check_editable(request)
-        sha = await commit(request, lambda root: campaignrules.edit(root, values),
-                           what="修改群推送", target=str(campaignrules.CAMPAIGNS_FILE),
-                           guard=campaignrules.CAMPAIGNS_FILE, seen=seen)
-    except (TeachError, HistoryError) as exc:
-        return await _page(request, values, error=str(exc), status=400, seen=seen)
-    raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")
+add_form_routes(routes, "/campaigns", page=_page, edit=campaignrules.edit,
+                guard=campaignrules.CAMPAIGNS_FILE, what="修改群推送", check=_check_editable)
 
 
 async def _adder(request: web.Request, values: dict[str, str],

@@ -16,11 +16,10 @@ from console.roles import Role
 from console.trainingdata import Change, TeachError
 from console.views.dashboard import page
 from console.views.saving import (
+    add_form_routes,
     check_version,
     commit,
     form_values,
-    preview_edit,
-    seen_version,
     version_of,
 )
 
@@ -58,30 +57,8 @@ async def games_page(request: web.Request) -> web.StreamResponse:
     return await _page(request)
 
 
-@routes.post("/games/preview")
-@needs(Role.EDITOR)
-async def preview(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    values, seen = form_values(form), seen_version(form)
-    root = request.app[SETTINGS].project_root
-    try:
-        change = preview_edit(root, lambda root: gamerules.edit(root, values),
-                              guard=gamerules.GAMES_FILE, seen=seen)
-    except TeachError as exc:
-        return await _page(request, values, error=str(exc), status=400, seen=seen)
-    return await _page(request, values, diff=change.diff(root), seen=seen)
-
-
-@routes.post("/games/save")
-@needs(Role.EDITOR)
-async def save(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    values, seen = form_values(form), seen_version(form)
-    try:
-        sha = await _save(request, gamerules.edit, values, "修改活动规则", seen)
-    except (TeachError, HistoryError) as exc:
-        return await _page(request, values, error=str(exc), status=400, seen=seen)
-    raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")
+add_form_routes(routes, "/games", page=_page, edit=gamerules.edit,
+                guard=gamerules.GAMES_FILE, what="修改活动规则")
 
 
 @routes.post("/games/coupons/preview")

@@ -6,16 +6,12 @@ from aiohttp import web
 
 from console import groupsettings
 from console.auth import needs
-from console.history import HistoryError
 from console.keys import SETTINGS
 from console.roles import Role
 from console.trainingdata import TeachError
 from console.views.dashboard import page
 from console.views.saving import (
-    commit,
-    form_values,
-    preview_edit,
-    seen_version,
+    add_form_routes,
     version_of,
 )
 
@@ -53,31 +49,5 @@ async def settings_page(request: web.Request) -> web.StreamResponse:
     return await _page(request)
 
 
-@routes.post("/group-settings/preview")
-@needs(Role.EDITOR)
-async def preview(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    values, seen = form_values(form), seen_version(form)
-    root = request.app[SETTINGS].project_root
-    try:
-        _check_editable(request)
-        change = preview_edit(root, lambda root: groupsettings.edit(root, values),
-                              guard=groupsettings.GROUPS_FILE, seen=seen)
-    except TeachError as exc:
-        return await _page(request, values, error=str(exc), status=400, seen=seen)
-    return await _page(request, values, diff=change.diff(root), seen=seen)
-
-
-@routes.post("/group-settings/save")
-@needs(Role.EDITOR)
-async def save(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    values, seen = form_values(form), seen_version(form)
-    try:
-        _check_editable(request)
-        sha = await commit(request, lambda root: groupsettings.edit(root, values),
-                           what="修改群设置", target=str(groupsettings.GROUPS_FILE),
-                           guard=groupsettings.GROUPS_FILE, seen=seen)
-    except (TeachError, HistoryError) as exc:
-        return await _page(request, values, error=str(exc), status=400, seen=seen)
-    raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")
+add_form_routes(routes, "/group-settings", page=_page, edit=groupsettings.edit,
+                guard=groupsettings.GROUPS_FILE, what="修改群设置", check=_check_editable)

@@ -9,18 +9,23 @@ overwritten), commit them as the operator, and record the change in the audit lo
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from console import history
-from console.auth import account
+from console.auth import account, needs
+from console.history import HistoryError
 from console.keys import AUDIT, SETTINGS
+from console.roles import Role
 from console.trainingdata import Change, TeachError
 
 Edit = Callable[[Path], tuple[Change, dict[str, Any]]]
+FormEdit = Callable[[Path, dict[str, str]], tuple[Change, dict[str, Any]]]
+# (request, values, *, diff=, error=, status=, seen=) → the page drawn again
+Page = Callable[..., Awaitable[web.StreamResponse]]
 MAX_FIELD = 2001  # characters kept of a submitted field (the forms refuse over 2000)
 VERSION = "_version"  # the file's version when the form was drawn (hidden in every form)
 STALE = "这一页打开以后，有人改过这个文件：请刷新页面，在最新的内容上重新修改（这次没有保存）"
@@ -77,3 +82,43 @@ async def commit(request: web.Request, edit: Edit, *, what: str, target: str,
                                  name=who.display, login=who.name)
     await request.app[AUDIT].record(who.name, what, target, changed)
     return sha
+
+
+def _anywhere(request: web.Request) -> None:
+    """Every deployment may edit this file."""
+
+
+def add_form_routes(routes: web.RouteTableDef, path: str, *, page: Page, edit: FormEdit,
+                    guard: Path, what: str,
+                    check: Callable[[web.Request], None] = _anywhere,
+                    values_of: Callable[[Mapping[str, Any]], dict[str, str]] = form_values,
+                    ) -> None:
+    """A settings page's POST `<path>/preview` and `<path>/save`: the edit computed from the
+    version the form showed, shown as a diff, or committed as the operator and audited; a
+    refusal draws the page again with what was typed and why (`check` may refuse first)."""
+
+    @routes.post(f"{path}/preview")
+    @needs(Role.EDITOR)
+    async def preview(request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        values, seen = values_of(form), seen_version(form)
+        root = request.app[SETTINGS].project_root
+        try:
+            check(request)
+            change = preview_edit(root, lambda root: edit(root, values), guard=guard, seen=seen)
+        except TeachError as exc:
+            return await page(request, values, error=str(exc), status=400, seen=seen)
+        return await page(request, values, diff=change.diff(root), seen=seen)
+
+    @routes.post(f"{path}/save")
+    @needs(Role.EDITOR)
+    async def save(request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        values, seen = values_of(form), seen_version(form)
+        try:
+            check(request)
+            sha = await commit(request, lambda root: edit(root, values), what=what,
+                               target=str(guard), guard=guard, seen=seen)
+        except (TeachError, HistoryError) as exc:
+            return await page(request, values, error=str(exc), status=400, seen=seen)
+        raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")
