@@ -96,6 +96,7 @@ async def test_an_edit_is_previewed_saved_as_a_commit_and_read_live_by_the_sched
             "_csrf": await csrf_of(editor, "/campaigns")}
     preview = await (await editor.post("/campaigns/preview", data=form)).text()
     assert "确认保存" in preview and path.read_text("utf-8") == before
+    assert 'action="/campaigns/save"' in preview and 'action="/campaigns/preview"' in preview
     saved = await editor.post("/campaigns/save", data=form, allow_redirects=False)
     assert saved.status == 303 and "live=1" in saved.headers["Location"]
     after = path.read_text("utf-8")

@@ -50,6 +50,7 @@ async def test_changed_rules_are_previewed_then_saved_as_one_commit_and_nothing_
             "_csrf": await csrf_of(editor, "/games")}
     preview = await (await editor.post("/games/preview", data=form)).text()
     assert "+    stock: 800" in preview and "确认保存" in preview
+    assert 'action="/games/save"' in preview and 'action="/games/preview"' in preview
     assert path.read_text("utf-8") == before
     saved = await editor.post("/games/save", data=form, allow_redirects=False)
     assert saved.status == 303 and "live=1" in saved.headers["Location"]
