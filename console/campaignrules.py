@@ -82,21 +82,23 @@ def _load(root: Path) -> Any:
     return CommentedMap() if doc is None else doc
 
 
-def _budget_fields() -> tuple[Field, ...]:
+def _budget_fields(at: tuple[str, ...] = ("budget",), title: str = "推送预算",
+                   scope: str = "每个群") -> tuple[Field, ...]:
+    """The four budget values under `at` (all groups, one group or one tag)."""
     c = CEILING
     return (
-        Field(("budget", "promo_per_day"), "推送预算 · 每个群每天最多几条推广", "int",
-              short="每个群每天最多几条推广", optional=True,
+        Field((*at, "promo_per_day"), f"{title} · {scope}每天最多几条推广", "int",
+              short=f"{scope}每天最多几条推广", optional=True,
               help=f"最多 {c.promo_per_day} 条；空着 = {c.promo_per_day}"),
-        Field(("budget", "promo_gap_minutes"), "推送预算 · 两条推广至少隔几分钟", "int",
+        Field((*at, "promo_gap_minutes"), f"{title} · 两条推广至少隔几分钟", "int",
               short="两条推广至少隔几分钟", optional=True,
               help=f"至少 {c.promo_gap_minutes} 分钟；空着 = {c.promo_gap_minutes}"),
-        Field(("budget", "quiet_hours"), "推送预算 · 免打扰时段", short="免打扰时段",
+        Field((*at, "quiet_hours"), f"{title} · 免打扰时段", short="免打扰时段",
               optional=True,
               help=f"例如 21:30-08:30，要包含 {c.quiet_start:%H:%M}-{c.quiet_end:%H:%M}；"
                    f"空着 = {c.quiet_start:%H:%M}-{c.quiet_end:%H:%M}"),
-        Field(("budget", "service_per_day"), "推送预算 · 每个群每天最多几条通知", "int",
-              short="每个群每天最多几条通知", optional=True,
+        Field((*at, "service_per_day"), f"{title} · {scope}每天最多几条通知", "int",
+              short=f"{scope}每天最多几条通知", optional=True,
               help=f"打卡提醒、周报这类非推广消息；最多 {c.service_per_day} 条；"
                    f"空着 = {c.service_per_day}"),
     )
@@ -112,30 +114,27 @@ def _where(item: Any, names: Mapping[str, str]) -> str:
     return "、".join(names.get(str(g)) or masked_group(str(g)) for g in groups)
 
 
-def _overrides(doc: Any, names: Mapping[str, str]) -> str:
-    """The stricter budgets of single groups (by name) and tags, said in a line."""
-    said = []
-    for where, prefix in (("budget_by_group", "群 "), ("budget_by_tag", "标签 ")):
-        for name, override in (doc.get(where) or {}).items():
-            parts = [f"{BUDGET_SAID[k]} {v}" for k, v in (override or {}).items()
-                     if k in BUDGET_SAID]
-            shown = (names.get(name) or masked_group(str(name)) if where == "budget_by_group"
-                     else f"{prefix}{name}")
-            if parts:
-                said.append(f"{shown}：" + "，".join(parts))
-    return "。另有更严的：" + "；".join(said) if said else ""
-
-
-BUDGET_SAID = {"promo_per_day": "每天推广最多", "promo_gap_minutes": "推广间隔至少（分钟）",
-               "quiet_hours": "免打扰", "service_per_day": "每天通知最多"}
+def _override_sections(doc: Any, names: Mapping[str, str]) -> list[Section]:
+    """A section for each group (by name) and tag with a budget of its own."""
+    out = []
+    for where in ("budget_by_group", "budget_by_tag"):
+        for key in doc.get(where) or {}:
+            shown = (names.get(str(key)) or masked_group(str(key)) if where == "budget_by_group"
+                     else f"标签 {key}")
+            title = f"推送预算 · {shown}"
+            out.append(Section(title, _budget_fields((where, str(key)), title, "这个群"),
+                               note="只对" + ("这个群" if where == "budget_by_group"
+                                             else "有这个标签的群") + "，在所有群的预算上再收紧；"
+                                    "全部空着 = 不再单独设置"))
+    return out
 
 
 def sections(doc: Any, names: Mapping[str, str] = {}) -> tuple[Section, ...]:
     """The form as the file is now: the budget, each campaign, each welcome (`names`: the
     groups' names, for the budgets of single groups)."""
     out = [Section("推送预算（所有群）", _budget_fields(),
-                   note="只能比上限更严，不能更松：这是为了不把群变成广告群"
-                   + _overrides(doc, names))]
+                   note="只能比上限更严，不能更松：这是为了不把群变成广告群"),
+           *_override_sections(doc, names)]
     items = doc.get("campaigns") or []
     called = [_name(item) for item in items]
     for item in items:
@@ -173,9 +172,9 @@ def sections(doc: Any, names: Mapping[str, str] = {}) -> tuple[Section, ...]:
     return tuple(out)
 
 
-def fields(doc: Any) -> tuple[Field, ...]:
+def fields(doc: Any, names: Mapping[str, str] = {}) -> tuple[Field, ...]:
     """Every field of the form, in order."""
-    return tuple(f for s in sections(doc) for f in s.fields)
+    return tuple(f for s in sections(doc, names) for f in s.fields)
 
 
 def _titles(doc: Any) -> dict[str, str]:
@@ -243,18 +242,23 @@ def _quoted(text: str) -> str:
 
 def _tidy(doc: Any, touched: list[Field], added_budget: bool) -> None:
     """What the form wrote, in the file's own style: times quoted and as the bot reads them
-    back, an emptied backup text removed (no backup means "skip that group"), no empty
-    budget left behind. Only what the operator changed: the rest stays as the team wrote it."""
+    back, an emptied optional text removed (no backup text means "skip that group"; no quiet
+    hours, the default ones), no empty budget left behind. Only what the operator changed:
+    the rest stays as the team wrote it."""
     for f in touched:
         holder, key = yamlform.parent_of(doc, f.path), f.path[-1]
         value = holder.get(key)
-        if key == "fallback_text" and value == "":
+        if value == "" and f.optional:  # an emptied backup text or quiet hours: the default
             yamlform.remove(holder, key)
         elif isinstance(value, str) and (f.path[-2] == "schedule" or key == "quiet_hours"):
             holder[key] = _typed_time(value, str(key))
     budget = doc.get("budget")
     if added_budget and isinstance(budget, dict) and not budget:
         yamlform.remove(doc, "budget")
+    for where in ("budget_by_group", "budget_by_tag"):
+        overrides = doc.get(where)
+        for key in [k for k, v in (overrides or {}).items() if isinstance(v, dict) and not v]:
+            yamlform.remove(overrides, key)  # every value emptied: no budget of its own
 
 
 def _sendable(loaded: CampaignsFile, schedules: dict[str, str], now: datetime) -> None:
@@ -289,9 +293,10 @@ LOOSER = re.compile(r"(budget(?:_by_(?:tag|group)\.[^.;:\s]+)?)\.(\w+): (at most
 LOOSER_SAID = {"at most": "最多", "at least": "至少", "must cover": "要包含"}
 
 
-def _looser(error: ConfigError) -> str:
+def _looser(error: ConfigError, doc: Any, names: Mapping[str, str]) -> str:
     """The budget values looser than the ceilings, said with the form's labels ("" if none)."""
-    labels = {".".join(map(str, f.path)): f.label for f in _budget_fields()}
+    labels = {".".join(map(str, f.path)): f.label for f in fields(doc, names)
+              if str(f.path[0]).startswith("budget")}
     said = [f"{labels.get(f'{scope}.{key}', f'{scope}.{key}')}：不能比上限更松"
             f"（{LOOSER_SAID[how]} {limit}）"
             for scope, key, how, limit in LOOSER.findall(str(error))]
@@ -299,27 +304,28 @@ def _looser(error: ConfigError) -> str:
 
 
 def _checked(root: Path, doc: Any, summary: str, schedules: dict[str, str],
-             now: datetime | None = None) -> Change:
+             now: datetime | None = None, names: Mapping[str, str] = {}) -> Change:
     """The file as text, checked as the bridge loads it, and every changed schedule as
     one that can go out (`schedules`: campaign id → the label to name it by)."""
     text = yamlform.dump(doc)
     try:
         loaded = load_campaigns(root / CAMPAIGNS_FILE, text=text)
     except ConfigError as exc:
-        said = _looser(exc) or yamlform.explain(exc, doc, fields(doc), _titles(doc))
+        said = (_looser(exc, doc, names)
+                or yamlform.explain(exc, doc, fields(doc, names), _titles(doc)))
         raise TeachError("保存前检查没通过：" + said) from None
     _sendable(loaded, schedules, now or datetime.now(SHANGHAI))
     return Change({CAMPAIGNS_FILE: text}, summary)
 
 
-def edit(root: Path, values: dict[str, str], now: datetime | None = None
-         ) -> tuple[Change, dict[str, list[str]]]:
+def edit(root: Path, values: dict[str, str], now: datetime | None = None,
+         names: Mapping[str, str] = {}) -> tuple[Change, dict[str, list[str]]]:
     """The new campaigns file for these values, checked as the bridge will load it; and what
-    changed (label → [before, after]) for the audit log."""
+    changed (label → [before, after]) for the audit log (`names`: the groups' names)."""
     with _readable():
         doc = _load(root)
         added = _with_budget(doc)
-        shown = fields(doc)
+        shown = fields(doc, names)
         before = yamlform.read(doc, shown)
         changed = yamlform.apply(doc, shown, values)
         after = yamlform.read(doc, shown)
@@ -328,7 +334,7 @@ def edit(root: Path, values: dict[str, str], now: datetime | None = None
     if not changed:
         raise TeachError("没有改动：每一项都和现在一样")
     schedules = {str(f.path[1])[1:]: f.label for f in touched if f.path[-2:-1] == ("schedule",)}
-    return (_checked(root, doc, "修改群推送：" + "、".join(changed), schedules, now),
+    return (_checked(root, doc, "修改群推送：" + "、".join(changed), schedules, now, names),
             changed)
 
 
@@ -520,3 +526,47 @@ def issued_key(brand: str) -> str:
     """Redis set of every campaign id the console gave out (kept: ids name Redis state)."""
     return f"qz:{{{brand}:console}}:campaign_ids"
 
+
+
+# ------------------------------------------------------------------ one group's own budget
+NEW_BUDGET = _budget_fields((), "单独收紧", "这个群")
+BUDGET_GROUP = Field(("group",), "单独收紧 · 哪个群", short="哪个群")
+
+
+def budget_groups(doc_root: Path, groups: GroupsFile) -> list[tuple[str, str]]:
+    """The groups that have no budget of their own yet (value, name)."""
+    with _readable():
+        own = _load(doc_root).get("budget_by_group") or {}
+    return [(g.chatid, g.name or masked_group(g.chatid)) for g in groups.groups
+            if g.chatid not in own]
+
+
+def add_group_budget(root: Path, values: dict[str, str], groups: GroupsFile
+                     ) -> tuple[Change, dict[str, list[str]]]:
+    """campaigns.yml with one group's stricter budget added, checked; its values for the audit.
+
+    What an operator does when 群列表 shows a group saying 嫌消息多: fewer posts there only.
+    """
+    chatid = values.get("group", "")
+    if chatid not in {value for value, _name in budget_groups(root, groups)}:
+        raise TeachError(f"{BUDGET_GROUP.label}：请从列表里选（已经单独设置过的群在上面修改）")
+    with _readable():
+        doc = _load(root)
+        fields(doc)  # the file is one the form can show
+    entry = CommentedMap()
+    for f in NEW_BUDGET:
+        value = yamlform.parse(f, values.get(f.key, ""))
+        if value not in (None, ""):
+            entry[f.key] = _typed_time(str(value)) if f.key == "quiet_hours" else value
+    if not entry:
+        raise TeachError("单独收紧：至少填一项（比如每天最多几条推广）")
+    overrides = doc.get("budget_by_group")
+    if overrides is None:
+        overrides = CommentedMap()
+        yamlform.add_last(doc, "budget_by_group", overrides)
+    yamlform.add_last(overrides, chatid, entry)
+    name = dict(budget_groups(root, groups))[chatid]
+    added = {BUDGET_GROUP.label: ["", name],
+             **{f.label: ["", str(entry[f.key])] for f in NEW_BUDGET if f.key in entry}}
+    names = {g.chatid: g.name for g in groups.groups if g.name}
+    return _checked(root, doc, f"单独收紧推送预算：{name}", {}, names=names), added

@@ -327,13 +327,28 @@ def append_item(items: CommentedSeq, entry: CommentedMap) -> None:
         entry.ca.items[list(entry.keys())[-1]] = tokens
 
 
+def _deepest_last(node: CommentedMap) -> tuple[CommentedMap, Any] | None:
+    """The mapping and key whose value ends `node` in the text (a nested map's last key):
+    where the lines that follow `node` are attached."""
+    if not len(node):
+        return None
+    key = list(node.keys())[-1]
+    inner = node[key]
+    if isinstance(inner, CommentedMap) and len(inner) and not inner.fa.flow_style():
+        return _deepest_last(inner) or (node, key)
+    return node, key
+
+
 def add_last(node: CommentedMap, key: Any, value: Any) -> None:
-    """Add a key at the end of a mapping, before the blank lines that ended it."""
-    last = list(node.keys())[-1] if len(node) else None
-    tokens = detach_trailing(node, last) if last is not None else None
+    """Add a key at the end of a mapping, before the blank lines and comments that ended it
+    (those of its last value's own last line, however deeply nested)."""
+    before = _deepest_last(node)
+    tokens = detach_trailing(*before) if before is not None else None
     node[key] = value
     if tokens is not None:
-        node.ca.items[key] = tokens
+        holder, last = (_deepest_last(value) if isinstance(value, CommentedMap) and len(value)
+                        else None) or (node, key)
+        holder.ca.items[last] = tokens
 
 
 def remove(node: CommentedMap, key: Any) -> None:

@@ -122,18 +122,29 @@ async def _rows(request: web.Request, files: Files) -> list[dict[str, Any]]:
     return rows
 
 
+def _names(files: Files) -> dict[str, str]:
+    return {g.chatid: g.name for g in files.groups.groups if g.name}
+
+
+def _context(request: web.Request) -> dict[str, Any]:
+    """What the form's edit needs of the request: the groups' names for its labels."""
+    return {"names": _names(_files(request))}
+
+
 async def _page(request: web.Request, values: dict[str, str] | None = None, *,
                 diff: str = "", error: str = "", new: dict[str, str] | None = None,
-                new_diff: str = "", new_error: str = "", status: int = 200,
+                new_diff: str = "", new_error: str = "", budget: dict[str, str] | None = None,
+                budget_diff: str = "", budget_error: str = "", status: int = 200,
                 seen: str | None = None) -> web.StreamResponse:
     """The page: today's tally, the form as the file is now (with what was typed), templates."""
     root = request.app[SETTINGS].project_root
     files = _files(request)
     try:
-        form = campaignrules.form_for(root, values or {},
-                                      {g.chatid: g.name for g in files.groups.groups if g.name})
+        form = campaignrules.form_for(root, values or {}, _names(files))
+        budget_groups = campaignrules.budget_groups(root, files.groups)
     except TeachError as exc:
         form, error, status = Form((), {}), str(exc), max(status, 409)
+        budget_groups = []
     can_edit = _editable(request)
     return await page(
         request, "campaigns.html", status=status, rows=await _rows(request, files),
@@ -143,6 +154,9 @@ async def _page(request: web.Request, values: dict[str, str] | None = None, *,
         targets=campaignrules.targets(files.groups),
         coupons=campaignrules.coupons(files.games) if files.games else [],
         new=new or {}, new_diff=new_diff, new_error=new_error,
+        budget_groups=budget_groups, budget_fields=campaignrules.NEW_BUDGET,
+        budget_group_field=campaignrules.BUDGET_GROUP, budget=budget or {},
+        budget_diff=budget_diff, budget_error=budget_error,
         version=seen or version_of(root, campaignrules.CAMPAIGNS_FILE))
 
 
@@ -158,7 +172,36 @@ async def campaigns_page(request: web.Request) -> web.StreamResponse:
 
 
 add_form_routes(routes, "/campaigns", page=_page, edit=campaignrules.edit,
-                guard=campaignrules.CAMPAIGNS_FILE, what="修改群推送", check=_check_editable)
+                guard=campaignrules.CAMPAIGNS_FILE, what="修改群推送", check=_check_editable,
+                context=_context)
+
+
+@routes.post("/campaigns/budget/preview")
+@needs(Role.EDITOR)
+async def budget_preview(request: web.Request) -> web.StreamResponse:
+    values = form_values(await request.post())
+    root = request.app[SETTINGS].project_root
+    try:
+        _check_editable(request)
+        change, _added = campaignrules.add_group_budget(root, values, _files(request).groups)
+    except TeachError as exc:
+        return await _page(request, budget=values, budget_error=str(exc), status=400)
+    return await _page(request, budget=values, budget_diff=change.diff(root))
+
+
+@routes.post("/campaigns/budget/save")
+@needs(Role.EDITOR)
+async def budget_save(request: web.Request) -> web.StreamResponse:
+    values = form_values(await request.post())
+    groups = _files(request).groups
+    try:
+        _check_editable(request)
+        sha = await commit(request,
+                           lambda root: campaignrules.add_group_budget(root, values, groups),
+                           what="单独收紧推送预算", target=str(campaignrules.CAMPAIGNS_FILE))
+    except (TeachError, HistoryError) as exc:
+        return await _page(request, budget=values, budget_error=str(exc), status=400)
+    raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")
 
 
 async def _adder(request: web.Request, values: dict[str, str],

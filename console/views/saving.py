@@ -23,7 +23,7 @@ from console.roles import Role
 from console.trainingdata import Change, TeachError
 
 Edit = Callable[[Path], tuple[Change, dict[str, Any]]]
-FormEdit = Callable[[Path, dict[str, str]], tuple[Change, dict[str, Any]]]
+FormEdit = Callable[..., tuple[Change, dict[str, Any]]]  # (root, values, **context)
 # (request, values, *, diff=, error=, status=, seen=) → the page drawn again
 Page = Callable[..., Awaitable[web.StreamResponse]]
 MAX_FIELD = 2001  # characters kept of a submitted field (the forms refuse over 2000)
@@ -88,14 +88,21 @@ def _anywhere(request: web.Request) -> None:
     """Every deployment may edit this file."""
 
 
+def _nothing(request: web.Request) -> dict[str, Any]:
+    """The edit needs nothing from the request."""
+    return {}
+
+
 def add_form_routes(routes: web.RouteTableDef, path: str, *, page: Page, edit: FormEdit,
                     guard: Path, what: str,
                     check: Callable[[web.Request], None] = _anywhere,
                     values_of: Callable[[Mapping[str, Any]], dict[str, str]] = form_values,
+                    context: Callable[[web.Request], dict[str, Any]] = _nothing,
                     ) -> None:
     """A settings page's POST `<path>/preview` and `<path>/save`: the edit computed from the
     version the form showed, shown as a diff, or committed as the operator and audited; a
-    refusal draws the page again with what was typed and why (`check` may refuse first)."""
+    refusal draws the page again with what was typed and why (`check` may refuse first;
+    `context` gives the edit what it needs of the request as keyword arguments)."""
 
     @routes.post(f"{path}/preview")
     @needs(Role.EDITOR)
@@ -105,7 +112,9 @@ def add_form_routes(routes: web.RouteTableDef, path: str, *, page: Page, edit: F
         root = request.app[SETTINGS].project_root
         try:
             check(request)
-            change = preview_edit(root, lambda root: edit(root, values), guard=guard, seen=seen)
+            extra = context(request)
+            change = preview_edit(root, lambda root: edit(root, values, **extra), guard=guard,
+                                  seen=seen)
         except TeachError as exc:
             return await page(request, values, error=str(exc), status=400, seen=seen)
         return await page(request, values, diff=change.diff(root), seen=seen)
@@ -117,7 +126,8 @@ def add_form_routes(routes: web.RouteTableDef, path: str, *, page: Page, edit: F
         values, seen = values_of(form), seen_version(form)
         try:
             check(request)
-            sha = await commit(request, lambda root: edit(root, values), what=what,
+            extra = context(request)
+            sha = await commit(request, lambda root: edit(root, values, **extra), what=what,
                                target=str(guard), guard=guard, seen=seen)
         except (TeachError, HistoryError) as exc:
             return await page(request, values, error=str(exc), status=400, seen=seen)

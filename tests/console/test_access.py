@@ -58,6 +58,8 @@ ROUTES: list[tuple[str, str, dict[str, str], Role]] = [
     ("POST", "/campaigns/save", {"budget.promo_per_day": "x"}, Role.EDITOR),
     ("POST", "/campaigns/new/preview", {"template": "checkin_reminder"}, Role.EDITOR),
     ("POST", "/campaigns/new/save", {"template": ""}, Role.EDITOR),
+    ("POST", "/campaigns/budget/preview", {"group": "g1"}, Role.EDITOR),
+    ("POST", "/campaigns/budget/save", {"group": ""}, Role.EDITOR),
     ("GET", "/handoffs", {}, Role.VIEWER),
     ("POST", "/handoffs/nope/claim", {}, Role.VIEWER),
     ("POST", "/handoffs/nope/note", {"note": "x"}, Role.VIEWER),

@@ -366,3 +366,65 @@ def test_a_cron_campaign_starting_later_says_when_it_first_runs() -> None:
         "id": "later", "name": "晚点开始", "text": "hi", "promotional": False,
         "schedule": {"cron": "0 * * * *"}, "starts": "2027-02-20"})
     assert campaign.next_run(now) == datetime(2027, 2, 20, 0, 0, tzinfo=SHANGHAI)
+
+
+async def test_one_group_gets_a_stricter_budget_of_its_own_then_edits_and_drops_it(
+    login: Login, tmp_path: Path,
+) -> None:
+    editor, root = await editor_and_root(login)
+    path = root / FILE
+    page = await (await editor.get("/campaigns")).text()
+    assert "单独收紧一个群的推送预算" in page and '<option value="g1" >国贸店福利群' in page
+    token = await csrf_of(editor, "/campaigns")
+    form = {"group": "g1", "promo_per_day": "1", "quiet_hours": "２１：００-０８：３０",
+            "_csrf": token}
+    preview = await (await editor.post("/campaigns/budget/preview", data=form)).text()
+    assert "+  g1:" in preview and "+    promo_per_day: 1" in preview
+    assert preview.index("promo_per_day: 0") < preview.index("+  g1:")  # after staff's
+    saved = await editor.post("/campaigns/budget/save", data=form, allow_redirects=False)
+    assert saved.status == 303
+    assert "单独收紧推送预算：国贸店福利群" in _last_commit(root)
+    loaded = load_campaigns(path)
+    g1, g2 = loaded.limits("g1", []), loaded.limits("g2", [])
+    assert (g1.promo_per_day, f"{g1.quiet_start:%H:%M}") == (1, "21:00")
+    assert (g2.promo_per_day, f"{g2.quiet_start:%H:%M}") == (2, "22:00")  # others unchanged
+    assert 'quiet_hours: "21:00-08:30"' in path.read_text("utf-8")
+
+    # now it is a section of the form, named by the group; loosening it is refused by name
+    page = await (await editor.get("/campaigns")).text()
+    assert "推送预算 · 国贸店福利群" in page and '<option value="g1"' not in page
+    loose = {"budget_by_group.g1.promo_per_day": "5", "_csrf": token}
+    refused = await editor.post("/campaigns/save", data=loose, allow_redirects=False)
+    assert refused.status == 400
+    said = "推送预算 · 国贸店福利群 · 这个群每天最多几条推广：不能比上限更松"
+    assert said in await refused.text()
+    # every value emptied: the group has no budget of its own any more
+    emptied = {"budget_by_group.g1.promo_per_day": "", "budget_by_group.g1.quiet_hours": "",
+               "_csrf": token}
+    assert (await editor.post("/campaigns/save", data=emptied,
+                              allow_redirects=False)).status == 303
+    overrides = _doc(root).get("budget_by_group") or {}
+    assert isinstance(overrides, dict) and "g1" not in overrides
+    load_campaigns(path)
+
+
+@pytest.mark.parametrize("form,reason", [
+    ({"group": "g404", "promo_per_day": "1"}, "哪个群：请从列表里选"),
+    ({"group": "staff", "promo_per_day": "1"}, "哪个群：请从列表里选"),  # has one already
+    ({"group": "g1"}, "至少填一项"),
+    ({"group": "g1", "promo_per_day": "9"}, "不能比上限更松（最多 3）"),
+    ({"group": "g1", "quiet_hours": "23:00-07:00"}, "不能比上限更松（要包含 22:00-08:00）"),
+    ({"group": "g1", "promo_gap_minutes": "很久"}, "请填一个整数"),
+])
+async def test_a_refused_group_budget_says_why_and_writes_nothing(
+    login: Login, form: dict[str, str], reason: str,
+) -> None:
+    editor, root = await editor_and_root(login)
+    before = (root / FILE).read_text("utf-8")
+    form = {**form, "_csrf": await csrf_of(editor, "/campaigns")}
+    for step in ("preview", "save"):
+        answer = await editor.post(f"/campaigns/budget/{step}", data=form,
+                                   allow_redirects=False)
+        assert answer.status == 400
+        assert reason in await answer.text()
+    assert (root / FILE).read_text("utf-8") == before
