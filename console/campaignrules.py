@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +262,25 @@ def _tidy(doc: Any, touched: list[Field], added_budget: bool) -> None:
             yamlform.remove(overrides, key)  # every value emptied: no budget of its own
 
 
+RUSH_STEPS = ("countdown", "open", "left", "closed")  # what campaign_templates.coupon_rush makes
+RUSH_SAID = {"countdown": "预告", "open": "开抢", "left": "还剩", "closed": "已抢光"}
+
+
+def _rushes_in_order(loaded: CampaignsFile, schedules: dict[str, str]) -> None:
+    """A coupon rush whose one-off times were changed still runs 预告 → 开抢 → 还剩 → 已抢光."""
+    times = {c.id: c.schedule.once for c in loaded.campaigns if c.schedule.once is not None}
+    for changed in schedules:
+        base, _, step = changed.rpartition("_")
+        if step not in RUSH_STEPS:
+            continue
+        found = [(s, times[f"{base}_{s}"]) for s in RUSH_STEPS if f"{base}_{s}" in times]
+        if any(a[1] >= b[1] for a, b in pairwise(found)):
+            said = " → ".join(f"{RUSH_SAID[s]} {t.astimezone(SHANGHAI):%m-%d %H:%M}"
+                              for s, t in found)
+            raise TeachError(f"{schedules[changed]}：限时抢券的几条要按顺序发"
+                             f"（预告 → 开抢 → 还剩 → 已抢光），现在是 {said}")
+
+
 def _sendable(loaded: CampaignsFile, schedules: dict[str, str], now: datetime) -> None:
     """Refuse a time that can never go out: a one-off in the past, or a time (with its
     spread) in the quiet hours, where every group's post would wait and then be dropped."""
@@ -315,6 +335,7 @@ def _checked(root: Path, doc: Any, summary: str, schedules: dict[str, str],
                 or yamlform.explain(exc, doc, fields(doc, names), _titles(doc)))
         raise TeachError("保存前检查没通过：" + said) from None
     _sendable(loaded, schedules, now or datetime.now(SHANGHAI))
+    _rushes_in_order(loaded, schedules)
     return Change({CAMPAIGNS_FILE: text}, summary)
 
 

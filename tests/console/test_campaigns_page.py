@@ -428,3 +428,24 @@ async def test_a_refused_group_budget_says_why_and_writes_nothing(
         assert answer.status == 400
         assert reason in await answer.text()
     assert (root / FILE).read_text("utf-8") == before
+
+
+async def test_a_rushs_posts_keep_their_order_when_one_time_is_moved(login: Login) -> None:
+    editor, root = await editor_and_root(login)
+    opens = (datetime.now(SHANGHAI) + timedelta(days=3)).replace(hour=12, minute=0)
+    token = await csrf_of(editor, "/campaigns")
+    form = {"template": "coupon_rush", "target": "all", "coupon": "cut_30_5",
+            "opens": f"{opens:%Y-%m-%d %H:%M}", "_csrf": token}
+    assert (await editor.post("/campaigns/new/save", data=form,
+                              allow_redirects=False)).status == 303
+    base = next(c.id for c in load_campaigns(root / FILE).campaigns
+                if c.id.endswith("_open")).removesuffix("_open")
+    early = {f"campaigns.#{base}_closed.schedule.once": f"{opens:%Y-%m-%d} 11:00",
+             "_csrf": token}
+    answer = await editor.post("/campaigns/save", data=early, allow_redirects=False)
+    assert answer.status == 400
+    assert "限时抢券的几条要按顺序发" in await answer.text()
+    later = {f"campaigns.#{base}_closed.schedule.once": f"{opens:%Y-%m-%d} 14:00",
+             "_csrf": token}
+    assert (await editor.post("/campaigns/save", data=later,
+                              allow_redirects=False)).status == 303
