@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -214,8 +214,17 @@ def _new_id(taken: set[str], name: str) -> str:
             return candidate
 
 
-def add_coupon(root: Path, values: dict[str, str]) -> tuple[Change, dict[str, list[str]]]:
-    """games.yml with a new claimable coupon appended, checked; and its fields for the audit."""
+def issued_key(brand: str) -> str:
+    """Redis set of every coupon id the console gave out (kept: an id names stock and claims)."""
+    return f"qz:{{{brand}:console}}:coupon_ids"
+
+
+def add_coupon(root: Path, values: dict[str, str], issued: Collection[str] = ()
+               ) -> tuple[Change, dict[str, list[str]]]:
+    """games.yml with a new claimable coupon appended, checked; and its fields for the audit.
+
+    `issued`: ids the console gave before (an undone coupon's among them), never given again.
+    """
     with _readable():
         doc = _load(root)
         fields(doc)  # the file is one the form can show
@@ -229,7 +238,7 @@ def add_coupon(root: Path, values: dict[str, str]) -> tuple[Change, dict[str, li
     coupons = doc.get("coupons")
     if coupons is None:
         coupons = doc["coupons"] = CommentedSeq()
-    taken = {str(c.get("id")) for c in coupons}
+    taken = {str(c.get("id")) for c in coupons} | set(issued)
     if str(item.get("name")) in {str(c.get("name")) for c in coupons}:
         raise TeachError(f"新优惠券 · 名称：已经有一张叫“{item.get('name')}”的券了")
     entry = CommentedMap()

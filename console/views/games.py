@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ from aiohttp import web
 from console import gamerules, yamlform
 from console.auth import needs
 from console.history import HistoryError
-from console.keys import SETTINGS
+from console.keys import REDIS, SETTINGS
 from console.roles import Role
 from console.trainingdata import Change, TeachError
 from console.views.dashboard import page
@@ -22,6 +22,7 @@ from console.views.saving import (
     form_values,
     version_of,
 )
+from qunzhu.redisconn import text_of
 
 routes = web.RouteTableDef()
 Edit = Callable[[Path, dict[str, str]], tuple[Change, dict[str, list[str]]]]
@@ -67,7 +68,7 @@ async def coupon_preview(request: web.Request) -> web.StreamResponse:
     values = form_values(await request.post())
     root = request.app[SETTINGS].project_root
     try:
-        change, added = gamerules.add_coupon(root, values)
+        change, added = (await _coupon_adder(request, {}))(root, values)
     except TeachError as exc:
         return await _page(request, new=values, new_error=str(exc), status=400)
     # The id shown in the diff is the id saved: the confirm form carries it.
@@ -79,11 +80,31 @@ async def coupon_preview(request: web.Request) -> web.StreamResponse:
 @needs(Role.EDITOR)
 async def coupon_save(request: web.Request) -> web.StreamResponse:
     values = form_values(await request.post())
+    made: dict[str, str] = {}
     try:
-        sha = await _save(request, gamerules.add_coupon, values, "新增优惠券")
+        sha = await _save(request, await _coupon_adder(request, made), values, "新增优惠券")
     except (TeachError, HistoryError) as exc:
         return await _page(request, new=values, new_error=str(exc), status=400)
+    await _remember(request, made)
     raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")
+
+
+async def _coupon_adder(request: web.Request, made: dict[str, str]) -> Edit:
+    """The new-coupon edit, never giving an id the console gave before; the id goes in `made`."""
+    issued = {text_of(i) for i in await request.app[REDIS].smembers(
+        gamerules.issued_key(request.app[SETTINGS].brand))}
+
+    def edit(root: Path, values: dict[str, str]) -> tuple[Change, dict[str, list[str]]]:
+        change, added = gamerules.add_coupon(root, values, issued)
+        made["id"] = added[gamerules.NEW_ID][1]
+        return change, added
+    return edit
+
+
+async def _remember(request: web.Request, made: dict[str, str]) -> None:
+    """A saved coupon's id is never given again, not even after an undo: it names the
+    coupon's stock and claims in Redis."""
+    await request.app[REDIS].sadd(gamerules.issued_key(request.app[SETTINGS].brand), made["id"])
 
 
 # ---------------------------------------------------------------------- the API
@@ -104,7 +125,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return doc
 
 
-async def _api_edit(request: web.Request, edit: Edit, what: str) -> web.StreamResponse:
+async def _api_edit(request: web.Request, edit: Edit, what: str,
+                    saved: Callable[[], Awaitable[None]] | None = None) -> web.StreamResponse:
     """{"values": {key: text}, "dry_run": bool} → the diff, or the commit."""
     root = request.app[SETTINGS].project_root
     try:
@@ -122,6 +144,8 @@ async def _api_edit(request: web.Request, edit: Edit, what: str) -> web.StreamRe
         sha = await _save(request, edit, values, what, seen)
     except (TeachError, HistoryError) as exc:
         return web.json_response({"error": str(exc)}, status=400)
+    if saved is not None:
+        await saved()
     return web.json_response({"commit": sha})
 
 
@@ -146,4 +170,6 @@ async def games_edit_api(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/games/coupons")
 @needs(Role.EDITOR)
 async def coupon_api(request: web.Request) -> web.StreamResponse:
-    return await _api_edit(request, gamerules.add_coupon, "新增优惠券")
+    made: dict[str, str] = {}
+    return await _api_edit(request, await _coupon_adder(request, made), "新增优惠券",
+                           saved=lambda: _remember(request, made))
