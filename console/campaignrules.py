@@ -118,10 +118,13 @@ def _where(item: Any, names: Mapping[str, str]) -> str:
 def _override_sections(doc: Any, names: Mapping[str, str]) -> list[Section]:
     """A section for each group (by name) and tag with a budget of its own."""
     out = []
+    named = [names.get(str(k)) for k in doc.get("budget_by_group") or {}]
     for where in ("budget_by_group", "budget_by_tag"):
         for key in doc.get(where) or {}:
             shown = (names.get(str(key)) or masked_group(str(key)) if where == "budget_by_group"
                      else f"标签 {key}")
+            if where == "budget_by_group" and named.count(names.get(str(key))) > 1:
+                shown += f"（{key}）"  # two groups of one name: told apart by id
             title = f"推送预算 · {shown}"
             out.append(Section(title, _budget_fields((where, str(key)), title, "这个群"),
                                note="只对" + ("这个群" if where == "budget_by_group"
@@ -259,7 +262,12 @@ def _tidy(doc: Any, touched: list[Field], added_budget: bool) -> None:
     for where in ("budget_by_group", "budget_by_tag"):
         overrides = doc.get(where)
         for key in [k for k, v in (overrides or {}).items() if isinstance(v, dict) and not v]:
-            yamlform.remove(overrides, key)  # every value emptied: no budget of its own
+            left = yamlform.remove(overrides, key)  # every value emptied: none of its own
+            if left is not None:
+                yamlform.attach_after(doc, where, left)
+        if isinstance(overrides, dict) and not overrides and where in [str(f.path[0])
+                                                                       for f in touched]:
+            yamlform.remove(doc, where)
 
 
 RUSH_STEPS = ("countdown", "open", "left", "closed")  # what campaign_templates.coupon_rush makes
@@ -269,11 +277,16 @@ RUSH_SAID = {"countdown": "预告", "open": "开抢", "left": "还剩", "closed"
 def _rushes_in_order(loaded: CampaignsFile, schedules: dict[str, str]) -> None:
     """A coupon rush whose one-off times were changed still runs 预告 → 开抢 → 还剩 → 已抢光."""
     times = {c.id: c.schedule.once for c in loaded.campaigns if c.schedule.once is not None}
+    coupons = {c.id: c.coupon for c in loaded.campaigns}
     for changed in schedules:
         base, _, step = changed.rpartition("_")
         if step not in RUSH_STEPS:
             continue
-        found = [(s, times[f"{base}_{s}"]) for s in RUSH_STEPS if f"{base}_{s}" in times]
+        steps = [s for s in RUSH_STEPS if f"{base}_{s}" in times]
+        followed = {coupons.get(f"{base}_{s}") for s in steps}
+        if len(followed) != 1 or None in followed:
+            continue  # not one rush (a rush's posts all follow one coupon)
+        found = [(s, times[f"{base}_{s}"]) for s in steps]
         if any(a[1] >= b[1] for a, b in pairwise(found)):
             said = " → ".join(f"{RUSH_SAID[s]} {t.astimezone(SHANGHAI):%m-%d %H:%M}"
                               for s, t in found)
@@ -582,10 +595,12 @@ def add_group_budget(root: Path, values: dict[str, str], groups: GroupsFile
     if not entry:
         raise TeachError("单独收紧：至少填一项（比如每天最多几条推广）")
     overrides = doc.get("budget_by_group")
-    if overrides is None:
-        overrides = CommentedMap()
-        yamlform.add_last(doc, "budget_by_group", overrides)
-    yamlform.add_last(overrides, chatid, entry)
+    if isinstance(overrides, CommentedMap):
+        yamlform.add_last(overrides, chatid, entry)
+    else:  # none yet (or `{}`): a block mapping holding this group's
+        if overrides is not None:
+            yamlform.remove(doc, "budget_by_group")
+        yamlform.add_last(doc, "budget_by_group", CommentedMap([(chatid, entry)]))
     name = dict(budget_groups(root, groups))[chatid]
     added = {BUDGET_GROUP.label: ["", name],
              **{f.label: ["", str(entry[f.key])] for f in NEW_BUDGET if f.key in entry}}

@@ -327,38 +327,72 @@ def append_item(items: CommentedSeq, entry: CommentedMap) -> None:
         entry.ca.items[list(entry.keys())[-1]] = tokens
 
 
-def _deepest_last(node: CommentedMap) -> tuple[CommentedMap, Any] | None:
-    """The mapping and key whose value ends `node` in the text (a nested map's last key):
-    where the lines that follow `node` are attached."""
-    if not len(node):
-        return None
-    key = list(node.keys())[-1]
+def _end_of(node: CommentedMap, key: Any) -> tuple[CommentedMap, Any]:
+    """Where the lines after a key's value hang: on the deepest last key of a nested block
+    mapping, else on the key itself."""
     inner = node[key]
     if isinstance(inner, CommentedMap) and len(inner) and not inner.fa.flow_style():
-        return _deepest_last(inner) or (node, key)
+        return _end_of(inner, list(inner.keys())[-1])
     return node, key
+
+
+def _deepest_last(node: CommentedMap) -> tuple[CommentedMap, Any] | None:
+    """Where the lines that follow a whole mapping hang (None: it is empty)."""
+    return _end_of(node, list(node.keys())[-1]) if len(node) else None
+
+
+def attach_after(node: CommentedMap, key: Any, tokens: Any) -> None:
+    """Hang detached lines (detach_trailing's) after a key's value, after any already there."""
+    holder, at = _end_of(node, key)
+    existing = holder.ca.items.get(at)
+    current = existing[2] if existing and len(existing) > 2 else None
+    if current is not None and str(getattr(current, "value", "")):
+        merged = copy.copy(current)  # its own text already ends the key's line
+        # one blank line where the lines of two places meet, not two
+        merged.value = re.sub(r"\n{3,}", "\n\n", str(current.value) + str(tokens[2].value)[1:])
+        existing[2] = merged
+    elif existing:
+        existing[2] = tokens[2]
+    else:
+        holder.ca.items[at] = tokens
 
 
 def add_last(node: CommentedMap, key: Any, value: Any) -> None:
     """Add a key at the end of a mapping, before the blank lines and comments that ended it
-    (those of its last value's own last line, however deeply nested)."""
+    (those of its last value's own last line, however deeply nested). An empty value takes
+    none: it has no line for them to follow, and is likely to go again."""
     before = _deepest_last(node)
-    tokens = detach_trailing(*before) if before is not None else None
+    empty = isinstance(value, CommentedMap | CommentedSeq) and not len(value)
+    tokens = detach_trailing(*before) if before is not None and not empty else None
     node[key] = value
     if tokens is not None:
-        holder, last = (_deepest_last(value) if isinstance(value, CommentedMap) and len(value)
-                        else None) or (node, key)
-        holder.ca.items[last] = tokens
+        attach_after(node, key, tokens)
 
 
-def remove(node: CommentedMap, key: Any) -> None:
-    """Remove a key, keeping the blank lines that came after it."""
+def remove(node: CommentedMap, key: Any) -> Any:
+    """Remove a key, keeping the lines that came after its value (blank lines, a comment about
+    what follows) on the key before it; with no key before it, they are returned for the
+    caller to keep where the mapping ends (None: nothing to keep)."""
     keys = list(node.keys())
-    tokens = detach_trailing(node, key) if keys[-1] == key else None
+    tokens = detach_trailing(*_end_of(node, key))
     del node[key]
     node.ca.items.pop(key, None)
-    if tokens is not None and keys[-1] == key and len(node):
-        node.ca.items[list(node.keys())[-1]] = tokens
+    if tokens is None:
+        return None
+    at = keys.index(key)
+    if at > 0:
+        attach_after(node, keys[at - 1], tokens)
+        return None
+    return tokens
+
+
+def _keep(base: Any, path: tuple[PathPart, ...], tokens: Any) -> None:
+    """Lines left by a mapping emptied of its last key: kept after the mapping's own key."""
+    if tokens is None or not path or not isinstance(path[-1], str) or path[-1].startswith("#"):
+        return
+    parent = parent_of(base, path)
+    if isinstance(parent, CommentedMap) and path[-1] in parent:
+        attach_after(parent, path[-1], tokens)
 
 
 def apply(base: Any, fields: Iterable[Field], values: Mapping[str, str]
@@ -377,7 +411,10 @@ def apply(base: Any, fields: Iterable[Field], values: Mapping[str, str]
         if isinstance(after, list):
             after = as_written(before, after)
         if after is None:
-            remove(holder, name) if isinstance(holder, CommentedMap) else holder.pop(name)
+            if isinstance(holder, CommentedMap):
+                _keep(base, f.path[:-1], remove(holder, name))
+            else:
+                holder.pop(name)
         elif name not in holder and isinstance(holder, CommentedMap):
             add_last(holder, name, after)
         else:

@@ -15,9 +15,11 @@ from console.auth import needs
 from console.history import HistoryError
 from console.keys import REDIS, SETTINGS
 from console.roles import Role
-from console.trainingdata import Change, TeachError
+from console.trainingdata import TeachError
 from console.views.dashboard import page
 from console.views.saving import (
+    AddEdit,
+    NewIds,
     add_form_routes,
     commit,
     form_values,
@@ -30,7 +32,6 @@ from qunzhu.campaigns import Campaign, CampaignsFile, load_campaigns
 from qunzhu.config import SHANGHAI, Games, load_games
 from qunzhu.groupsfile import GroupsFile
 from qunzhu.names import masked_group
-from qunzhu.redisconn import text_of
 from qunzhu.yamlconfig import ConfigError, load_yaml, validate
 
 routes = web.RouteTableDef()
@@ -204,23 +205,19 @@ async def budget_save(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")
 
 
-async def _adder(request: web.Request, values: dict[str, str],
-                 made: dict[str, str]) -> campaignrules.Adder:
-    """The template edit for these values, with the groups and games it may name and the ids
-    given before; the id it gives goes into `made`."""
+def _add(request: web.Request) -> AddEdit:
+    """The template edit, with the groups and games it may name."""
     files = _files(request)
     games = files.games
     if games is None:
         raise TeachError("活动规则（data/games.yml）现在有错误，先修好它再新建推送")
-    settings = request.app[SETTINGS]
-    issued = {text_of(i) for i in await request.app[REDIS].smembers(
-        campaignrules.issued_key(settings.brand))}
+    return lambda root, values, given: campaignrules.add_campaign(root, values, games,
+                                                                  files.groups, given)
 
-    def edit(root: Path) -> tuple[Change, dict[str, list[str]]]:
-        change, added = campaignrules.add_campaign(root, values, games, files.groups, issued)
-        made["id"] = added[campaignrules.NEW_ID][1]
-        return change, added
-    return edit
+
+def _ids(request: web.Request) -> NewIds:
+    return NewIds(request, campaignrules.issued_key(request.app[SETTINGS].brand),
+                  campaignrules.NEW_ID)
 
 
 @routes.post("/campaigns/new/preview")
@@ -228,31 +225,27 @@ async def _adder(request: web.Request, values: dict[str, str],
 async def new_preview(request: web.Request) -> web.StreamResponse:
     values = form_values(await request.post())
     root = request.app[SETTINGS].project_root
-    made: dict[str, str] = {}
     try:
         _check_editable(request)
-        change, _added = (await _adder(request, values, made))(root)
+        change, ident = await _ids(request).preview(root, _add(request), values)
     except TeachError as exc:
         return await _page(request, new=values, new_error=str(exc), status=400)
     # The id shown in the diff is the id saved: the confirm form carries it.
-    values["id"] = made["id"]
-    return await _page(request, new=values, new_diff=change.diff(root))
+    return await _page(request, new={**values, "id": ident}, new_diff=change.diff(root))
 
 
 @routes.post("/campaigns/new/save")
 @needs(Role.EDITOR)
 async def new_save(request: web.Request) -> web.StreamResponse:
     values = form_values(await request.post())
-    made: dict[str, str] = {}
+    root = request.app[SETTINGS].project_root
     try:
         _check_editable(request)
-        sha = await commit(request, await _adder(request, values, made), what="新增群推送",
+        edit = await _ids(request).reserve(root, _add(request), values)
+        sha = await commit(request, edit, what="新增群推送",
                            target=str(campaignrules.CAMPAIGNS_FILE))
     except (TeachError, HistoryError) as exc:
         return await _page(request, new=values, new_error=str(exc), status=400)
-    # Never given again, not even after an undo: the id names the campaign's posts in Redis.
-    await request.app[REDIS].sadd(campaignrules.issued_key(request.app[SETTINGS].brand),
-                                  made["id"])
     raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")
 
 

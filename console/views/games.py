@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,18 +11,19 @@ from aiohttp import web
 from console import gamerules, yamlform
 from console.auth import needs
 from console.history import HistoryError
-from console.keys import REDIS, SETTINGS
+from console.keys import SETTINGS
 from console.roles import Role
 from console.trainingdata import Change, TeachError
 from console.views.dashboard import page
 from console.views.saving import (
+    AddEdit,
+    NewIds,
     add_form_routes,
     check_version,
     commit,
     form_values,
     version_of,
 )
-from qunzhu.redisconn import text_of
 
 routes = web.RouteTableDef()
 Edit = Callable[[Path, dict[str, str]], tuple[Change, dict[str, list[str]]]]
@@ -62,49 +63,35 @@ add_form_routes(routes, "/games", page=_page, edit=gamerules.edit,
                 guard=gamerules.GAMES_FILE, what="修改活动规则")
 
 
+def _ids(request: web.Request) -> NewIds:
+    return NewIds(request, gamerules.issued_key(request.app[SETTINGS].brand), gamerules.NEW_ID)
+
+
 @routes.post("/games/coupons/preview")
 @needs(Role.EDITOR)
 async def coupon_preview(request: web.Request) -> web.StreamResponse:
     values = form_values(await request.post())
     root = request.app[SETTINGS].project_root
     try:
-        change, added = (await _coupon_adder(request, {}))(root, values)
+        change, ident = await _ids(request).preview(root, gamerules.add_coupon, values)
     except TeachError as exc:
         return await _page(request, new=values, new_error=str(exc), status=400)
     # The id shown in the diff is the id saved: the confirm form carries it.
-    values["id"] = added[gamerules.NEW_ID][1]
-    return await _page(request, new=values, new_diff=change.diff(root))
+    return await _page(request, new={**values, "id": ident}, new_diff=change.diff(root))
 
 
 @routes.post("/games/coupons/save")
 @needs(Role.EDITOR)
 async def coupon_save(request: web.Request) -> web.StreamResponse:
     values = form_values(await request.post())
-    made: dict[str, str] = {}
+    root = request.app[SETTINGS].project_root
     try:
-        sha = await _save(request, await _coupon_adder(request, made), values, "新增优惠券")
+        edit = await _ids(request).reserve(root, gamerules.add_coupon, values)
+        sha = await commit(request, edit, what="新增优惠券", target=str(gamerules.GAMES_FILE),
+                           guard=gamerules.GAMES_FILE)
     except (TeachError, HistoryError) as exc:
         return await _page(request, new=values, new_error=str(exc), status=400)
-    await _remember(request, made)
     raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")
-
-
-async def _coupon_adder(request: web.Request, made: dict[str, str]) -> Edit:
-    """The new-coupon edit, never giving an id the console gave before; the id goes in `made`."""
-    issued = {text_of(i) for i in await request.app[REDIS].smembers(
-        gamerules.issued_key(request.app[SETTINGS].brand))}
-
-    def edit(root: Path, values: dict[str, str]) -> tuple[Change, dict[str, list[str]]]:
-        change, added = gamerules.add_coupon(root, values, issued)
-        made["id"] = added[gamerules.NEW_ID][1]
-        return change, added
-    return edit
-
-
-async def _remember(request: web.Request, made: dict[str, str]) -> None:
-    """A saved coupon's id is never given again, not even after an undo: it names the
-    coupon's stock and claims in Redis."""
-    await request.app[REDIS].sadd(gamerules.issued_key(request.app[SETTINGS].brand), made["id"])
 
 
 # ---------------------------------------------------------------------- the API
@@ -125,9 +112,10 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return doc
 
 
-async def _api_edit(request: web.Request, edit: Edit, what: str,
-                    saved: Callable[[], Awaitable[None]] | None = None) -> web.StreamResponse:
-    """{"values": {key: text}, "dry_run": bool} → the diff, or the commit."""
+async def _api_edit(request: web.Request, edit: Edit | None, what: str,
+                    add: tuple[AddEdit, NewIds] | None = None) -> web.StreamResponse:
+    """{"values": {key: text}, "dry_run": bool} → the diff, or the commit. `add`: the edit
+    adds an item whose id is never one given before (kept in Redis before the save)."""
     root = request.app[SETTINGS].project_root
     try:
         doc = await _body(request)
@@ -137,6 +125,15 @@ async def _api_edit(request: web.Request, edit: Edit, what: str,
         values = {str(k): "" if v is None else str(v) for k, v in raw.items()}
         seen = str(doc["version"]) if doc.get("version") else None
         check_version(root, gamerules.GAMES_FILE, seen)
+        if add:  # the id is picked now and kept before the save, unless this is a dry run
+            adding, ids = add
+            given = await ids.given()
+            reserved = None if doc.get("dry_run") else await ids.reserve(root, adding, values)
+
+            def edit(root: Path, values: dict[str, str]
+                     ) -> tuple[Change, dict[str, list[str]]]:
+                return reserved(root) if reserved else adding(root, values, given)
+        assert edit is not None, "an edit or an add"
         if doc.get("dry_run"):
             change, changed = edit(root, values)
             return web.json_response({"summary": change.summary, "changed": changed,
@@ -144,8 +141,6 @@ async def _api_edit(request: web.Request, edit: Edit, what: str,
         sha = await _save(request, edit, values, what, seen)
     except (TeachError, HistoryError) as exc:
         return web.json_response({"error": str(exc)}, status=400)
-    if saved is not None:
-        await saved()
     return web.json_response({"commit": sha})
 
 
@@ -170,6 +165,4 @@ async def games_edit_api(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/games/coupons")
 @needs(Role.EDITOR)
 async def coupon_api(request: web.Request) -> web.StreamResponse:
-    made: dict[str, str] = {}
-    return await _api_edit(request, await _coupon_adder(request, made), "新增优惠券",
-                           saved=lambda: _remember(request, made))
+    return await _api_edit(request, None, "新增优惠券", (gamerules.add_coupon, _ids(request)))

@@ -9,7 +9,7 @@ overwritten), commit them as the operator, and record the change in the audit lo
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,10 @@ from aiohttp import web
 from console import history
 from console.auth import account, needs
 from console.history import HistoryError
-from console.keys import AUDIT, SETTINGS
+from console.keys import AUDIT, REDIS, SETTINGS
 from console.roles import Role
 from console.trainingdata import Change, TeachError
+from qunzhu.redisconn import text_of
 
 Edit = Callable[[Path], tuple[Change, dict[str, Any]]]
 FormEdit = Callable[..., tuple[Change, dict[str, Any]]]  # (root, values, **context)
@@ -132,3 +133,38 @@ def add_form_routes(routes: web.RouteTableDef, path: str, *, page: Page, edit: F
         except (TeachError, HistoryError) as exc:
             return await page(request, values, error=str(exc), status=400, seen=seen)
         raise web.HTTPSeeOther(f"/history?saved={sha[:10]}&live=1")
+
+
+# An edit adding an item whose id names state in Redis: (root, values, ids never to give).
+AddEdit = Callable[[Path, dict[str, str], Collection[str]], tuple[Change, dict[str, Any]]]
+
+
+class NewIds:
+    """Ids the console gave to new items (coupons, campaigns), kept in a Redis set: an id names
+    the item's state in Redis (stock, claims, posts), so none is ever given twice — not after
+    an undo, not from an old confirm form sent again."""
+
+    def __init__(self, request: web.Request, key: str, label: str) -> None:
+        self._r = request.app[REDIS]
+        self._key = key
+        self._label = label  # the audit entry that names the new id
+
+    async def given(self) -> set[str]:
+        """Every id given so far."""
+        return {text_of(i) for i in await self._r.smembers(self._key)}
+
+    async def preview(self, root: Path, add: AddEdit, values: dict[str, str]
+                      ) -> tuple[Change, str]:
+        """The edit as a preview would show it, and the id it would give (not kept yet)."""
+        change, added = add(root, values, await self.given())
+        return change, str(added[self._label][1])
+
+    async def reserve(self, root: Path, add: AddEdit, values: dict[str, str]) -> Edit:
+        """Pick the id and keep it before anything is saved (a save whose id Redis cannot keep
+        is no save); the edit that then uses exactly that id."""
+        given = await self.given()
+        _change, added = add(root, values, given)
+        ident = str(added[self._label][1])
+        await self._r.sadd(self._key, ident)
+        chosen = {**values, "id": ident}
+        return lambda root: add(root, chosen, given - {ident})

@@ -449,3 +449,40 @@ async def test_a_rushs_posts_keep_their_order_when_one_time_is_moved(login: Logi
              "_csrf": token}
     assert (await editor.post("/campaigns/save", data=later,
                               allow_redirects=False)).status == 303
+
+
+async def test_emptying_a_groups_budget_keeps_the_comments_around_it(login: Login) -> None:
+    editor, root = await editor_and_root(login)
+    path = root / FILE
+    before = path.read_text("utf-8")
+    form = {"budget_by_group.staff.promo_per_day": "",
+            "_csrf": await csrf_of(editor, "/campaigns")}
+    assert (await editor.post("/campaigns/save", data=form,
+                              allow_redirects=False)).status == 303
+    after = path.read_text("utf-8")
+    removed = [line for line in difflib.ndiff(before.splitlines(), after.splitlines())
+               if line.startswith("- ")]
+    assert [line[2:].strip() for line in removed if line[2:].strip()] == [
+        "budget_by_group:", "staff:",
+        "promo_per_day: 0         # the staff group gets no promotions"]
+    assert not any(line.startswith("+ ") for line in difflib.ndiff(before.splitlines(),
+                                                                   after.splitlines()))
+    assert "# The robot's welcome to newcomers" in after
+    load_campaigns(path)
+
+
+async def test_campaigns_that_only_sound_like_a_rush_are_not_held_to_its_order(
+    login: Login,
+) -> None:
+    editor, root = await editor_and_root(login)
+    path = root / FILE
+    path.write_text(path.read_text("utf-8").replace("campaigns:\n", (
+        "campaigns:\n"
+        "  - id: shop_closed\n    name: 装修停业\n    text: 装修中\n    promotional: false\n"
+        "    schedule: {once: \"2099-01-01 09:00\"}\n"
+        "  - id: shop_open\n    name: 重新开业\n    text: 开业啦\n    promotional: false\n"
+        "    schedule: {once: \"2099-01-10 09:00\"}\n"), 1), "utf-8")
+    form = {"campaigns.#shop_open.schedule.once": "2099-01-11 09:00",
+            "_csrf": await csrf_of(editor, "/campaigns")}
+    answer = await editor.post("/campaigns/save", data=form, allow_redirects=False)
+    assert answer.status == 303, await answer.text()
