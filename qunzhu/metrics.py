@@ -35,6 +35,7 @@ TZ = ZoneInfo("Asia/Shanghai")
 RETAIN_DAYS = 430  # ≥ 400 days, as operators compare this year with last year's season
 SEEN_S = 3 * 86400  # an event re-emitted later than this is a new one
 MIDNIGHT_MARGIN_S = 3600  # a retry comes within minutes; an hour either side is checked
+DAY_MS = 86_400_000  # a check-in's rank: streak days first, then time of day (ms)
 LOW_CONFIDENCE = 0.6  # a turn answered with less confidence than this needs a look
 
 # Counter names the console shows, in its order.
@@ -220,8 +221,10 @@ def checkin_rank(event: Event) -> int:
     if event.kind is not Kind.CHECKIN or not event.user:
         return 0
     moment = datetime.fromtimestamp(event.at, TZ)
-    since_midnight = moment.hour * 3600 + moment.minute * 60 + moment.second
-    return max(1, _int(event.data.get("streak"))) * 100_000 + (86_400 - since_midnight)
+    # to the millisecond: members who check in within one second still rank in their order
+    since_midnight_ms = ((moment.hour * 3600 + moment.minute * 60 + moment.second) * 1000
+                         + moment.microsecond // 1000)
+    return max(1, _int(event.data.get("streak"))) * DAY_MS + (DAY_MS - since_midnight_ms)
 
 
 async def top_checkins(r: AsyncRedis, brand: str, day: date, group: str, n: int) -> list[str]:

@@ -216,3 +216,16 @@ async def test_a_copy_emitted_again_after_midnight_is_not_counted_on_the_new_day
                    {"streak": 1, "points": 5})
     assert await metrics.record(redis_client, BRAND, [early]) == 1
     assert await metrics.record(redis_client, BRAND, [before]) == 0
+
+
+def test_check_ins_within_one_second_rank_in_their_order_longer_streaks_first() -> None:
+    noon = datetime(2026, 12, 7, 12, 0, 0, tzinfo=metrics.TZ).timestamp()
+
+    def rank(user: str, at: float, streak: int) -> int:
+        return metrics.checkin_rank(Event(Kind.CHECKIN, f"c{user}", "g1", user, at,
+                                          {"streak": streak, "points": 5}))
+    first, second, third = rank("zed", noon + 0.1, 1), rank("amy", noon + 0.4, 1), rank(
+        "mia", noon + 0.9, 1)
+    assert first > second > third  # by time, whatever their ids
+    assert rank("late", noon + 3600, 2) > first  # a longer streak first, however late
+    assert rank("x", 86_399.999 + datetime(2026, 12, 7, tzinfo=metrics.TZ).timestamp(), 1) > 0
