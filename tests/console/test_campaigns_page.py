@@ -43,6 +43,19 @@ def _campaign(root: Path, ident: str) -> dict[str, object]:
     return next(c for c in campaigns if c["id"] == ident)
 
 
+async def refused_everywhere(login: Login, path: str, form: dict[str, str],
+                            reason: str) -> None:
+    """Previewed and saved, `form` is refused with `reason` (400) and the file is unchanged."""
+    editor, root = await editor_and_root(login)
+    before = (root / FILE).read_text("utf-8")
+    form = {**form, "_csrf": await csrf_of(editor, "/campaigns")}
+    for step in ("preview", "save"):
+        answer = await editor.post(f"{path}/{step}", data=form, allow_redirects=False)
+        assert answer.status == 400, await answer.text()
+        assert reason in await answer.text()
+    assert (root / FILE).read_text("utf-8") == before
+
+
 async def test_the_list_says_when_where_and_what_happened_today_by_name(login: Login) -> None:
     viewer = await login(Role.VIEWER)
     now = datetime.now(SHANGHAI)
@@ -142,14 +155,7 @@ async def test_an_edit_is_previewed_saved_as_a_commit_and_read_live_by_the_sched
 async def test_a_refused_edit_names_the_field_and_changes_nothing(
     login: Login, form: dict[str, str], reason: str,
 ) -> None:
-    editor, root = await editor_and_root(login)
-    before = (root / FILE).read_text("utf-8")
-    form = {**form, "_csrf": await csrf_of(editor, "/campaigns")}
-    for step in ("preview", "save"):
-        answer = await editor.post(f"/campaigns/{step}", data=form, allow_redirects=False)
-        assert answer.status == 400
-        assert reason in await answer.text()
-    assert (root / FILE).read_text("utf-8") == before
+    await refused_everywhere(login, "/campaigns", form, reason)
 
 
 async def test_an_emptied_backup_text_is_removed_so_that_group_is_skipped(
@@ -275,14 +281,7 @@ async def test_a_migration_counts_down_to_the_day_the_old_group_closes(login: Lo
 async def test_a_refused_template_says_why_and_writes_nothing(
     login: Login, form: dict[str, str], reason: str,
 ) -> None:
-    editor, root = await editor_and_root(login)
-    before = (root / FILE).read_text("utf-8")
-    form = {**form, "_csrf": await csrf_of(editor, "/campaigns")}
-    for step in ("preview", "save"):
-        answer = await editor.post(f"/campaigns/new/{step}", data=form, allow_redirects=False)
-        assert answer.status == 400, await answer.text()
-        assert reason in await answer.text()
-    assert (root / FILE).read_text("utf-8") == before
+    await refused_everywhere(login, "/campaigns/new", form, reason)
 
 
 async def test_a_broken_file_is_said_on_the_page_not_a_500(login: Login) -> None:
@@ -419,15 +418,7 @@ async def test_one_group_gets_a_stricter_budget_of_its_own_then_edits_and_drops_
 async def test_a_refused_group_budget_says_why_and_writes_nothing(
     login: Login, form: dict[str, str], reason: str,
 ) -> None:
-    editor, root = await editor_and_root(login)
-    before = (root / FILE).read_text("utf-8")
-    form = {**form, "_csrf": await csrf_of(editor, "/campaigns")}
-    for step in ("preview", "save"):
-        answer = await editor.post(f"/campaigns/budget/{step}", data=form,
-                                   allow_redirects=False)
-        assert answer.status == 400
-        assert reason in await answer.text()
-    assert (root / FILE).read_text("utf-8") == before
+    await refused_everywhere(login, "/campaigns/budget", form, reason)
 
 
 async def test_a_rushs_posts_keep_their_order_when_one_time_is_moved(login: Login) -> None:
