@@ -8,6 +8,7 @@ delivery gets the first delivery's answer and changes nothing (`actions.preferen
 
 from __future__ import annotations
 
+from abc import ABC
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -21,57 +22,51 @@ from actions.runtime import Services
 from qunzhu.events import Kind
 
 
-async def _choose(dispatcher: CollectingDispatcher, who: Speaker, svc: Services, *, out: bool,
-                  done: str, already: str) -> list[EventType]:
-    """Store the member's choice once for this message and say whether it changed anything."""
-    choice = await svc.preferences.choose(who.user, who.msgid, out)
-    if not choice.changed:
-        dispatcher.utter_message(response=already)
+class MentionChoice(GameAction, ABC):
+    """Store the member's choice once for this message and say whether it changed anything
+    (abstract: each choice names its action and replies)."""
+
+    out: bool  # True: campaigns stop @-mentioning the member
+    done: str  # the reply when the choice changed
+    already: str  # the reply when it was already so
+
+    async def play(
+        self,
+        dispatcher: CollectingDispatcher,
+        who: Speaker,
+        svc: Services,
+        tracker: Tracker,
+        domain: dict[str, Any],
+    ) -> list[EventType]:
+        """Choose; a member whose choice already was so gets a different, friendly answer."""
+        choice = await svc.preferences.choose(who.user, who.msgid, self.out)
+        if not choice.changed:
+            dispatcher.utter_message(response=self.already)
+            return []
+        # Only a change is an event: the console's opt-out count is outs minus ins.
+        await record(svc, who, Kind.OPTOUT, {"on": self.out})
+        dispatcher.utter_message(response=self.done)
         return []
-    # Only a change is an event: the console's opt-out count is outs minus ins.
-    await record(svc, who, Kind.OPTOUT, {"on": out})
-    dispatcher.utter_message(response=done)
-    return []
 
 
-class ActionOptOutMentions(GameAction):
+class ActionOptOutMentions(MentionChoice):
     """"别@我了": campaigns stop @-mentioning the member, and they are told how to undo it."""
+
+    out, done, already = True, "utter_optout_done", "utter_optout_already"
 
     def name(self) -> str:
         """Paired with `action_optout_mentions` in domain.yml."""
         return "action_optout_mentions"
 
-    async def play(
-        self,
-        dispatcher: CollectingDispatcher,
-        who: Speaker,
-        svc: Services,
-        tracker: Tracker,
-        domain: dict[str, Any],
-    ) -> list[EventType]:
-        """Opt out; a member already out gets a different, still friendly answer."""
-        return await _choose(dispatcher, who, svc, out=True, done="utter_optout_done",
-                             already="utter_optout_already")
 
-
-class ActionOptInMentions(GameAction):
+class ActionOptInMentions(MentionChoice):
     """"恢复提醒": campaigns may @-mention the member again."""
+
+    out, done, already = False, "utter_optin_done", "utter_optin_already"
 
     def name(self) -> str:
         """Paired with `action_optin_mentions` in domain.yml."""
         return "action_optin_mentions"
-
-    async def play(
-        self,
-        dispatcher: CollectingDispatcher,
-        who: Speaker,
-        svc: Services,
-        tracker: Tracker,
-        domain: dict[str, Any],
-    ) -> list[EventType]:
-        """Opt back in; a member who never opted out is told their reminders are on."""
-        return await _choose(dispatcher, who, svc, out=False, done="utter_optin_done",
-                             already="utter_optin_already")
 
 
 class ActionTooManyPosts(GameAction):
