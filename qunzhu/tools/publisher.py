@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 
 from qunzhu import settings
 from qunzhu.config import load_brand
@@ -69,8 +70,9 @@ WARM_TEXTS = ("你好", "签到", "我的积分", "优惠券怎么用", "转人�
 # to about 1.7 s during a publish: bench/publish.py).
 DETERMINISTIC = {"TF_INTER_OP_PARALLELISM_THREADS": "1", "TF_INTRA_OP_PARALLELISM_THREADS": "1",
                  "TF_DETERMINISTIC_OPS": "1"}
-EPOCH_BARS = 2  # DIETClassifier and the FAQ selector each print one tqdm bar
 _EPOCHS = re.compile(r"Epochs:\s+(\d+)%")
+_COMPONENT_DONE = re.compile(r"(?:Finished training|Restored) component '")
+_MODEL_SAVED = re.compile(r"Your Rasa model is trained and saved")
 
 
 class Refused(Exception):
@@ -164,24 +166,57 @@ def problems(output: str, limit: int = 8) -> list[str]:
     return [ln[:300] for ln in lines[:limit]]
 
 
-class TrainingProgress:
-    """Turns Rasa's tqdm bars into one percentage for the operator."""
+def components_in(config: Path) -> int:
+    """How many pipeline components and policies config.yml names (at least one)."""
+    try:
+        loaded = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return 1
+    return max(1, sum(len(loaded.get(part) or []) for part in ("pipeline", "policies")
+                      if isinstance(loaded, dict)))
 
-    def __init__(self) -> None:
-        self.bars_done = 0
-        self.last = 0
+
+class TrainingProgress:
+    """Turns Rasa's training log into one percentage for the operator.
+
+    Each component Rasa reports trained (or restored from its cache) is one share of the
+    components config.yml names (those that train nothing, such as the FallbackClassifier,
+    are done when the model is saved); a component that prints a tqdm bar (DIET, TED) moves
+    through its share as the bar does. Only complete log lines are counted, however the
+    pipe cuts them.
+    """
+
+    def __init__(self, components: int) -> None:
+        self.components = max(1, components)
+        self.done = 0
+        self.bar = 0
+        self.reported = -1
+        self._partial = ""
 
     def feed(self, text: str) -> int | None:
         """The training's percentage so far, or None when the text said nothing new."""
-        found = [int(m) for m in _EPOCHS.findall(text)]
-        if not found:
+        joined = self._partial + text
+        cut = joined.rfind("\n") + 1
+        self._partial = joined[cut:]
+        offset = len(joined) - len(text)
+        # the partial line held back has no newline, so every complete line here is new
+        events = [(m.start(), -1) for m in _COMPONENT_DONE.finditer(joined, 0, cut)]
+        events += [(m.start(), 100 * self.components)
+                   for m in _MODEL_SAVED.finditer(joined, 0, cut)]
+        events += [(offset + m.start(), int(m.group(1))) for m in _EPOCHS.finditer(text)]
+        if not events:
             return None
-        for pct in found:
-            if pct < self.last:  # a new bar began
-                self.bars_done += 1
-            self.last = pct
-        done = min(self.bars_done, EPOCH_BARS - 1) * 100 + self.last
-        return min(99, done // EPOCH_BARS)
+        for _, bar in sorted(events):
+            if bar < 0:
+                self.done += 1
+                self.bar = 0
+            elif bar > 100:  # the model is saved: components that train nothing are done too
+                self.done, self.bar = self.components, 0
+            else:
+                self.bar = bar
+        percent = min(99, (self.done * 100 + self.bar) // self.components)
+        self.reported = max(self.reported, percent)
+        return self.reported
 
 
 class Publisher:
@@ -312,7 +347,7 @@ class Publisher:
         await self.registry.progress(job.id, stage=stage, percent=percent, message=message)
 
     async def _train(self, job: Job, work: Path, model: Path) -> None:
-        bars = TrainingProgress()
+        bars = TrainingProgress(components_in(work / "config.yml"))
         pending: list[asyncio.Task[None]] = []
         last = [0.0]
 

@@ -47,7 +47,7 @@ def quiet_sent_by_code() -> None:
     # again from data/nlu/faq.yml, then warns about its own duplicate.
     expected.append((UserWarning, r"duplicated intents have been found across multiple "
                                   r"domain files: faq$"))
-    # FaqResponseSelector (qunzhu.plugins) is a ResponseSelector; Rasa looks for the name.
+    # NgramResponseSelector (qunzhu.plugins) selects FAQ answers; Rasa looks for its own.
     expected.append((UserWarning, r"your NLU configuration does not include a response "
                                   r"selector component"))
     common.EXPECTED_WARNINGS.extend(expected)
