@@ -13,7 +13,7 @@ RASA      := $(PY) -m qunzhu.tools.rasacli
 MODEL     := models/qunzhu.tar.gz
 TRAINING_DATA := data/nlu data/rules data/stories
 TRAINING_INPUTS := config.yml domain.yml qunzhu/textnorm.py $(wildcard qunzhu/plugins/nlu.py qunzhu/plugins/ngram_*.py) \
-                   $(shell find $(TRAINING_DATA) data/jieba -type f 2>/dev/null)
+                   $(shell find $(TRAINING_DATA) data/jieba data/vectors -type f 2>/dev/null)
 export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 # Rasa's usage reports to its servers: off (no network at run time but WeCom's API)

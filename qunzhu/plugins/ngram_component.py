@@ -26,6 +26,8 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "C": 1.0,
     "calibration_folds": 5,
     "ranking_length": 10,
+    "vectors_path": None,
+    "vector_weight": 0.0,
 }
 
 

@@ -1,7 +1,8 @@
-"""Tf-idf features over character and word n-grams, stored as plain arrays (no pickles).
+"""Tf-idf features over character and word n-grams, and static vectors, as plain arrays.
 
 Characters see typos (领卷/领券) and words jieba splits differently; words see order. Both
 use sublinear term frequency and l2 normalisation, as scikit-learn's TfidfVectorizer does.
+Static vectors (static_vectors.py), when given, add what the words mean, weighted beside them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from rasa.nlu.constants import TOKENS_NAMES
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from scipy import sparse
+
+from qunzhu.plugins.static_vectors import StaticVectors
 
 WORD_JOINER = "\u0001"  # cannot occur in normalised chat text
 
@@ -46,6 +49,8 @@ class NgramFeatures:
     idf: NDArray[Any]
     char_range: tuple[int, int]
     word_range: tuple[int, int]
+    vectors: StaticVectors | None = None
+    vector_weight: float = 0.0
 
     def grams(self, text: str, words: Sequence[str]) -> list[str]:
         """Character n-grams (prefixed c:) and word n-grams (prefixed w:) of one message."""
@@ -54,7 +59,9 @@ class NgramFeatures:
 
     @classmethod
     def fit(cls, texts: Sequence[str], tokens: Sequence[Sequence[str]],
-            char_range: tuple[int, int], word_range: tuple[int, int]) -> NgramFeatures:
+            char_range: tuple[int, int], word_range: tuple[int, int],
+            vectors: StaticVectors | None = None, vector_weight: float = 0.0
+            ) -> NgramFeatures:
         """Vocabulary and smoothed idf (log((1+n)/(1+df)) + 1) from the training texts."""
         empty = cls({}, np.zeros(0), (int(char_range[0]), int(char_range[1])),
                     (int(word_range[0]), int(word_range[1])))
@@ -65,10 +72,27 @@ class NgramFeatures:
         vocabulary = {gram: column for column, gram in enumerate(sorted(document_frequency))}
         df = np.array([document_frequency[g] for g in sorted(document_frequency)], dtype=float)
         idf = np.log((1 + len(texts)) / (1 + df)) + 1
-        return cls(vocabulary, idf.astype(np.float32), empty.char_range, empty.word_range)
+        return cls(vocabulary, idf.astype(np.float32), empty.char_range, empty.word_range,
+                   vectors if vector_weight > 0 else None, vector_weight)
+
+    @property
+    def width(self) -> int:
+        """Columns of a transformed row."""
+        return len(self.vocabulary) + (self.vectors.size if self.vectors else 0)
 
     def transform(self, texts: Sequence[str], tokens: Sequence[Sequence[str]]
                   ) -> sparse.csr_matrix:
+        """Tf-idf rows, with the weighted static vectors beside them when there are any."""
+        ngrams = self._tfidf(texts, tokens)
+        if self.vectors is None:
+            return ngrams
+        dense = np.stack([self.vectors.message(t, w) for t, w in zip(texts, tokens,
+                                                                      strict=True)])
+        return sparse.hstack([ngrams, sparse.csr_matrix(dense * self.vector_weight)],
+                             format="csr", dtype=np.float32)
+
+    def _tfidf(self, texts: Sequence[str], tokens: Sequence[Sequence[str]]
+               ) -> sparse.csr_matrix:
         """Rows of l2-normalised sublinear tf-idf; unknown n-grams are ignored."""
         indptr, indices, values = [0], [], []
         for text, words in zip(texts, tokens, strict=True):
@@ -91,16 +115,19 @@ class NgramFeatures:
 
     def arrays(self) -> dict[str, NDArray[Any]]:
         """What goes in the model's .npz."""
-        return {"idf": self.idf}
+        return {"idf": self.idf, **(self.vectors.arrays() if self.vectors else {})}
 
     def meta(self) -> dict[str, Any]:
         """What goes in the model's JSON: the vocabulary in column order and the ranges."""
         return {"ngrams": sorted(self.vocabulary, key=self.vocabulary.__getitem__),
-                "char_range": list(self.char_range), "word_range": list(self.word_range)}
+                "char_range": list(self.char_range), "word_range": list(self.word_range),
+                "vector_weight": self.vector_weight if self.vectors else 0.0}
 
     @classmethod
     def restore(cls, meta: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> NgramFeatures:
         """The features persisted by arrays() and meta()."""
         vocabulary = {gram: column for column, gram in enumerate(meta["ngrams"])}
+        vectors = StaticVectors.from_arrays(arrays)
         return cls(vocabulary, arrays["idf"], tuple(meta["char_range"]),
-                   tuple(meta["word_range"]))
+                   tuple(meta["word_range"]), vectors,
+                   float(meta.get("vector_weight", 0.0)) if vectors else 0.0)

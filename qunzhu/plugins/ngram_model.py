@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from scipy import sparse
 
 from qunzhu.plugins.ngram_features import NgramFeatures
+from qunzhu.plugins.static_vectors import StaticVectors
 
 
 def softmax(scores: NDArray[Any], temperature: float) -> NDArray[Any]:
@@ -52,15 +53,25 @@ class NgramSettings:
     word_range: tuple[int, int] = (1, 2)
     c: float = 1.0
     calibration_folds: int = 5
+    vectors_path: str | None = None
+    vector_weight: float = 0.0
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> NgramSettings:
-        """Read the component config keys char_ngram_range, word_ngram_range, C, folds."""
+        """Read the component config: n-gram ranges, C, folds, the vectors and their weight."""
         low_c, high_c = config.get("char_ngram_range", cls.char_range)
         low_w, high_w = config.get("word_ngram_range", cls.word_range)
+        path = config.get("vectors_path")
         return cls((int(low_c), int(high_c)), (int(low_w), int(high_w)),
                    float(config.get("C", cls.c)),
-                   int(config.get("calibration_folds", cls.calibration_folds)))
+                   int(config.get("calibration_folds", cls.calibration_folds)),
+                   str(path) if path else None, float(config.get("vector_weight") or 0.0))
+
+    def vectors(self) -> StaticVectors | None:
+        """The static vectors the config names (a relative path is the project's)."""
+        if not self.vectors_path or self.vector_weight <= 0:
+            return None
+        return StaticVectors.load(Path(self.vectors_path))
 
 
 def _fit_svm(matrix: sparse.csr_matrix, gold: NDArray[Any], n_labels: int, c: float
@@ -100,7 +111,8 @@ class NgramModel:
         if len(labels) < 2:
             raise ValueError("an n-gram model needs two labels or more")
         target = np.array([labels.index(label) for label in gold])
-        features = NgramFeatures.fit(texts, tokens, settings.char_range, settings.word_range)
+        features = NgramFeatures.fit(texts, tokens, settings.char_range, settings.word_range,
+                                     settings.vectors(), settings.vector_weight)
         matrix = features.transform(texts, tokens)
         weights, bias = _fit_svm(matrix, target, len(labels), settings.c)
         temperature = _calibrate(matrix, target, len(labels), settings)
@@ -125,7 +137,7 @@ class NgramModel:
     def load(cls, directory: Path, name: str) -> NgramModel:
         """Read what save() wrote; FileNotFoundError when it wrote nothing."""
         meta = json.loads((directory / f"{name}.json").read_text(encoding="utf-8"))
-        with np.load(directory / f"{name}.npz") as arrays:
+        with np.load(directory / f"{name}.npz", allow_pickle=False) as arrays:
             stored = {key: arrays[key] for key in arrays.files}
         return cls(NgramFeatures.restore(meta, stored), stored["weights"], stored["bias"],
                    list(meta["labels"]), float(meta["temperature"]))
