@@ -162,16 +162,6 @@ def test_classifier_trains_persists_and_sets_rasas_fields(storage: LocalModelSto
     assert ranking[0]["confidence"] >= ranking[1]["confidence"]
 
 
-def test_untrained_classifier_leaves_messages_alone(storage: LocalModelStorage) -> None:
-    resource = Resource("never_trained")
-    config = NgramIntentClassifier.get_default_config()
-    component = NgramIntentClassifier.create(config, storage, resource, _context())
-    component.train(_messages({"checkin": TRAINING["checkin"]}))  # one intent: no model
-    loaded = NgramIntentClassifier.load(config, storage, resource, _context())
-    [message] = loaded.process(_parsed("打卡"))
-    assert message.get("intent") is None
-
-
 def test_previous_classifier_is_blended_in(storage: LocalModelStorage) -> None:
     resource = Resource("blend")
     config = {**NgramIntentClassifier.get_default_config(), "previous_classifier_weight": 0.5}
@@ -206,3 +196,52 @@ def test_selector_answers_only_faq_messages_in_rasas_format(
     assert 0.5 < response["confidence"] <= 1
     keys = [r["intent_response_key"] for r in chosen["faq"]["ranking"]]
     assert keys == ["faq/opening_hours", "faq/invoice"]
+
+
+def test_a_message_the_model_knows_nothing_of_is_not_confident() -> None:
+    model = _fit(TRAINING)
+    asked = ["", "🙂🙂", "ᠮᠣᠩᠭᠣᠯ"]  # empty (a bare @-mention), emoji only, an unseen script
+    probabilities = model.probabilities(asked, [tokens(t) if t else [] for t in asked])
+    assert np.allclose(probabilities, 1 / 3)
+
+
+@pytest.mark.parametrize("per_label", [1, 2, 4])
+def test_labels_smaller_than_the_folds_still_train(per_label: int) -> None:
+    small = {label: texts[:per_label] for label, texts in TRAINING.items()}
+    model = _fit(small)
+    assert model.labels == ["checkin", "coupon", "draw"]
+    assert 0.01 <= model.temperature <= 10
+
+
+def test_untrained_classifier_says_it_has_no_intent(storage: LocalModelStorage) -> None:
+    resource = Resource("never_trained")
+    config = NgramIntentClassifier.get_default_config()
+    component = NgramIntentClassifier.create(config, storage, resource, _context())
+    component.train(_messages({"checkin": TRAINING["checkin"]}))  # one intent: no model
+    loaded = NgramIntentClassifier.load(config, storage, resource, _context())
+    [message] = loaded.process(_parsed("打卡"))
+    assert message.get("intent") == {"name": None, "confidence": 0.0}
+    assert message.get("intent_ranking") == []
+
+
+def test_a_single_faq_key_is_always_the_answer(storage: LocalModelStorage) -> None:
+    resource = Resource("one_key")
+    config = NgramResponseSelector.get_default_config()
+    only = {"faq/invoice": FAQ["faq/invoice"]}
+    NgramResponseSelector.create(config, storage, resource, _context()).train(
+        _messages({**TRAINING, **only}))
+    selector = NgramResponseSelector.load(config, storage, resource, _context())
+    [faq] = selector.process(_parsed("发票呢", intent="faq"))
+    response = faq.get("response_selector")["faq"]["response"]
+    assert (response["intent_response_key"], response["confidence"]) == ("faq/invoice", 1.0)
+
+
+def test_the_training_cache_key_follows_the_vector_table(tmp_path: Path) -> None:
+    table = tmp_path / "v.npz"
+    table.write_bytes(b"one")
+    config = {"vectors_path": str(table)}
+    first = NgramIntentClassifier.fingerprint_addon(config)
+    table.write_bytes(b"two")
+    assert NgramIntentClassifier.fingerprint_addon(config) != first
+    no_table = NgramResponseSelector.fingerprint_addon({})
+    assert NgramIntentClassifier.fingerprint_addon({}) == no_table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,10 +32,23 @@ MODEL_DEFAULTS: dict[str, Any] = {
 }
 
 
+# Part of every cached training's key: bump it when the model's maths or files change.
+MODEL_VERSION = "1"
+
+
 class NgramComponent(GraphComponent, IntentClassifier):
     """A Rasa component around one NgramModel, stored in its resource as .npz and JSON."""
 
     model_name = "ngram"
+
+    @classmethod
+    def fingerprint_addon(cls, config: dict[str, Any]) -> str | None:
+        """The code version and the vector table's content: Rasa's training cache looks only
+        at the config and the data, and would restore a model of an older table."""
+        path = config.get("vectors_path")
+        if not path or not Path(path).is_file():
+            return MODEL_VERSION
+        return f"{MODEL_VERSION}:{hashlib.sha256(Path(path).read_bytes()).hexdigest()}"
 
     def __init__(self, config: dict[str, Any], model_storage: ModelStorage,
                  resource: Resource, model: NgramModel | None = None) -> None:
@@ -72,10 +86,9 @@ class NgramComponent(GraphComponent, IntentClassifier):
 
     def persist(self) -> None:
         """Write the model (and what a subclass adds) into this component's resource."""
-        if self._model is None:
-            return
         with self._storage.write_to(self._resource) as directory:
-            self._model.save(directory, self.model_name)
+            if self._model is not None:
+                self._model.save(directory, self.model_name)
             self._save_extra(directory)
 
     def _save_extra(self, directory: Path) -> None:
@@ -89,12 +102,13 @@ class NgramComponent(GraphComponent, IntentClassifier):
              resource: Resource, execution_context: ExecutionContext,
              **kwargs: Any) -> Component:
         """The trained component, or an untrained one that leaves messages alone."""
+        component = cls(config, model_storage, resource)
         try:
             with model_storage.read_from(resource) as directory:
-                component = cls(config, model_storage, resource,
-                                NgramModel.load(directory, cls.model_name))
                 component._load_extra(directory)
-        except (ValueError, FileNotFoundError):
-            logger.debug("%s was not trained; it leaves messages alone", cls.__name__)
-            return cls(config, model_storage, resource)
+                component._model = NgramModel.load(directory, cls.model_name)
+        except FileNotFoundError:  # trained on too little data: nothing was stored
+            logger.debug("%s was not trained", cls.__name__)
+        except ValueError:  # Rasa's "no such resource"
+            logger.debug("%s has no stored model", cls.__name__)
         return component

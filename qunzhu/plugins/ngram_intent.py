@@ -55,14 +55,18 @@ class NgramIntentClassifier(NgramComponent):
 
     def process(self, messages: list[Message]) -> list[Message]:
         """Set each message's intent and ranking (blended with the previous classifier's)."""
-        if self._model is None or not messages:
+        if self._model is None:  # too little data to train: say so, as DIET does
+            for message in messages:
+                message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0},
+                            add_to_output=True)
+                message.set(INTENT_RANKING_KEY, [], add_to_output=True)
             return messages
         for message, ranked in zip(messages, self._ranked(messages), strict=True):
             blended = self._blend(dict(ranked), message.get(INTENT_RANKING_KEY) or [])
             best_first = sorted(blended.items(), key=lambda item: item[1], reverse=True)
             ranking = [{INTENT_NAME_KEY: name, PREDICTED_CONFIDENCE_KEY: confidence}
                        for name, confidence in self._ranking_length(best_first)]
-            message.set(INTENT, ranking[0], add_to_output=True)
+            message.set(INTENT, dict(ranking[0]), add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         return messages
 

@@ -9,6 +9,7 @@ thing whatever the data. Stored as a .npz and a JSON file: no pickles in the mod
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,14 @@ from scipy import sparse
 
 from qunzhu.plugins.ngram_features import NgramFeatures
 from qunzhu.plugins.static_vectors import StaticVectors
+
+logger = logging.getLogger(__name__)
+
+
+# Used when the data is too small to fit one: about what fitted models on the project's data
+# and on SMP2017 come to (0.13–0.2), where 1.0 would flatten SVM margins of about ±1 into
+# near-uniform probabilities and send everything to fallback.
+DEFAULT_TEMPERATURE = 0.2
 
 
 def softmax(scores: NDArray[Any], temperature: float) -> NDArray[Any]:
@@ -68,7 +77,8 @@ class NgramSettings:
                    str(path) if path else None, float(config.get("vector_weight") or 0.0))
 
     def vectors(self) -> StaticVectors | None:
-        """The static vectors the config names (a relative path is the project's)."""
+        """The static vectors the config names (a relative path is from the working
+        directory: the project for `make train`, the publisher's copy of it for a publish)."""
         if not self.vectors_path or self.vector_weight <= 0:
             return None
         return StaticVectors.load(Path(self.vectors_path))
@@ -120,9 +130,17 @@ class NgramModel:
 
     def probabilities(self, texts: Sequence[str], tokens: Sequence[Sequence[str]]
                       ) -> NDArray[Any]:
-        """Calibrated probabilities, one row per text, one column per label."""
-        scores = self.features.transform(texts, tokens) @ self.weights + self.bias
-        return softmax(np.asarray(scores), self.temperature)
+        """Calibrated probabilities, one row per text, one column per label.
+
+        A message with nothing the model knows (no known n-gram, no word in the vector
+        table: "🙂", an unseen script, an empty text) gets uniform probabilities rather than
+        the biases' opinion, so the FallbackClassifier catches it.
+        """
+        matrix = self.features.transform(texts, tokens)
+        probabilities = softmax(np.asarray(matrix @ self.weights + self.bias), self.temperature)
+        unknown = np.diff(matrix.indptr) == 0
+        probabilities[unknown] = 1.0 / len(self.labels)
+        return probabilities
 
     def save(self, directory: Path, name: str) -> None:
         """Write <name>.npz (arrays) and <name>.json (vocabulary, labels, temperature)."""
@@ -150,9 +168,12 @@ def _calibrate(matrix: sparse.csr_matrix, target: NDArray[Any], n_labels: int,
 
     from sklearn.model_selection import StratifiedKFold
 
-    folds = min(settings.calibration_folds, len(target) // 2)
+    # StratifiedKFold needs at least one label with as many examples as folds
+    folds = min(settings.calibration_folds, int(np.bincount(target).max()))
     if folds < 2:
-        return 1.0
+        logger.warning("too few examples to calibrate confidences; using temperature %s",
+                       DEFAULT_TEMPERATURE)
+        return DEFAULT_TEMPERATURE
     scores = np.zeros((len(target), n_labels), dtype=np.float32)
     usable = np.zeros(len(target), dtype=bool)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
@@ -166,5 +187,5 @@ def _calibrate(matrix: sparse.csr_matrix, target: NDArray[Any], n_labels: int,
         scores[held_rows] = matrix[held_rows] @ weights + bias
         usable[held_rows] = np.isin(target[held_rows], target[fit_rows])
     if usable.sum() < 2:
-        return 1.0
+        return DEFAULT_TEMPERATURE
     return fit_temperature(scores[usable], target[usable])

@@ -3,7 +3,7 @@
 It replaces Rasa's ResponseSelector (a DIET network): on the project's FAQ it is as
 accurate, trains in about a second instead of half a minute, and answers in a fraction of a
 millisecond. Only messages the classifier called the retrieval intent are asked, and the
-result is written exactly where and as Rasa's ResponseSelector writes it, so actions,
+result is written where and in the form Rasa's ResponseSelector writes it, so actions,
 rules and the events broker read it unchanged.
 """
 
@@ -63,6 +63,7 @@ class NgramResponseSelector(NgramComponent):
         super().__init__(config, model_storage, resource, model)
         self._responses: dict[str, list[dict[str, Any]]] = {}
         self._retrieval_intents: list[str] = []
+        self._keys: list[str] = []  # one key alone needs no model: it is always the answer
 
     @property
     def retrieval_intent(self) -> str:
@@ -75,34 +76,42 @@ class NgramResponseSelector(NgramComponent):
                     if m.get(INTENT) == self.retrieval_intent and m.get(INTENT_RESPONSE_KEY)
                     and m.get(TEXT)]
         keys = [str(m.get(INTENT_RESPONSE_KEY)) for m in examples]
-        if len(set(keys)) < 2:
-            logger.warning("NgramResponseSelector needs two %s keys or more; it will not answer",
+        if not keys:
+            logger.warning("NgramResponseSelector has no %s examples; it will not answer",
                            self.retrieval_intent)
             return self._resource
+        self._keys = sorted(set(keys))
         self._responses = {f"utter_{key}": list(training_data.responses.get(f"utter_{key}", []))
-                           for key in sorted(set(keys))}
+                           for key in self._keys}
         self._retrieval_intents = sorted(training_data.retrieval_intents)
-        self._fit(examples, keys)
+        if len(self._keys) == 1:
+            self.persist()
+        else:
+            self._fit(examples, keys)
         return self._resource
 
     def _save_extra(self, directory: Path) -> None:
         """The responses Rasa's selector reports with its choice."""
-        write_text_file(json.dumps({"responses": self._responses,
+        write_text_file(json.dumps({"responses": self._responses, "keys": self._keys,
                                     "retrieval_intents": self._retrieval_intents},
                                    ensure_ascii=False), directory / RESPONSES_FILE)
 
     def _load_extra(self, directory: Path) -> None:
         stored = read_json_file(directory / RESPONSES_FILE)
         self._responses = stored["responses"]
+        self._keys = stored.get("keys") or sorted(k.removeprefix("utter_")
+                                                  for k in self._responses)
         self._retrieval_intents = stored["retrieval_intents"]
 
     def process(self, messages: list[Message]) -> list[Message]:
         """Add Rasa's response_selector output to the messages of the retrieval intent."""
         asked = [m for m in messages
                  if (m.get(INTENT) or {}).get(INTENT_NAME_KEY) == self.retrieval_intent]
-        if self._model is None or not asked:
+        if not asked or not self._keys:
             return messages
-        for message, ranked in zip(asked, self._ranked(asked), strict=True):
+        rankings = (self._ranked(asked) if self._model is not None
+                    else [[(self._keys[0], 1.0)] for _ in asked])
+        for message, ranked in zip(asked, rankings, strict=True):
             best, confidence = ranked[0]
             utter = f"utter_{best}"
             prediction = {
