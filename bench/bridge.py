@@ -36,7 +36,7 @@ import psutil
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from bench.nlu import BASELINE_CONFIG, percentile
+from bench.nlu_run import BASELINE_CONFIG, percentile
 from bot.common.clock import RealClock
 from bot.common.posts import Post
 from bot.common.store import BridgeStore

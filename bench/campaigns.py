@@ -48,7 +48,7 @@ from unittest import mock
 import psutil
 import redis
 
-from bench.nlu import percentile
+from bench.nlu_run import percentile
 from bot.campaigns import scheduler as scheduler_module
 from bot.campaigns.occurrences import Occurrence, SpreadCache, due_between
 from bot.campaigns.render import LiveData

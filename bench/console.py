@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
-from bench.nlu import percentile
+from bench.nlu_run import percentile
 from bot.analytics.aggregator import AGGREGATORS, Aggregator
 from bot.common.streams import Entry, StreamConsumer
 from qunzhu import events, metrics
