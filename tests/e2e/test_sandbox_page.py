@@ -191,9 +191,10 @@ def staff_cards(sandbox: str) -> list[str]:
 
 
 def offer_a_person(sandbox: str, userid: str) -> None:
-    """Two messages the bot cannot understand: it offers a person."""
-    member_turn(sandbox, userid, "唔")
-    offer = member_turn(sandbox, userid, "哦")
+    """Two messages the bot cannot understand (a sticker WeCom sends as text, an emoji no
+    one trained on; 哦 and 唔 are reactions the model now knows): it offers a person."""
+    member_turn(sandbox, userid, "[动画表情]")
+    offer = member_turn(sandbox, userid, "🫠🫠")
     assert "人工" in offer, offer
 
 
@@ -512,7 +513,7 @@ def test_an_offer_accepted_at_once_pages_staff(stack_up: Running) -> None:
     assert is_handoff(taken), taken
     cards = wait_for(lambda: staff_cards(sandbox)[before:], 30)
     assert len(cards) == 1 and "<@kefu01>" in cards[0] and "原话：好的" in cards[0], cards
-    assert "唔" in cards[0] and "哦" in cards[0]  # the conversation so far, for staff
+    assert "[动画表情]" in cards[0] and "🫠🫠" in cards[0]  # the conversation so far
 
 
 def test_an_offer_followed_by_another_turn_and_then_yes_does_not_page_staff(

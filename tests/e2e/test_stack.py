@@ -90,8 +90,8 @@ def test_bad_input_gets_a_reply_and_changes_nothing(running: str, redis_url: str
 
 
 def test_two_misses_offer_a_person(running: str) -> None:
-    say(running, "哦", user="lost")
-    offer = "".join(say(running, "唔", user="lost"))
+    say(running, "🫠🫠", user="lost")  # an emoji no one trained on
+    offer = "".join(say(running, "[动画表情]", user="lost"))  # a sticker, as WeCom sends it
     assert "人工" in offer
     assert "人工" in "".join(say(running, "好的", user="lost"))
 
