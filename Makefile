@@ -103,7 +103,7 @@ lint: install-dev  ## ruff, mypy, and the layer contracts (import-linter)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
-bench-nlu: install-dev  ## NLU accuracy, macro-F1, FAQ accuracy, parse latency vs Rasa's default pipeline
+bench-nlu: install-dev  ## NLU on project data and SMP2017, learning curve, out-of-scope fallback, vs Rasa's default (~45 min)
 	$(PY) -m bench.nlu
 
 bench-bridge: install-dev train  ## end-to-end turns vs stock Rasa, 30,000 group posts, callback ack latency
