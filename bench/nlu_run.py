@@ -7,13 +7,14 @@ target is per core), after training has used both.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import random
 import statistics
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, redirect_stdout, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,8 +135,9 @@ def train(config_path: Path, nlu_path: Path, out: Path, name: str) -> tuple[Path
     from rasa.model_training import train_nlu
 
     started = time.perf_counter()
-    model = train_nlu(config=str(config_path), nlu_data=str(nlu_path), output=str(out),
-                      fixed_model_name=name, domain=str(ROOT / "domain.yml"))
+    with redirect_stdout(io.StringIO()):  # Rasa's coloured "model is trained" lines
+        model = train_nlu(config=str(config_path), nlu_data=str(nlu_path), output=str(out),
+                          fixed_model_name=name, domain=str(ROOT / "domain.yml"))
     if model is None:
         raise RuntimeError(f"training {name} failed")
     return Path(model), time.perf_counter() - started
