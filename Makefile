@@ -12,7 +12,7 @@ PIP       := $(PY) -m pip
 RASA      := $(PY) -m qunzhu.tools.rasacli
 MODEL     := models/qunzhu.tar.gz
 TRAINING_DATA := data/nlu data/rules data/stories
-TRAINING_INPUTS := config.yml domain.yml qunzhu/textnorm.py $(wildcard qunzhu/plugins/nlu.py qunzhu/plugins/ngram_*.py) \
+TRAINING_INPUTS := config.yml domain.yml qunzhu/textnorm.py $(wildcard qunzhu/plugins/nlu.py qunzhu/plugins/ngram_*.py qunzhu/plugins/static_vectors.py) \
                    $(shell find $(TRAINING_DATA) data/jieba data/vectors -type f 2>/dev/null)
 export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2

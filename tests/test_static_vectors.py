@@ -65,3 +65,12 @@ def test_features_with_vectors_survive_a_round_trip(table: StaticVectors) -> Non
     assert np.allclose(restored.transform(texts, words).toarray(), matrix.toarray())
     without = NgramFeatures.fit(texts, words, (1, 2), (1, 1), table, 0.0)
     assert without.vectors is None and without.width == len(without.vocabulary)
+
+
+def test_a_table_stored_twice_in_a_model_is_in_memory_once(table: StaticVectors) -> None:
+    first = StaticVectors.from_arrays(table.arrays())
+    again = StaticVectors.from_arrays({k: v.copy() for k, v in table.arrays().items()})
+    assert first is again and first is not None
+    other = {**table.arrays(), "vector_scales": table.scales * 2}
+    assert StaticVectors.from_arrays(other) is not first
+    assert StaticVectors.from_arrays({"idf": np.zeros(1)}) is None
