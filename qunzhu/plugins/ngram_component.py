@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from pathlib import Path
@@ -36,6 +37,12 @@ MODEL_DEFAULTS: dict[str, Any] = {
 MODEL_VERSION = "1"
 
 
+@functools.lru_cache(maxsize=4)
+def _content_digest(path: str, mtime_ns: int, size: int) -> str:
+    """A file's sha256, read once per version of it (both components ask at every training)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 class NgramComponent(GraphComponent, IntentClassifier):
     """A Rasa component around one NgramModel, stored in its resource as .npz and JSON."""
 
@@ -48,7 +55,8 @@ class NgramComponent(GraphComponent, IntentClassifier):
         path = config.get("vectors_path")
         if not path or not Path(path).is_file():
             return MODEL_VERSION
-        return f"{MODEL_VERSION}:{hashlib.sha256(Path(path).read_bytes()).hexdigest()}"
+        stat = Path(path).stat()
+        return f"{MODEL_VERSION}:{_content_digest(str(path), stat.st_mtime_ns, stat.st_size)}"
 
     def __init__(self, config: dict[str, Any], model_storage: ModelStorage,
                  resource: Resource, model: NgramModel | None = None) -> None:

@@ -99,8 +99,7 @@ class NgramResponseSelector(NgramComponent):
     def _load_extra(self, directory: Path) -> None:
         stored = read_json_file(directory / RESPONSES_FILE)
         self._responses = stored["responses"]
-        self._keys = stored.get("keys") or sorted(k.removeprefix("utter_")
-                                                  for k in self._responses)
+        self._keys = stored["keys"]
         self._retrieval_intents = stored["retrieval_intents"]
 
     def process(self, messages: list[Message]) -> list[Message]:

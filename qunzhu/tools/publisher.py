@@ -71,8 +71,9 @@ WARM_TEXTS = ("你好", "签到", "我的积分", "优惠券怎么用", "转人�
 DETERMINISTIC = {"TF_INTER_OP_PARALLELISM_THREADS": "1", "TF_INTRA_OP_PARALLELISM_THREADS": "1",
                  "TF_DETERMINISTIC_OPS": "1"}
 _EPOCHS = re.compile(r"Epochs:\s+(\d+)%")
-_COMPONENT_DONE = re.compile(r"(?:Finished training|Restored) component '")
-_MODEL_SAVED = re.compile(r"Your Rasa model is trained and saved")
+# A component trained (or restored from the cache), and the model saved, in Rasa's log
+_TRAINING_LINE = re.compile(r"(?P<done>(?:Finished training|Restored) component ')"
+                            r"|(?P<saved>Your Rasa model is trained and saved)")
 
 
 class Refused(Exception):
@@ -200,17 +201,15 @@ class TrainingProgress:
         self._partial = joined[cut:]
         offset = len(joined) - len(text)
         # the partial line held back has no newline, so every complete line here is new
-        events = [(m.start(), -1) for m in _COMPONENT_DONE.finditer(joined, 0, cut)]
-        events += [(m.start(), 100 * self.components)
-                   for m in _MODEL_SAVED.finditer(joined, 0, cut)]
-        events += [(offset + m.start(), int(m.group(1))) for m in _EPOCHS.finditer(text)]
+        events = [(m.start(), str(m.lastgroup), 0)
+                  for m in _TRAINING_LINE.finditer(joined, 0, cut)]
+        events += [(offset + m.start(), "bar", int(m.group(1))) for m in _EPOCHS.finditer(text)]
         if not events:
             return None
-        for _, bar in sorted(events):
-            if bar < 0:
-                self.done += 1
-                self.bar = 0
-            elif bar > 100:  # the model is saved: components that train nothing are done too
+        for _, kind, bar in sorted(events):
+            if kind == "done":
+                self.done, self.bar = self.done + 1, 0
+            elif kind == "saved":  # components that train nothing are done too
                 self.done, self.bar = self.components, 0
             else:
                 self.bar = bar
