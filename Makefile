@@ -12,8 +12,8 @@ PIP       := $(PY) -m pip
 RASA      := $(PY) -m qunzhu.tools.rasacli
 MODEL     := models/qunzhu.tar.gz
 TRAINING_DATA := data/nlu data/rules data/stories
-TRAINING_INPUTS := config.yml domain.yml qunzhu/textnorm.py $(wildcard qunzhu/plugins/nlu.py qunzhu/plugins/ngram_*.py qunzhu/plugins/static_vectors.py) \
-                   $(shell find $(TRAINING_DATA) data/jieba data/vectors -type f 2>/dev/null)
+TRAINING_INPUTS := config.yml domain.yml qunzhu/textnorm.py $(wildcard qunzhu/plugins/nlu.py qunzhu/plugins/ngram_*.py qunzhu/plugins/static_vectors.py qunzhu/plugins/small_encoder.py qunzhu/plugins/encoder_*.py) \
+                   $(shell find $(TRAINING_DATA) data/jieba data/vectors data/encoders -type f 2>/dev/null)
 export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 # Rasa's usage reports to its servers: off (no network at run time but WeCom's API)
@@ -103,7 +103,7 @@ lint: install-dev  ## ruff, mypy, and the layer contracts (import-linter)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
-bench-nlu: install-dev  ## NLU on project data and SMP2017, learning curve, out-of-scope fallback, vs Rasa's default (~45 min)
+bench-nlu: install-dev  ## NLU on project data and SMP2017, learning curve, out-of-scope fallback, vs Rasa's default (~60 min)
 	$(PY) -m bench.nlu
 
 bench-bridge: install-dev train  ## end-to-end turns vs stock Rasa, 30,000 group posts, callback ack latency

@@ -41,6 +41,7 @@ from bench.nlu_run import (
 
 PIPELINES = {
     "qunzhu": ROOT / "config.yml",
+    "ngram-2026-12": CONFIGS / "ngram-2026-12.yml",
     "diet-2026-11": CONFIGS / "diet-2026-11.yml",
     "rasa-default": CONFIGS / "rasa-default.yml",
 }
@@ -200,7 +201,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated: project, smp, curve, fallback")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--latency-rounds", type=int, default=3)
+    parser.add_argument("--pipelines", default=",".join(PIPELINES),
+                        help="comma-separated, of: " + ", ".join(PIPELINES)
+                        + " (qunzhu and the baseline are always run)")
     args = parser.parse_args(argv)
+    chosen = {"qunzhu", BASELINE, *(p.strip() for p in args.pipelines.split(","))}
+    for name in [n for n in PIPELINES if n not in chosen]:
+        del PIPELINES[name]
     from rasa.utils.log_utils import configure_structlog
 
     configure_structlog(logging.WARNING)

@@ -245,3 +245,15 @@ def test_the_training_cache_key_follows_the_vector_table(tmp_path: Path) -> None
     assert NgramIntentClassifier.fingerprint_addon(config) != first
     no_table = NgramResponseSelector.fingerprint_addon({})
     assert NgramIntentClassifier.fingerprint_addon({}) == no_table
+
+
+def test_a_message_the_ngrams_know_nothing_of_is_not_rescued_by_the_blend(
+        storage: LocalModelStorage) -> None:
+    resource = Resource("blend_unknown")
+    config = {**NgramIntentClassifier.get_default_config(), "previous_classifier_weight": 0.4}
+    component = NgramIntentClassifier.create(config, storage, resource, _context())
+    component.train(_messages(TRAINING))
+    [message] = _parsed("🫠🫠")
+    message.set("intent_ranking", [{"name": "draw", "confidence": 0.99}])
+    [parsed] = component.process([message])
+    assert parsed.get("intent")["confidence"] == pytest.approx(1 / 3)  # fallback, not a guess

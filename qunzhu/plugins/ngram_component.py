@@ -43,6 +43,15 @@ def _content_digest(path: str, mtime_ns: int, size: int) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def file_fingerprint(version: str, path: str | None) -> str:
+    """A component's code version and the content of the data file it reads: Rasa's training
+    cache looks only at the config and the data, and would restore a model of an older file."""
+    if not path or not Path(path).is_file():
+        return version
+    stat = Path(path).stat()
+    return f"{version}:{_content_digest(str(path), stat.st_mtime_ns, stat.st_size)}"
+
+
 class NgramComponent(GraphComponent, IntentClassifier):
     """A Rasa component around one NgramModel, stored in its resource as .npz and JSON."""
 
@@ -50,13 +59,8 @@ class NgramComponent(GraphComponent, IntentClassifier):
 
     @classmethod
     def fingerprint_addon(cls, config: dict[str, Any]) -> str | None:
-        """The code version and the vector table's content: Rasa's training cache looks only
-        at the config and the data, and would restore a model of an older table."""
-        path = config.get("vectors_path")
-        if not path or not Path(path).is_file():
-            return MODEL_VERSION
-        stat = Path(path).stat()
-        return f"{MODEL_VERSION}:{_content_digest(str(path), stat.st_mtime_ns, stat.st_size)}"
+        """The code version and the vector table's content."""
+        return file_fingerprint(MODEL_VERSION, config.get("vectors_path"))
 
     def __init__(self, config: dict[str, Any], model_storage: ModelStorage,
                  resource: Resource, model: NgramModel | None = None) -> None:

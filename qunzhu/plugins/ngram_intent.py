@@ -76,7 +76,8 @@ class NgramIntentClassifier(NgramComponent):
         weight = float(self._config["previous_classifier_weight"])
         earlier = {str(r.get(INTENT_NAME_KEY)): float(r.get(PREDICTED_CONFIDENCE_KEY) or 0.0)
                    for r in previous}
-        if weight <= 0 or not earlier:
-            return ours
+        values = list(ours.values())
+        if weight <= 0 or not earlier or max(values) - min(values) < 1e-9:
+            return ours  # nothing the n-grams know (an unseen emoji): fallback, not a guess
         return {label: (1 - weight) * p + weight * earlier.get(label, 0.0)
                 for label, p in ours.items()}

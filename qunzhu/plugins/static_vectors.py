@@ -9,8 +9,6 @@ characters) beside the mean of its characters' vectors, scaled to unit length.
 
 from __future__ import annotations
 
-import hashlib
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +17,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "data" / "vectors" / "e5-small-zh.npz"
+from qunzhu.plugins.shared_tables import restored_once
 
-# Tables restored in this process and still in use, by content: the intent classifier and the
-# FAQ selector each store the table in the model, and a Rasa process needs it in memory once.
-_RESTORED: weakref.WeakValueDictionary[str, StaticVectors] = weakref.WeakValueDictionary()
+DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "data" / "vectors" / "e5-small-zh.npz"
 
 
 @dataclass
@@ -83,14 +79,9 @@ class StaticVectors:
         """The table stored by arrays(), or None when the model has none."""
         if "vector_rows" not in arrays:
             return None
-        digest = hashlib.blake2b(digest_size=16)
-        for name in ("vector_words", "vector_rows", "vector_scales"):
-            digest.update(np.ascontiguousarray(arrays[name]).tobytes())
-        key = digest.hexdigest()
-        restored = _RESTORED.get(key)
-        if restored is None:
+        def build() -> StaticVectors:
             words = [str(w) for w in arrays["vector_words"]]
-            restored = cls({w: i for i, w in enumerate(words)}, arrays["vector_rows"],
-                           arrays["vector_scales"])
-            _RESTORED[key] = restored
-        return restored
+            return cls({w: i for i, w in enumerate(words)}, arrays["vector_rows"],
+                       arrays["vector_scales"])
+
+        return restored_once(arrays, ("vector_words", "vector_rows", "vector_scales"), build)
