@@ -41,7 +41,7 @@ from bench.nlu_run import (
 
 PIPELINES = {
     "qunzhu": ROOT / "config.yml",
-    "ngram-2026-12": CONFIGS / "ngram-2026-12.yml",
+    "encoder-voice": CONFIGS / "encoder-voice.yml",
     "diet-2026-11": CONFIGS / "diet-2026-11.yml",
     "rasa-default": CONFIGS / "rasa-default.yml",
 }

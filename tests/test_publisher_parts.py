@@ -38,7 +38,7 @@ def tqdm_bar(epochs: int = EPOCHS) -> str:
     return "".join(out) + "\n"
 
 
-COMPONENTS = 8  # config.yml: 6 pipeline components and 2 policies
+COMPONENTS = 7  # config.yml: 5 pipeline components and 2 policies
 
 
 def rasa_training_output() -> str:
