@@ -85,8 +85,9 @@ class Vocabulary:
 
     def embeddings(self, ids: Sequence[int]) -> NDArray[np.float32]:
         """The pretrained embedding of each id, as float32."""
-        picked: NDArray[np.float32] = (self.rows[list(ids)].astype(np.float32)
-                                       * self.scales[list(ids), None])
+        rows = list(ids)
+        picked: NDArray[np.float32] = (self.rows[rows].astype(np.float32)
+                                       * self.scales[rows, None])
         return picked
 
     def arrays(self) -> dict[str, Any]:
@@ -138,6 +139,13 @@ class EncoderWeights:
     heads: int
     eps: float
 
+    def __post_init__(self) -> None:
+        """Fuse each layer's q, k and v: one matrix product a message instead of three."""
+        for layer in self.layers:
+            layer["qkv.w"] = np.ascontiguousarray(
+                np.concatenate([layer["q.w"], layer["k.w"], layer["v.w"]], axis=1))
+            layer["qkv.b"] = np.concatenate([layer["q.b"], layer["k.b"], layer["v.b"]])
+
     @classmethod
     def from_arrays(cls, arrays: dict[str, Any]) -> EncoderWeights:
         """Read the export's (or a trained model's) arrays."""
@@ -180,10 +188,6 @@ class EncoderWeights:
             def split(value: NDArray[np.float32]) -> NDArray[np.float32]:
                 return value.reshape(length, self.heads, head).transpose(1, 0, 2)
 
-            if "qkv.w" not in layer:  # one matrix product instead of three
-                layer["qkv.w"] = np.ascontiguousarray(
-                    np.concatenate([layer["q.w"], layer["k.w"], layer["v.w"]], axis=1))
-                layer["qkv.b"] = np.concatenate([layer["q.b"], layer["k.b"], layer["v.b"]])
             q, k, v = (split(part) for part in np.split(project("qkv", x), 3, axis=1))
             attention = q @ k.transpose(0, 2, 1) / np.float32(math.sqrt(head))
             attention = np.exp(attention - attention.max(axis=-1, keepdims=True))

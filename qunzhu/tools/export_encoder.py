@@ -98,13 +98,12 @@ def read_source(path: Path) -> SourceModel:
                               unk=unk), pieces, scores, normalisation)
     for _ in range(r.take("i")):
         name = r.raw(r.take("H")).decode()
-        dtype, count = r.take("B"), r.take("I")
+        _dtype, count = r.take("B"), r.take("I")  # the size tells fp32 from Q4_0
         offset, nbytes = r.take("Q"), r.take("Q")
         if nbytes == 4 * count:
             source.tensors[name] = np.frombuffer(data, np.float32, count, offset).copy()
         else:
             source.tensors[name] = _dequantise(data, offset, nbytes)[:count]
-        del dtype
     return source
 
 
